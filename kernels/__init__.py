@@ -1,0 +1,41 @@
+"""rankbias.kernels: the compiled spectral core (Numba, CPU).
+
+Only numpy, numba and math are imported here: no torch, no I/O.  Every kernel
+takes C-contiguous float32 or float64 arrays with a leading batch axis, writes
+or returns arrays of the same dtype, and draws randomness only from a seed it
+is given.  Validation lives in ``rankbias.spectral``; kernels trust their input.
+"""
+
+from .eps_rank_cpu import eps_rank_batched, eps_rank_serial
+from .norms_cpu import frobenius, frobenius_batched
+from .random_cpu import fill_gaussian
+from .rank_cpu import (
+    effective_rank,
+    gd_rank,
+    numerical_rank,
+    rank_rel,
+    rank_tol,
+    stable_rank,
+    tail_k,
+)
+from .rsvd_cpu import rsvd_batched, rsvd_serial
+from .svdvals_cpu import svdvals_batched, svdvals_serial
+
+__all__ = [
+    "effective_rank",
+    "eps_rank_batched",
+    "eps_rank_serial",
+    "fill_gaussian",
+    "frobenius",
+    "frobenius_batched",
+    "gd_rank",
+    "numerical_rank",
+    "rank_rel",
+    "rank_tol",
+    "rsvd_batched",
+    "rsvd_serial",
+    "stable_rank",
+    "svdvals_batched",
+    "svdvals_serial",
+    "tail_k",
+]
