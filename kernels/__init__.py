@@ -11,6 +11,7 @@ from .norms_cpu import frobenius, frobenius_batched
 from .random_cpu import fill_gaussian
 from .rank_cpu import (
     effective_rank,
+    gd_omega,
     gd_rank,
     numerical_rank,
     rank_rel,
@@ -26,6 +27,7 @@ __all__ = [
     "eps_rank_batched",
     "eps_rank_serial",
     "fill_gaussian",
+    "gd_omega",
     "frobenius",
     "frobenius_batched",
     "gd_rank",

@@ -16,6 +16,8 @@ from rankbias.weights import WeightFileError, load_matrices
 
 app = typer.Typer(add_completion=False, help="Measure and benchmark the low-rank bias of neural networks.")
 console = Console()
+if not console.is_terminal:  # piped output: rich would fall back to 80 columns
+    console.width = max(console.width, 120)
 
 COLUMNS = ("rank_tol", "rank_rel", "stable_rank", "effective_rank", "gd_rank", "numerical_rank")
 

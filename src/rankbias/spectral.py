@@ -89,9 +89,15 @@ def rsvd(A, k: int, *, oversample: int = 10, power_iters: int = 2, seed: int | N
     return RSVD(batch.restore(U), batch.restore(s), batch.restore(Vt), batch.restore(fro))
 
 
-def _svdvals_and_fro(A, func: str):
-    """Exact singular values (batch, min(m, n)), Batch record, Frobenius norms."""
+def _svdvals_and_fro(A, func: str, backward_stable_f64: bool = False):
+    """Exact singular values (batch, min(m, n)), Batch record, Frobenius norms.
+
+    backward_stable_f64: for float64 input, take LAPACK gesdd (numpy) instead of
+    the Gram kernel, whose ~1e-8 sigma_1 resolution is coarser than tolerances
+    of order u_64 sigma_1."""
     arr, batch, fro = _validated(A, func)
+    if backward_stable_f64 and arr.dtype == np.float64:
+        return np.linalg.svd(arr, compute_uv=False), batch, fro
     s = np.empty((batch.size, min(batch.m, batch.n)), dtype=arr.dtype)
     parallel, limit = _parallel_over_batch(batch.size)
     with limit:
@@ -120,6 +126,13 @@ def ranks(A, measures=MEASURES, *, tol: float = 1e-3, eps: float = 1e-3, k: int 
     tol:      rank_tol threshold on sigma_i / ||W||_F (Galanti et al.: 1e-3)
     eps:      rank_rel threshold on sigma_i / sigma_1
     k:        tail_k's k, the best rank-k approximation's complement
+
+    The spectrum comes from ``svdvals``: exact zeros read as ~1e-8 sigma_1, so
+    measures that sum every sigma (effective_rank) carry ~1e-6 relative error
+    on exactly rank-deficient float64 matrices.  numerical_rank's tolerance
+    (sigma_1 max(m, n) eps, ~1e-14 sigma_1 in float64) is finer than that, so
+    when it is asked of float64 input the spectrum comes from LAPACK gesdd
+    (numpy), as numpy.linalg.matrix_rank's does.
     """
     if isinstance(measures, str):
         measures = (measures,)
@@ -132,7 +145,7 @@ def ranks(A, measures=MEASURES, *, tol: float = 1e-3, eps: float = 1e-3, k: int 
         )
     tol = check_tolerance(tol, "ranks", "tol")
     eps = check_tolerance(eps, "ranks", "eps")
-    s, batch, fro = _svdvals_and_fro(A, "ranks")
+    s, batch, fro = _svdvals_and_fro(A, "ranks", backward_stable_f64="numerical_rank" in measures)
     m, n = batch.m, batch.n
     k = check_int(k, "ranks", "k", 1, min(m, n), f" = min(m, n) for A of shape {(m, n)}")
     compute = {

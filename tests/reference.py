@@ -1,0 +1,61 @@
+"""Slow, obvious references for the tests: planted spectra and float64 LAPACK."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def haar(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
+    """(n, k) matrix with Haar-distributed orthonormal columns, float64."""
+    q, r = np.linalg.qr(rng.standard_normal((n, k)))
+    return q * np.sign(np.diag(r))
+
+
+def spectrum(kind: str, r: int, rng: np.random.Generator) -> np.ndarray:
+    """A descending spectrum of length r, normalized to sigma_1 = 1 (or all 0)."""
+    i = np.arange(1, r + 1)
+    if kind == "fast_decay":
+        s = np.exp(-0.25 * (i - 1))
+    elif kind == "mp_bulk":  # singular values of a square Gaussian matrix
+        s = np.linalg.svd(rng.standard_normal((r, r)), compute_uv=False)
+    elif kind == "heavy_tail":
+        s = i ** -0.6
+    elif kind == "spikes_noise":
+        s = np.concatenate([np.geomspace(10, 3, min(5, r)), 0.5 + 0.3 * rng.random(max(r - 5, 0))])
+    elif kind == "low_rank":
+        s = np.where(i <= max(r // 4, 1), 1.0 / i, 0.0)
+    elif kind == "rank_one":
+        s = (i == 1).astype(float)
+    elif kind == "zero":
+        return np.zeros(r)
+    else:
+        raise KeyError(kind)
+    s = np.sort(s)[::-1]
+    return s / s[0]
+
+
+SPECTRA = ("fast_decay", "mp_bulk", "heavy_tail", "spikes_noise", "low_rank", "rank_one", "zero")
+
+
+def planted(kind: str, batch: int, m: int, n: int, dtype=np.float64, seed: int = 0):
+    """(A (batch, m, n) of dtype, s (batch, min(m, n)) float64): A_i = U diag(s) V^T."""
+    rng = np.random.default_rng(seed)
+    r = min(m, n)
+    A = np.empty((batch, m, n))
+    S = np.empty((batch, r))
+    for b in range(batch):
+        S[b] = spectrum(kind, r, rng)
+        A[b] = (haar(rng, m, r) * S[b]) @ haar(rng, n, r).T
+    return A.astype(dtype), S
+
+
+def lapack_svdvals(A: np.ndarray) -> np.ndarray:
+    """float64 LAPACK (gesdd) singular values of A (..., m, n)."""
+    return np.linalg.svd(np.asarray(A, dtype=np.float64), compute_uv=False)
+
+
+def rel_err(approx: np.ndarray, exact: np.ndarray) -> np.ndarray:
+    """||approx - exact|| / ||exact|| over the last axis (0 where exact is 0)."""
+    num = np.linalg.norm(np.asarray(approx, dtype=np.float64) - exact, axis=-1)
+    den = np.linalg.norm(exact, axis=-1)
+    return np.where(den > 0, num / np.where(den > 0, den, 1), num)

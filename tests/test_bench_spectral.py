@@ -1,0 +1,74 @@
+"""Kernel speed against the libraries users would pick instead, side by side.
+
+    pytest --benchmark-only tests/test_bench_spectral.py
+
+Each group times rankbias and its peers on the same float32 matrices; the
+table's ratios compare them, and ``extra_info`` holds each one's accuracy
+against float64 LAPACK (top-k relative error for rSVD, max relative error over
+sigma_i >= 1e-4 sigma_1 for singular values).
+"""
+
+import functools
+
+import numpy as np
+import pytest
+import torch
+from sklearn.utils.extmath import randomized_svd
+from threadpoolctl import threadpool_limits
+
+import rankbias as rb
+from bench.cases import K, OVERSAMPLE, POWER_ITERS, RSVD_CASES, SVDVALS_CASES, exact_svdvals, max_rel_err_above, nn_like, topk_rel_err
+
+
+@functools.cache
+def _case(name: str):
+    A = nn_like(*{**RSVD_CASES, **SVDVALS_CASES}[name])
+    return A, exact_svdvals(A)
+
+
+def _sklearn_rsvd(A):
+    # one BLAS thread: numpy and scipy's two OpenBLAS pools fight on 2 cores otherwise
+    with threadpool_limits(1, user_api="blas"):
+        return np.stack([randomized_svd(a, K, n_oversamples=OVERSAMPLE, n_iter=POWER_ITERS, random_state=0)[1] for a in A])
+
+
+RSVD_PEERS = {
+    "rankbias": lambda A: rb.rsvd(A, K, oversample=OVERSAMPLE, power_iters=POWER_ITERS, seed=0).s,
+    "torch.svd_lowrank": lambda A: torch.svd_lowrank(torch.from_numpy(A), q=K + OVERSAMPLE, niter=POWER_ITERS)[1].numpy(),
+    "sklearn.randomized_svd": _sklearn_rsvd,
+}
+
+
+@pytest.mark.parametrize("peer", list(RSVD_PEERS))
+@pytest.mark.parametrize("case", list(RSVD_CASES))
+def test_rsvd(benchmark, case, peer):
+    if peer.startswith("sklearn") and case == "1x4096x4096":
+        pytest.skip("sklearn on one thread is ~10x behind at 4096: not informative")
+    A, exact = _case(case)
+    benchmark.group = f"rsvd {case} k={K} p={OVERSAMPLE} q={POWER_ITERS}"
+    s = benchmark(RSVD_PEERS[peer], A)
+    benchmark.extra_info["topk_rel_err"] = topk_rel_err(s, exact)
+
+
+SVDVALS_PEERS = {
+    "rankbias": rb.svdvals,
+    "torch.linalg.svdvals": lambda A: torch.linalg.svdvals(torch.from_numpy(A)).numpy(),
+    "numpy.linalg.svd": lambda A: np.linalg.svd(A, compute_uv=False),
+}
+
+
+@pytest.mark.parametrize("peer", list(SVDVALS_PEERS))
+@pytest.mark.parametrize("case", list(SVDVALS_CASES))
+def test_svdvals(benchmark, case, peer):
+    A, exact = _case(case)
+    benchmark.group = f"svdvals {case}"
+    s = benchmark(SVDVALS_PEERS[peer], A)
+    benchmark.extra_info["max_rel_err_above_1e-4"] = max_rel_err_above(s, exact)
+
+
+def test_ranks_of_an_mlp_batch(benchmark):
+    """All rank measures of 512 MLP layers (the metric step of a training run)."""
+    A, _ = _case("512x100x100")
+    benchmark.group = "ranks 512x100x100"
+    out = benchmark(rb.ranks, A)
+    assert set(out) == set(rb.MEASURES)
