@@ -26,23 +26,26 @@ from numba import njit
 
 
 @njit(cache=True)
-def rank_tol(s, fro, tol):
-    """#{i : sigma_i / ||W||_F > tol}.  s (batch, r), fro (batch,) -> (batch,)."""
+def _count_above(s, thresholds):
+    """#{i : s[b, i] > thresholds[b]} for every row b -> (batch,) float64.
+
+    Strict: with a zero threshold a zero matrix counts 0."""
     out = np.zeros(s.shape[0])
     for b in range(s.shape[0]):
-        if fro[b] > 0.0:
-            out[b] = np.sum(s[b] > tol * fro[b])
+        out[b] = np.sum(s[b] > thresholds[b])
     return out
+
+
+@njit(cache=True)
+def rank_tol(s, fro, tol):
+    """#{i : sigma_i / ||W||_F > tol}.  s (batch, r), fro (batch,) -> (batch,)."""
+    return _count_above(s, tol * fro)
 
 
 @njit(cache=True)
 def rank_rel(s, eps):
     """#{i : sigma_i > eps sigma_1}.  s (batch, r) -> (batch,)."""
-    out = np.zeros(s.shape[0])
-    for b in range(s.shape[0]):
-        if s[b, 0] > 0.0:
-            out[b] = np.sum(s[b] > eps * s[b, 0])
-    return out
+    return _count_above(s, eps * s[:, 0].astype(np.float64))
 
 
 @njit(cache=True)
@@ -101,19 +104,14 @@ def gd_rank(s, m, n):
 
     s (batch, min(m, n)), the full spectrum -> (batch,)."""
     omega = gd_omega(min(m, n) / max(m, n))
-    out = np.zeros(s.shape[0])
+    tau = np.empty(s.shape[0])
     for b in range(s.shape[0]):
-        tau = omega * np.median(s[b])
-        if s[b, 0] > 0.0:
-            out[b] = np.sum(s[b] > tau)
-    return out
+        tau[b] = omega * np.median(s[b])
+    return _count_above(s, tau)
 
 
 @njit(cache=True)
 def numerical_rank(s, m, n, eps):
     """#{i : sigma_i > sigma_1 max(m, n) eps}, numpy.linalg.matrix_rank's
     default; eps is the machine epsilon of the matrix's dtype.  -> (batch,)."""
-    out = np.zeros(s.shape[0])
-    for b in range(s.shape[0]):
-        out[b] = np.sum(s[b] > s[b, 0] * max(m, n) * eps)
-    return out
+    return _count_above(s, s[:, 0].astype(np.float64) * (max(m, n) * eps))
