@@ -15,7 +15,8 @@ K, OVERSAMPLE, POWER_ITERS = 32, 10, 2
 def nn_like(batch: int, m: int, n: int, seed: int = 0) -> np.ndarray:
     """(batch, m, n) float32: MP bulk + 8 spikes, C-contiguous."""
     rng = np.random.default_rng(seed)
-    A = rng.standard_normal((batch, m, n), dtype=np.float32) / np.sqrt(max(m, n))
+    A = rng.standard_normal((batch, m, n), dtype=np.float32)
+    A *= np.float32(1 / np.sqrt(max(m, n)))  # in place: stays float32 (a float64 scalar would promote)
     left = rng.standard_normal((batch, m, 8)) / np.sqrt(m)
     right = rng.standard_normal((batch, n, 8)) / np.sqrt(n)
     A += np.einsum("bmi,i,bni->bmn", left, np.geomspace(10, 2, 8), right).astype(np.float32)

@@ -8,7 +8,7 @@ is given.  Validation lives in ``rankbias.spectral``; kernels trust their input.
 
 from .eps_rank_cpu import eps_rank_batched, eps_rank_serial
 from .norms_cpu import frobenius, frobenius_batched
-from .random_cpu import fill_gaussian
+from .random_cpu import fill_gaussian, fill_gaussian_block
 from .rank_cpu import (
     effective_rank,
     gd_omega,
@@ -27,6 +27,7 @@ __all__ = [
     "eps_rank_batched",
     "eps_rank_serial",
     "fill_gaussian",
+    "fill_gaussian_block",
     "gd_omega",
     "frobenius",
     "frobenius_batched",

@@ -8,8 +8,8 @@ from numba import njit, prange
 def _row_sumsq(row):
     """sum_j row[j]^2 in float64 for a 1-d float32 or float64 row (SIMD order)."""
     acc = 0.0
-    for v in row:
-        x = np.float64(v)
+    for j in range(row.shape[0]):  # an index loop vectorizes; iterating the array does not
+        x = np.float64(row[j])
         acc += x * x
     return acc
 

@@ -91,3 +91,12 @@ def test_second_process_pays_no_compile(tmp_path):
     second_misses, second_hits = map(int, runs[1].stdout.split())
     assert first_misses > 0  # the empty cache really was empty
     assert second_misses == 0 and second_hits >= 6
+
+
+def test_benchmark_cases_are_float32_with_the_planted_spikes():
+    from bench.cases import nn_like
+
+    A = nn_like(2, 64, 48)
+    assert A.dtype == np.float32 and A.flags.c_contiguous
+    s = np.linalg.svd(A.astype(np.float64), compute_uv=False)
+    assert np.all(s[:, 0] > 5) and np.all(s[:, 9] < 2.5)  # spikes 10..2, then the bulk edge ~2

@@ -7,9 +7,11 @@ flattened batch, and returns results of the input's type with the input's
 leading dimensions.
 
 Threads: a batch at least as large as Numba's thread count runs one matrix per
-thread with BLAS held to one thread (threadpoolctl); a smaller batch runs one
-matrix at a time and lets BLAS use every core.  Nesting BLAS threads inside
-Numba's OpenMP threads would make OpenBLAS fall back to one thread.
+thread with BLAS held to one thread (threadpoolctl); a smaller batch runs
+everything serially and lets BLAS use every core.  The two never mix: BLAS
+threads nested in Numba's OpenMP threads make OpenBLAS fall back to one
+thread, and OpenBLAS workers still spinning after a call slow the next OpenMP
+region several-fold on a 2-core machine.
 """
 
 from __future__ import annotations
@@ -28,22 +30,38 @@ from rankbias.inputs import as_batch, check_finite, check_int, check_seed, check
 _controller: ThreadpoolController | None = None
 
 
-def _parallel_over_batch(batch: int):
-    """Context for a kernel call: (use the prange kernel?, BLAS thread limit)."""
+def _blas_limit(parallel: bool):
+    """Hold BLAS to one thread while a prange kernel runs one matrix per thread."""
     global _controller
-    if batch < numba.get_num_threads():
-        return False, contextlib.nullcontext()
+    if not parallel:
+        return contextlib.nullcontext()
     if _controller is None:
         _controller = ThreadpoolController()
-    return True, _controller.limit(limits=1, user_api="blas")
+    return _controller.limit(limits=1, user_api="blas")
 
 
 def _validated(A, func: str):
-    """(batch, m, n) array, its Batch record and its Frobenius norms (batch,)."""
+    """(batch, m, n) array, its Batch record, its Frobenius norms (batch,), and
+    whether the batch is large enough to run one matrix per Numba thread."""
     arr, batch = as_batch(A, func)
-    fro = kernels.frobenius_batched(arr)
+    parallel = batch.size >= numba.get_num_threads()
+    if parallel:
+        fro = kernels.frobenius_batched(arr)
+    else:
+        fro = np.array([kernels.frobenius(a) for a in arr])
     check_finite(fro, arr, func)
-    return arr, batch, fro
+    return arr, batch, fro, parallel
+
+
+def _sketch(batch: int, n: int, l: int, dtype, seed: int, parallel: bool) -> np.ndarray:
+    """Gaussian sketches (batch, n, l); matrix i's is stream i of ``seed`` either way."""
+    omega = np.empty((batch, n, l), dtype=dtype)
+    if parallel:
+        kernels.fill_gaussian(omega, seed)
+    else:
+        for i in range(batch):
+            kernels.fill_gaussian_block(omega[i], seed, i, 0)
+    return omega
 
 
 class RSVD(NamedTuple):
@@ -69,7 +87,7 @@ def rsvd(A, k: int, *, oversample: int = 10, power_iters: int = 2, seed: int | N
     (a Marchenko-Pastur bulk) power_iters=2 leaves ~1-5% relative error in the
     lower part of the top k.  Raise power_iters or oversample for more.
     """
-    arr, batch, fro = _validated(A, "rsvd")
+    arr, batch, fro, parallel = _validated(A, "rsvd")
     m, n = batch.m, batch.n
     r = min(m, n)
     k = check_int(k, "rsvd", "k", 1, r, f" = min(m, n) for A of shape {(m, n)}")
@@ -78,13 +96,11 @@ def rsvd(A, k: int, *, oversample: int = 10, power_iters: int = 2, seed: int | N
     seed = check_seed(seed, "rsvd")
     l = min(k + oversample, r)
     b = batch.size
-    omega = np.empty((b, n, l), dtype=arr.dtype)
-    kernels.fill_gaussian(omega, seed)
+    omega = _sketch(b, n, l, arr.dtype, seed, parallel)
     U = np.empty((b, m, k), dtype=arr.dtype)
     s = np.empty((b, k), dtype=arr.dtype)
     Vt = np.empty((b, k, n), dtype=arr.dtype)
-    parallel, limit = _parallel_over_batch(b)
-    with limit:
+    with _blas_limit(parallel):
         (kernels.rsvd_batched if parallel else kernels.rsvd_serial)(arr, omega, k, power_iters, U, s, Vt)
     return RSVD(batch.restore(U), batch.restore(s), batch.restore(Vt), batch.restore(fro))
 
@@ -95,12 +111,11 @@ def _svdvals_and_fro(A, func: str, backward_stable_f64: bool = False):
     backward_stable_f64: for float64 input, take LAPACK gesdd (numpy) instead of
     the Gram kernel, whose ~1e-8 sigma_1 resolution is coarser than tolerances
     of order u_64 sigma_1."""
-    arr, batch, fro = _validated(A, func)
+    arr, batch, fro, parallel = _validated(A, func)
     if backward_stable_f64 and arr.dtype == np.float64:
         return np.linalg.svd(arr, compute_uv=False), batch, fro
     s = np.empty((batch.size, min(batch.m, batch.n)), dtype=arr.dtype)
-    parallel, limit = _parallel_over_batch(batch.size)
-    with limit:
+    with _blas_limit(parallel):
         (kernels.svdvals_batched if parallel else kernels.svdvals_serial)(arr, s)
     return s, batch, fro
 
@@ -178,7 +193,7 @@ def eps_rank(A, eps: float = 1e-3, *, block: int = 10, power_iters: int = 2, see
     the count can miss values within a few percent of the threshold.  Cheaper
     than ``ranks`` only when the rank is far below min(m, n).
     """
-    arr, batch, _ = _validated(A, "eps_rank")
+    arr, batch, _, parallel = _validated(A, "eps_rank")
     eps = check_tolerance(eps, "eps_rank", "eps")
     block = check_int(block, "eps_rank", "block", 1, 10**6)
     power_iters = check_int(power_iters, "eps_rank", "power_iters", 0, 100)
@@ -187,8 +202,7 @@ def eps_rank(A, eps: float = 1e-3, *, block: int = 10, power_iters: int = 2, see
     rank = np.empty(b, dtype=np.int64)
     used = np.empty(b, dtype=np.int64)
     tail = np.empty(b, dtype=np.float64)
-    parallel, limit = _parallel_over_batch(b)
-    with limit:
+    with _blas_limit(parallel):
         (kernels.eps_rank_batched if parallel else kernels.eps_rank_serial)(
             arr, eps, block, power_iters, seed, rank, used, tail
         )
