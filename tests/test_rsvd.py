@@ -28,6 +28,11 @@ def test_factors_are_an_svd(kind, dtype, shape):
     proj = np.einsum("bmi,bmn,bin->bi", U.astype(np.float64), A.astype(np.float64), Vt.astype(np.float64))
     live = exact > 1e-3 * exact[..., :1]
     np.testing.assert_allclose(proj[live], s.astype(np.float64)[live], rtol=1e-3, atol=1e-5)
+    # Vt has orthonormal rows on the live directions (eig path and SVD fallback alike)
+    for b in range(A.shape[0]):
+        n_live = int(live[b].sum())
+        V = Vt[b, :n_live].astype(np.float64)
+        np.testing.assert_allclose(V @ V.T, np.eye(n_live), atol=1e-3 if dtype == np.float32 else 1e-8)
 
 
 @pytest.mark.parametrize("kind", ["fast_decay", "spikes_noise", "low_rank", "rank_one", "zero"])
