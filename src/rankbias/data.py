@@ -1,0 +1,157 @@
+"""Data sets for the experiment matrix: deterministic by seed, offline.
+
+Every generator returns a ``Dataset``: float32 inputs (N, d), targets, a
+train/test split, and the ``spec`` (a plain dict) that regenerates it exactly.
+Targets are int64 class labels (``task="classes"``), float32 +-1 labels for
+the logistic loss (``task="binary"``), or float32 vectors (``task="regression"``).
+Randomness comes from ``numpy.random.default_rng(seed)`` only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Inputs x (N, d) float32 and targets y, split into train and test."""
+
+    spec: dict
+    task: str  # "classes" | "binary" | "regression"
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    extras: dict = field(default_factory=dict)  # e.g. the subspace basis of a task
+
+    @property
+    def dim(self) -> int:
+        return self.x_train.shape[1]
+
+    @property
+    def outputs(self) -> int:
+        """Network output width the task needs."""
+        if self.task == "classes":
+            return int(self.spec.get("classes", int(self.y_train.max()) + 1))
+        if self.task == "binary":
+            return 1
+        return self.y_train.shape[1]
+
+
+def _split(spec: dict, task: str, x: np.ndarray, y: np.ndarray, test: int, rng, extras=None) -> Dataset:
+    """First ``len(x) - test`` of a seeded permutation train, the rest test."""
+    order = rng.permutation(len(x))
+    train, held = order[: len(x) - test], order[len(x) - test :]
+    ydtype = torch.int64 if task == "classes" else torch.float32
+
+    def t(a, dtype=torch.float32):
+        return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype)
+
+    return Dataset(spec, task, t(x[train]), t(y[train], ydtype), t(x[held]), t(y[held], ydtype), extras or {})
+
+
+def _unit_rows(a: np.ndarray) -> np.ndarray:
+    return a / np.linalg.norm(a, axis=1, keepdims=True)
+
+
+def gaussian_mixture(n: int, dim: int, classes: int, spread: float, seed: int, test: int = 0) -> Dataset:
+    """K-class Gaussian mixture: class means uniform on the unit sphere of R^d,
+    x = mu_y + (spread / sqrt(d)) z with z ~ N(0, I), so E||x - mu_y||^2 = spread^2
+    (``spread`` is the within-class RMS distance to the class mean).  Labels are
+    balanced: y_i = i mod K before shuffling.  n train + ``test`` test points."""
+    rng = np.random.default_rng(seed)
+    means = _unit_rows(rng.standard_normal((classes, dim)))
+    total = n + test
+    y = np.arange(total) % classes
+    x = means[y] + spread / np.sqrt(dim) * rng.standard_normal((total, dim))
+    spec = dict(kind="mixture", n=n, dim=dim, classes=classes, spread=spread, seed=seed, test=test)
+    return _split(spec, "classes", x, y, test, rng, {"means": means})
+
+
+def orthonormal_pair(dim: int, k: int, cosine: float, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Bases U_A, U_B (d, k) of two k-dim subspaces whose k principal cosines all
+    equal ``cosine``: U_B = cosine U_A + sqrt(1 - cosine^2) U_perp, U_perp
+    orthogonal to U_A.  Needs d >= 2k."""
+    q, _ = np.linalg.qr(rng.standard_normal((dim, 2 * k)))
+    ua, uperp = q[:, :k], q[:, k:]
+    return ua, cosine * ua + np.sqrt(1.0 - cosine**2) * uperp
+
+
+def subspace_tasks(n: int, dim: int, k: int, cosine: float, seed: int, test: int = 0) -> tuple[Dataset, Dataset]:
+    """Two binary tasks for model merging: task T's inputs x = U_T z, z ~ N(0, I_k),
+    lie in a k-dim subspace of R^d (principal cosine ``cosine`` between the two,
+    0 = orthogonal); labels y = sign(w_T . z) with a random unit teacher w_T."""
+    if not 0.0 <= cosine <= 1.0 or dim < 2 * k:
+        raise ValueError(
+            f"subspace_tasks needs 0 <= cosine <= 1 and dim >= 2k. Got cosine={cosine}, dim={dim}, k={k}. "
+            f"Pick a cosine in [0, 1] and dim of at least {2 * k}."
+        )
+    rng = np.random.default_rng(seed)
+    bases = orthonormal_pair(dim, k, cosine, rng)
+    tasks = []
+    for index, basis in enumerate(bases):
+        z = rng.standard_normal((n + test, k))
+        teacher = _unit_rows(rng.standard_normal((1, k)))[0]
+        y = np.where(z @ teacher >= 0, 1.0, -1.0)
+        spec = dict(kind="subspace_task", n=n, dim=dim, k=k, cosine=cosine, seed=seed, test=test, task=index)
+        tasks.append(_split(spec, "binary", z @ basis.T, y, test, rng, {"basis": basis}))
+    return tasks[0], tasks[1]
+
+
+def separable(n: int, dim: int, margin: float, seed: int, test: int = 0, constant_feature: bool = False) -> Dataset:
+    """Linearly separable binary data with margin >= ``margin`` along a unit teacher w:
+    x ~ N(0, I_d), y = sign(w . x), then x += y margin w.  ``constant_feature``
+    appends a coordinate equal to 1 (d + 1 inputs), which keeps some ReLU units
+    always active."""
+    rng = np.random.default_rng(seed)
+    w = _unit_rows(rng.standard_normal((1, dim)))[0]
+    x = rng.standard_normal((n + test, dim))
+    y = np.where(x @ w >= 0, 1.0, -1.0)
+    x += (y * margin)[:, None] * w
+    if constant_feature:
+        x = np.hstack([x, np.ones((len(x), 1))])
+    spec = dict(kind="separable", n=n, dim=dim, margin=margin, seed=seed, test=test, constant_feature=constant_feature)
+    return _split(spec, "binary", x, y, test, rng, {"teacher": w})
+
+
+def linear_teacher(n: int, dim: int, outputs: int, seed: int, noise: float = 0.0, test: int = 0) -> Dataset:
+    """Regression y = T x + noise e with x ~ N(0, I / d), a full-rank Gaussian
+    teacher T (outputs, d) with entries N(0, 1), e ~ N(0, I)."""
+    rng = np.random.default_rng(seed)
+    teacher = rng.standard_normal((outputs, dim))
+    x = rng.standard_normal((n + test, dim)) / np.sqrt(dim)
+    y = x @ teacher.T + noise * rng.standard_normal((n + test, outputs))
+    spec = dict(kind="linear_teacher", n=n, dim=dim, outputs=outputs, seed=seed, noise=noise, test=test)
+    return _split(spec, "regression", x, y, test, rng, {"teacher": teacher})
+
+
+def mnist1d(seed: int, n: int = 4000, test: int = 1000) -> Dataset:
+    """MNIST-1D (Greydanus 2020) from its procedural generator: 10 classes, 40
+    inputs, no download.  The package seeds numpy's global RNG; its state is
+    restored afterwards."""
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    args.num_samples, args.train_split, args.seed = n + test, n / (n + test), seed
+    state = np.random.get_state()
+    try:
+        made = make_dataset(args)
+    finally:
+        np.random.set_state(state)
+    x = np.concatenate([made["x"], made["x_test"]])
+    y = np.concatenate([made["y"], made["y_test"]])
+    spec = dict(kind="mnist1d", n=n, seed=seed, test=test, classes=10)
+    return _split(spec, "classes", x, y, test, np.random.default_rng(seed))
+
+
+def digits(seed: int, test: int = 297) -> Dataset:
+    """scikit-learn's 8x8 digits (1797 images shipped with the package, 10
+    classes), pixels scaled to [0, 1]; a seeded split."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    spec = dict(kind="digits", seed=seed, test=test, classes=10)
+    return _split(spec, "classes", bunch.data / 16.0, bunch.target, test, np.random.default_rng(seed))

@@ -1,0 +1,242 @@
+"""Training dynamics with weight decay: GD, SGD and gradient flow.
+
+Weight decay follows PyTorch: the update uses grad L + wd W (a paper's
+regularizer lambda ||W||_F^2 is wd = 2 lambda).  The horizon lr * wd * T
+(gradient flow: wd * t) is recorded with every run.
+
+- ``gd``:  full-batch steps  W <- W - lr (grad L(W) + wd W),  T = ``steps``.
+- ``sgd``: mini-batches of ``batch`` drawn without replacement, a fresh seeded
+  permutation each epoch (the last N mod B samples of an epoch are left out,
+  so every step sees exactly B); the budget is ``epochs`` (T = epochs floor(N/B))
+  or ``steps``, exactly one of them.
+- ``gf``:  the ODE d theta/dt = -(grad L(theta) + wd theta), integrated by
+  torchdiffeq's adaptive ``method`` (default dopri5) up to ``flow_time`` with
+  tolerances ``rtol``, ``atol``; the solver's evaluations are counted.
+
+Losses, averaged over the samples: ``ce`` (cross-entropy on logits, int
+labels), ``logistic`` (log(1 + exp(-y f)) with y = +-1), ``mse``
+(||f - y||^2 / 2).  A run whose loss turns non-finite stops and is reported as
+diverged with its step; the caller goes on.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torchdiffeq import odeint
+
+from rankbias.data import Dataset
+
+KINDS = ("gd", "sgd", "gf")
+LOSSES = ("ce", "logistic", "mse")
+
+
+@dataclass(frozen=True)
+class DynamicsSpec:
+    kind: str
+    loss: str
+    wd: float = 0.0
+    lr: float | None = None
+    steps: int | None = None
+    epochs: int | None = None
+    batch: int | None = None
+    flow_time: float | None = None
+    method: str = "dopri5"
+    rtol: float = 1e-6
+    atol: float = 1e-8
+    log_points: int = 20
+    seed: int = 0
+
+    def __post_init__(self):
+        p = []
+        if self.kind not in KINDS:
+            p.append(f"'kind' must be one of {list(KINDS)}; got {self.kind!r}")
+        if self.loss not in LOSSES:
+            p.append(f"'loss' must be one of {list(LOSSES)}; got {self.loss!r}")
+        if not (math.isfinite(self.wd) and self.wd >= 0):
+            p.append(f"'wd' must be a finite float >= 0; got {self.wd!r}")
+        if self.kind in ("gd", "sgd") and not (self.lr is not None and math.isfinite(self.lr) and self.lr > 0):
+            p.append(f"'lr' must be a finite float > 0 for {self.kind}; got {self.lr!r}")
+        if self.kind == "gd" and not (self.steps and self.steps > 0):
+            p.append(f"'steps' must be an int > 0 for gd; got {self.steps!r}")
+        if self.kind == "sgd":
+            if not (self.batch and self.batch > 0):
+                p.append(f"'batch' must be an int > 0 for sgd; got {self.batch!r}")
+            if (self.steps is None) == (self.epochs is None):
+                p.append(f"sgd needs exactly one of 'steps' and 'epochs'; got steps={self.steps}, epochs={self.epochs}")
+            elif (self.steps or self.epochs) <= 0:
+                p.append(f"sgd's budget must be > 0; got steps={self.steps}, epochs={self.epochs}")
+        if self.kind == "gf" and not (self.flow_time and self.flow_time > 0):
+            p.append(f"'flow_time' must be a float > 0 for gf; got {self.flow_time!r}")
+        if self.log_points < 2:
+            p.append(f"'log_points' must be >= 2; got {self.log_points}")
+        if p:
+            raise ValueError("Invalid DynamicsSpec: " + "; ".join(p) + ". Fix these fields of the dynamics spec.")
+
+
+@dataclass
+class RunResult:
+    """What a training run produced: status ("done" | "diverged"), how far it got,
+    its horizon, and one row per log point (step or flow time, losses, accuracies)."""
+
+    status: str
+    steps: int | float
+    horizon: float
+    log: list[dict] = field(default_factory=list)
+    diverged_at: int | float | None = None
+    solver: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def loss_value(name: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean loss of outputs out (N, k) against targets y; see the module docstring."""
+    if name == "ce":
+        return F.cross_entropy(out, y)
+    if name == "logistic":
+        return F.softplus(-y * out.squeeze(-1)).mean()
+    return 0.5 * ((out - y) ** 2).sum(-1).mean()
+
+
+def accuracy(task: str, out: torch.Tensor, y: torch.Tensor) -> float:
+    """Fraction correct (argmax for classes, sign for binary); NaN for regression."""
+    if task == "classes":
+        return float((out.argmax(-1) == y).float().mean())
+    if task == "binary":
+        return float((torch.sign(out.squeeze(-1)) == y).float().mean())
+    return float("nan")
+
+
+def log_steps(total: int, points: int) -> list[int]:
+    """Geometrically spaced log steps in [1, total], plus 0 and total, sorted, unique."""
+    grid = np.unique(np.round(np.geomspace(1, max(total, 1), points)).astype(int))
+    return sorted({0, total, *grid.tolist()})
+
+
+def _evaluate(net, data: Dataset, loss: str, at) -> dict:
+    with torch.no_grad():
+        out_train, out_test = net(data.x_train), net(data.x_test) if len(data.x_test) else None
+        row = {
+            "at": at,
+            "train_loss": float(loss_value(loss, out_train, data.y_train)),
+            "train_acc": accuracy(data.task, out_train, data.y_train),
+        }
+        if out_test is not None:
+            row["test_loss"] = float(loss_value(loss, out_test, data.y_test))
+            row["test_acc"] = accuracy(data.task, out_test, data.y_test)
+    return row
+
+
+def train(net: torch.nn.Module, data: Dataset, spec: DynamicsSpec, on_log: Callable | None = None) -> RunResult:
+    """Train ``net`` in place on ``data`` by ``spec``; call ``on_log(at, net)`` at
+    every log point (step for gd/sgd, flow time for gf) after recording losses."""
+    if spec.kind == "gf":
+        return _flow(net, data, spec, on_log)
+    n = len(data.x_train)
+    if spec.kind == "sgd" and spec.batch > n:
+        raise ValueError(
+            f"Invalid DynamicsSpec: 'batch' must be <= the {n} training samples; got {spec.batch}. "
+            f"Use a smaller batch or more data."
+        )
+    batch = n if spec.kind == "gd" else spec.batch
+    per_epoch = n // batch
+    total = spec.steps if spec.steps is not None else spec.epochs * per_epoch
+    params = [p for p in net.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=spec.lr, weight_decay=spec.wd)
+    gen = torch.Generator().manual_seed(spec.seed)
+    logs, result = set(log_steps(total, spec.log_points)), RunResult("done", 0, 0.0)
+    batches = batch_indices(n, batch, gen)
+    for step in range(total + 1):
+        if step in logs:
+            row = _evaluate(net, data, spec.loss, step)
+            if not math.isfinite(row["train_loss"]):
+                return _diverged(result, spec.lr * spec.wd, step)
+            result.log.append(row)
+            if on_log is not None:
+                on_log(step, net)
+        if step == total:
+            break
+        idx = slice(None) if batch == n else next(batches)
+        opt.zero_grad(set_to_none=True)
+        value = loss_value(spec.loss, net(data.x_train[idx]), data.y_train[idx])
+        if not torch.isfinite(value):
+            return _diverged(result, spec.lr * spec.wd, step)
+        value.backward()
+        opt.step()
+        result.steps = step + 1
+    result.horizon = spec.lr * spec.wd * total
+    return result
+
+
+def batch_indices(n: int, batch: int, generator: torch.Generator):
+    """Endless mini-batches (batch,) int64: each epoch a fresh permutation of range(n)
+    cut into floor(n / batch) batches; the remaining n mod batch are left out."""
+    while True:
+        order = torch.randperm(n, generator=generator)
+        for start in range(0, n - batch + 1, batch):
+            yield order[start : start + batch]
+
+
+def _diverged(result: RunResult, rate: float, at) -> RunResult:
+    result.status, result.diverged_at = "diverged", at
+    result.horizon = rate * at
+    return result
+
+
+class _Diverged(Exception):
+    pass
+
+
+def _flow(net, data: Dataset, spec: DynamicsSpec, on_log) -> RunResult:
+    """Gradient flow by an adaptive ODE solver over the flat parameter vector."""
+    params = [p for p in net.parameters() if p.requires_grad]
+    shapes = [p.shape for p in params]
+    sizes = [p.numel() for p in params]
+    net.double()  # integrate in float64: the solver's tolerances are finer than float32
+    theta0 = torch.cat([p.detach().reshape(-1) for p in params])
+    x, y = data.x_train.to(torch.float64), data.y_train if data.task == "classes" else data.y_train.to(torch.float64)
+    calls = {"nfe": 0}
+
+    def assign(theta):
+        for p, chunk, shape in zip(params, torch.split(theta, sizes), shapes):
+            p.data = chunk.view(shape)
+
+    def field(t, theta):
+        calls["nfe"] += 1
+        assign(theta)
+        with torch.enable_grad():
+            value = loss_value(spec.loss, net(x), y)
+            grads = torch.autograd.grad(value, params)
+        if not torch.isfinite(value):
+            raise _Diverged(float(t))
+        return -(torch.cat([g.reshape(-1) for g in grads]) + spec.wd * theta)
+
+    times = np.unique(np.concatenate([[0.0], np.geomspace(spec.flow_time / 1e3, spec.flow_time, spec.log_points - 1)]))
+    result = RunResult("done", spec.flow_time, spec.wd * spec.flow_time)
+    try:
+        path = odeint(field, theta0, torch.tensor(times), rtol=spec.rtol, atol=spec.atol, method=spec.method)
+    except _Diverged as err:
+        net.float()
+        return _diverged(result, spec.wd, err.args[0])
+    result.solver = {"method": spec.method, "rtol": spec.rtol, "atol": spec.atol, "nfe": calls["nfe"]}
+    for t, theta in zip(times, path):
+        assign(theta.clone())
+        net.double()
+        row = _evaluate(net, _as64(data), spec.loss, float(t))
+        result.log.append(row)
+        if on_log is not None:
+            on_log(float(t), net)
+    assign(path[-1].clone())
+    net.float()
+    return result
+
+
+def _as64(data: Dataset) -> Dataset:
+    cast = (lambda a: a.to(torch.float64)) if data.task != "classes" else (lambda a: a)
+    return Dataset(data.spec, data.task, data.x_train.double(), cast(data.y_train), data.x_test.double(), cast(data.y_test), data.extras)

@@ -1,0 +1,106 @@
+"""The networks of the experiment matrix: bias-free by default.
+
+One ``Net`` covers the four architectures of claims.md, set by a frozen
+``NetSpec``:
+
+- ``shallow_relu``: x -> W2 relu(W1 x); ``fixed_outer`` freezes W2 at init.
+- ``deep_linear``:  x -> W_L ... W_1 x.
+- ``deep_relu``:    ReLU after every layer but the last ``linear_layers``.
+- ``residual_relu``: as deep_relu, but a ReLU layer whose input and output
+  widths agree adds its input back: h <- h + relu(W h).
+
+Init: PyTorch's default for nn.Linear, W_ij ~ U(-b, b) with b = 1 / sqrt(fan_in)
+(kaiming_uniform with a = sqrt(5)), times ``init_scale``, drawn from a
+``torch.Generator`` seeded by the caller: no global RNG.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+ARCHS = ("shallow_relu", "deep_linear", "deep_relu", "residual_relu")
+
+
+@dataclass(frozen=True)
+class NetSpec:
+    """widths = (d_in, hidden..., d_out); linear_layers = how many final layers
+    have no ReLU after them (1: only the output layer; 2: "ends in 2 linear layers")."""
+
+    arch: str
+    widths: tuple[int, ...]
+    bias: bool = False
+    init_scale: float = 1.0
+    fixed_outer: bool = False
+    linear_layers: int = 1
+
+    def __post_init__(self):
+        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+        problems = []
+        if self.arch not in ARCHS:
+            problems.append(f"'arch' must be one of {list(ARCHS)}; got {self.arch!r}")
+        if len(self.widths) < 2 or min(self.widths) < 1:
+            problems.append(f"'widths' must list >= 2 positive ints (d_in, ..., d_out); got {self.widths}")
+        if self.arch == "shallow_relu" and len(self.widths) != 3:
+            problems.append(f"shallow_relu needs widths (d_in, m, d_out); got {self.widths}")
+        if self.fixed_outer and self.arch != "shallow_relu":
+            problems.append(f"'fixed_outer' applies to shallow_relu only; got arch {self.arch!r}")
+        if not 1 <= self.linear_layers <= max(len(self.widths) - 1, 1):
+            problems.append(f"'linear_layers' must be in [1, {len(self.widths) - 1}]; got {self.linear_layers}")
+        if not self.init_scale > 0:
+            problems.append(f"'init_scale' must be > 0; got {self.init_scale}")
+        if problems:
+            raise ValueError("Invalid NetSpec: " + "; ".join(problems) + ". Fix these fields of the net spec.")
+
+    @property
+    def depth(self) -> int:
+        return len(self.widths) - 1
+
+    def relu_after(self, i: int) -> bool:
+        """Whether layer i (0-based) is followed by a ReLU."""
+        if self.arch == "deep_linear":
+            return False
+        return i < self.depth - self.linear_layers
+
+
+class Net(nn.Module):
+    """A bias-free (by default) MLP of one of ``ARCHS``; see the module docstring."""
+
+    def __init__(self, spec: NetSpec, generator: torch.Generator):
+        super().__init__()
+        self.spec = spec
+        self.layers = nn.ModuleList(
+            nn.Linear(a, b, bias=spec.bias) for a, b in zip(spec.widths[:-1], spec.widths[1:])
+        )
+        with torch.no_grad():
+            for layer in self.layers:
+                bound = spec.init_scale / layer.in_features**0.5
+                layer.weight.copy_((2 * torch.rand(layer.weight.shape, generator=generator) - 1) * bound)
+                if layer.bias is not None:
+                    layer.bias.copy_((2 * torch.rand(layer.bias.shape, generator=generator) - 1) * bound)
+        if spec.fixed_outer:
+            self.layers[-1].requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (N, d_in) -> (N, d_out)."""
+        h = x
+        for i, layer in enumerate(self.layers):
+            z = layer(h)  # (N, widths[i + 1])
+            if not self.spec.relu_after(i):
+                h = z
+            elif self.spec.arch == "residual_relu" and layer.in_features == layer.out_features:
+                h = h + torch.relu(z)
+            else:
+                h = torch.relu(z)
+        return h
+
+    def weights(self) -> list[torch.Tensor]:
+        """Every layer's weight matrix (out, in), first layer first."""
+        return [layer.weight for layer in self.layers]
+
+
+def build(spec: NetSpec, seed: int) -> Net:
+    """A freshly initialized ``Net`` for ``spec``, deterministic in ``seed``."""
+    return Net(spec, torch.Generator().manual_seed(seed))
