@@ -79,6 +79,15 @@ class DynamicsSpec:
             raise ValueError("Invalid DynamicsSpec: " + "; ".join(p) + ". Fix these fields of the dynamics spec.")
 
 
+    def identity(self) -> dict:
+        """The fields this kind of dynamics uses (solver settings only for gf,
+        lr and budgets only for gd/sgd): what names a run."""
+        unused = {"gd": ("epochs", "batch", "flow_time", "method", "rtol", "atol"),
+                  "sgd": ("flow_time", "method", "rtol", "atol"),
+                  "gf": ("lr", "steps", "epochs", "batch")}[self.kind]
+        return {k: v for k, v in asdict(self).items() if k not in unused and v is not None}
+
+
 @dataclass
 class RunResult:
     """What a training run produced: status ("done" | "diverged"), how far it got,

@@ -1,0 +1,152 @@
+"""Run one training configuration end to end and record it.
+
+A ``RunConfig`` is data spec + ``NetSpec`` + ``DynamicsSpec`` + seed (the
+net's init and SGD's sampling; the data set has its own seed in its spec).
+Its canonical name lists every set field in sorted order, benchopt-style:
+``sgd[arch=deep_relu,batch=16,data=mixture,data.n=1000,...,lr=0.1,seed=0,wd=0.01,widths=32-100-10]``;
+the hash covers the same fields.  ``run_one`` trains, measures at every log
+point (``metrics.measure``), and returns a ``store.RunRecord``; a run that
+raises is recorded as failed with its error instead of propagating.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numba
+import numpy as np
+import torch
+
+from rankbias import __version__, data
+from rankbias.dynamics import DynamicsSpec, train
+from rankbias.metrics import measure
+from rankbias.nets import NetSpec, build
+from rankbias.store import RunRecord, Store
+
+DATASETS = {
+    "mixture": data.gaussian_mixture,
+    "separable": data.separable,
+    "linear_teacher": data.linear_teacher,
+    "mnist1d": data.mnist1d,
+    "digits": data.digits,
+}
+
+
+def make_data(spec: dict) -> data.Dataset:
+    """The data set a spec {"kind": ..., **generator kwargs} describes."""
+    kind, kwargs = spec["kind"], {k: v for k, v in spec.items() if k != "kind"}
+    if kind == "subspace_task":
+        task = kwargs.pop("task", 0)
+        return data.subspace_tasks(**kwargs)[task]
+    if kind not in DATASETS:
+        raise ValueError(
+            f"Invalid data spec: 'kind' must be one of {sorted([*DATASETS, 'subspace_task'])}; got {kind!r}. "
+            f"Pick one of those."
+        )
+    return DATASETS[kind](**kwargs)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    data: dict
+    net: NetSpec
+    dynamics: DynamicsSpec
+    seed: int = 0
+    extra: dict = field(default_factory=dict)  # reserved for scenario tags; part of the name
+
+    def flat(self) -> dict:
+        """Every set field, flat and JSON-ready: the run's identity."""
+        out = {f"data.{k}": v for k, v in self.data.items() if k != "kind"}
+        out["data"] = self.data["kind"]
+        net = asdict(self.net)
+        net["widths"] = "-".join(map(str, self.net.widths))
+        out.update(net)
+        out.update(self.dynamics.identity())
+        out["seed"] = self.seed
+        out.update(self.extra)
+        return {k: v for k, v in out.items() if v is not None}
+
+    def name(self) -> str:
+        flat = self.flat()
+        kind = flat.pop("kind")
+        return f"{kind}[" + ",".join(f"{k}={_fmt(v)}" for k, v in sorted(flat.items())) + "]"
+
+    def hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.flat(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _fmt(v) -> str:
+    return repr(v) if isinstance(v, float) else str(v)
+
+
+def provenance() -> dict:
+    """Versions, host and (if the package sits in a git checkout) its commit."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
+        ).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {
+        "rankbias": __version__,
+        "git_commit": commit,
+        "torch": torch.__version__,
+        "numba": numba.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "host": platform.node(),
+    }
+
+
+def _check_shapes(config: RunConfig, dataset: data.Dataset) -> None:
+    widths = config.net.widths
+    if widths[0] != dataset.dim or widths[-1] != dataset.outputs:
+        raise ValueError(
+            f"Invalid run: the net's widths must start at the data's input dim {dataset.dim} and end at its "
+            f"{dataset.outputs} outputs; got widths {'-'.join(map(str, widths))}. "
+            f"Use widths {dataset.dim},...,{dataset.outputs}."
+        )
+
+
+def run_one(config: RunConfig, store: Store | None = None) -> RunRecord:
+    """Train ``config``, measure at every log point, write one transaction to ``store``."""
+    started = time.time()
+    rec = RunRecord(config.name(), config.hash(), config.flat(), "failed", provenance(), started, started)
+    try:
+        dataset = make_data(config.data)
+        _check_shapes(config, dataset)
+        torch.manual_seed(config.seed)  # nothing should draw from it; pinned for safety
+        net = build(config.net, config.seed)
+        spec = config.dynamics
+
+        def on_log(at, model):
+            rows, spectra = measure(model, _like(dataset, model), spec.loss, spec.wd)
+            rec.metrics.extend((float(at), layer, name, value) for layer, name, value in rows)
+            rec.spectra.extend((float(at), layer, s) for layer, s in enumerate(spectra))
+
+        result = train(net, dataset, spec, on_log=on_log)
+        for row in result.log:
+            rec.metrics.extend((float(row["at"]), -1, k, float(v)) for k, v in row.items() if k != "at")
+        rec.status, rec.steps, rec.horizon = result.status, float(result.steps), float(result.horizon)
+        rec.diverged_at, rec.solver = result.diverged_at, result.solver
+    except Exception as err:  # recorded, not raised: a matrix goes on past a failed run
+        rec.status, rec.error = "failed", f"{type(err).__name__}: {err}"
+    rec.finished = time.time()
+    if store is not None:
+        store.write(rec)
+    return rec
+
+
+def _like(dataset: data.Dataset, net) -> data.Dataset:
+    """The data set in the net's dtype (gradient flow measures in float64)."""
+    dtype = next(net.parameters()).dtype
+    if dataset.x_train.dtype == dtype:
+        return dataset
+    y = dataset.y_train if dataset.task == "classes" else dataset.y_train.to(dtype)
+    return data.Dataset(dataset.spec, dataset.task, dataset.x_train.to(dtype), y, dataset.x_test, dataset.y_test)

@@ -1,0 +1,147 @@
+"""The run store: SQLite, the only code that touches disk.
+
+One file (default ``rankbias.sqlite`` in the working directory), WAL mode, one
+transaction per finished run, so an interrupted writer leaves whole runs or
+none.  Tables:
+
+- ``runs``:    name (canonical, primary key), hash, config JSON, status
+               ("done" | "diverged" | "failed"), error, diverged_at, steps,
+               horizon, solver JSON, provenance JSON, started, finished
+- ``metrics``: (run, step, layer, name, value); layer -1 = whole network
+- ``spectra``: (run, step, layer, sigma) with sigma a float32 blob
+- ``meta``:    schema version and the marker that this is a rankbias store
+
+Queries return pandas DataFrames.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+DEFAULT_PATH = "rankbias.sqlite"
+SCHEMA_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    name TEXT PRIMARY KEY, hash TEXT NOT NULL, config TEXT NOT NULL, status TEXT NOT NULL,
+    error TEXT, diverged_at REAL, steps REAL, horizon REAL, solver TEXT,
+    provenance TEXT NOT NULL, started REAL, finished REAL);
+CREATE TABLE IF NOT EXISTS metrics (
+    run TEXT NOT NULL, step REAL NOT NULL, layer INTEGER NOT NULL, name TEXT NOT NULL, value REAL,
+    PRIMARY KEY (run, step, layer, name));
+CREATE TABLE IF NOT EXISTS spectra (
+    run TEXT NOT NULL, step REAL NOT NULL, layer INTEGER NOT NULL, sigma BLOB NOT NULL,
+    PRIMARY KEY (run, step, layer));
+"""
+
+
+class StoreError(RuntimeError):
+    """A store file that is not a rankbias store, or of another schema version."""
+
+
+@dataclass
+class RunRecord:
+    """Everything one run writes, in one transaction."""
+
+    name: str
+    hash: str
+    config: dict
+    status: str
+    provenance: dict
+    started: float
+    finished: float
+    steps: float = 0.0
+    horizon: float = 0.0
+    error: str | None = None
+    diverged_at: float | None = None
+    solver: dict = field(default_factory=dict)
+    metrics: list[tuple] = field(default_factory=list)  # (step, layer, name, value)
+    spectra: list[tuple] = field(default_factory=list)  # (step, layer, sigma ndarray)
+
+
+class Store:
+    """A rankbias SQLite store at ``path`` (created if missing)."""
+
+    def __init__(self, path: str | Path = DEFAULT_PATH):
+        self.path = Path(path)
+        try:
+            self.db = sqlite3.connect(self.path)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        except sqlite3.DatabaseError as err:
+            raise StoreError(
+                f"store file {self.path} is not an SQLite database ({err}). "
+                f"Pass another --store path or move the file away."
+            ) from None
+        if tables and "meta" not in tables:
+            raise StoreError(
+                f"store file {self.path} is an SQLite database of another program (tables: "
+                f"{sorted(tables)}). Pass another --store path."
+            )
+        with self.db:
+            self.db.executescript(_SCHEMA)
+            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+        version = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()[0]
+        if version != SCHEMA_VERSION:
+            raise StoreError(
+                f"store file {self.path} has schema version {version}; this rankbias reads version "
+                f"{SCHEMA_VERSION}. Use a new --store path for this version."
+            )
+
+    def close(self) -> None:
+        self.db.close()
+
+    def status(self, name: str) -> str | None:
+        """The stored status of run ``name``, or None if it never finished."""
+        row = self.db.execute("SELECT status FROM runs WHERE name=?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def write(self, rec: RunRecord) -> None:
+        """Replace run ``rec.name`` and all its rows, atomically."""
+        with self.db:
+            for table, key in (("metrics", "run"), ("spectra", "run"), ("runs", "name")):
+                self.db.execute(f"DELETE FROM {table} WHERE {key}=?", (rec.name,))
+            self.db.execute(
+                "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (rec.name, rec.hash, json.dumps(rec.config, sort_keys=True), rec.status, rec.error,
+                 rec.diverged_at, rec.steps, rec.horizon, json.dumps(rec.solver, sort_keys=True),
+                 json.dumps(rec.provenance, sort_keys=True), rec.started, rec.finished),
+            )
+            self.db.executemany(
+                "INSERT INTO metrics VALUES (?,?,?,?,?)", [(rec.name, *row) for row in rec.metrics]
+            )
+            self.db.executemany(
+                "INSERT INTO spectra VALUES (?,?,?,?)",
+                [(rec.name, step, layer, np.asarray(s, dtype=np.float32).tobytes()) for step, layer, s in rec.spectra],
+            )
+
+    def runs(self) -> pd.DataFrame:
+        """One row per stored run; config, solver and provenance parsed from JSON."""
+        df = pd.read_sql_query("SELECT * FROM runs ORDER BY name", self.db)
+        for col in ("config", "solver", "provenance"):
+            df[col] = df[col].map(json.loads)
+        return df
+
+    def metrics(self, run: str | None = None, name: str | None = None) -> pd.DataFrame:
+        """Metric rows (run, step, layer, name, value), optionally of one run / metric."""
+        query, args = "SELECT * FROM metrics WHERE 1=1", []
+        for col, value in (("run", run), ("name", name)):
+            if value is not None:
+                query += f" AND {col}=?"
+                args.append(value)
+        return pd.read_sql_query(query + " ORDER BY run, step, layer, name", self.db, params=args)
+
+    def spectra(self, run: str) -> pd.DataFrame:
+        """(step, layer, sigma) of one run, sigma as float32 arrays."""
+        df = pd.read_sql_query(
+            "SELECT step, layer, sigma FROM spectra WHERE run=? ORDER BY step, layer", self.db, params=[run]
+        )
+        df["sigma"] = df["sigma"].map(lambda b: np.frombuffer(b, dtype=np.float32))
+        return df
