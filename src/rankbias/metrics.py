@@ -81,3 +81,42 @@ def measure(net, data, loss: str, wd: float) -> tuple[list[tuple], list[np.ndarr
         (-1, "grad_norm", gnorm),
     ]
     return rows, spectra
+
+
+class Tracker:
+    """Measures a run at each log point, remembering what the first one saw.
+
+    Adds to ``measure``'s rows, per layer k:
+    - ``nc1``, ``cdnv``, ``tcv`` of the features after layer k (class labels only);
+    - ``outside_span`` (layer 0): share of ||W_1||_F outside span(X_train);
+    - ``drift_diag``, ``drift_same``, ``drift_other`` (layer k, pair k, k+1):
+      max |D_k(t) - D_k(0)| over each entry class of ``geometry.invariance``,
+      relative to sigma_1(W_k(0))^2 + sigma_1(W_{k+1}(0))^2 (a bound on |D_k|'s
+      entries); the pair classes use the activation patterns at time t.
+    """
+
+    def __init__(self, loss: str, wd: float):
+        self.loss, self.wd = loss, wd
+        self.d0: list[torch.Tensor] | None = None
+        self.scale: list[float] = []
+
+    def __call__(self, net, data) -> tuple[list[tuple], list[np.ndarray]]:
+        from rankbias import geometry
+
+        rows, spectra = measure(net, data, self.loss, self.wd)
+        weights = [w.detach() for w in net.weights()]
+        with torch.no_grad():
+            feats = geometry.features(net, data.x_train)
+            pres = geometry.preactivations(net, data.x_train)
+        if data.task == "classes":
+            for k, h in enumerate(feats[:-1]):
+                rows += [(k, name, v) for name, v in geometry.collapse(h, data.y_train, data.outputs).items()]
+        rows.append((0, "outside_span", geometry.outside_span(weights[0], data.x_train)))
+        d_now = [geometry.invariance(a, b) for a, b in zip(weights[:-1], weights[1:])]
+        if self.d0 is None:
+            self.d0 = d_now
+            self.scale = [float(spectra[k][0] ** 2 + spectra[k + 1][0] ** 2) or 1.0 for k in range(len(d_now))]
+        for k, (d0, d1) in enumerate(zip(self.d0, d_now)):
+            classes = geometry.activation_classes(pres[k], net.spec.relu_after(k))
+            rows += [(k, name, v) for name, v in geometry.drift_by_class(d0, d1, classes, self.scale[k]).items()]
+        return rows, spectra

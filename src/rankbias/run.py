@@ -25,7 +25,7 @@ import torch
 
 from rankbias import __version__, data
 from rankbias.dynamics import DynamicsSpec, train
-from rankbias.metrics import measure
+from rankbias.metrics import Tracker
 from rankbias.nets import NetSpec, build
 from rankbias.store import RunRecord, Store
 
@@ -124,9 +124,10 @@ def run_one(config: RunConfig, store: Store | None = None) -> RunRecord:
         torch.manual_seed(config.seed)  # nothing should draw from it; pinned for safety
         net = build(config.net, config.seed)
         spec = config.dynamics
+        tracker = Tracker(spec.loss, spec.wd)
 
         def on_log(at, model):
-            rows, spectra = measure(model, _like(dataset, model), spec.loss, spec.wd)
+            rows, spectra = tracker(model, _like(dataset, model))
             rec.metrics.extend((float(at), layer, name, value) for layer, name, value in rows)
             rec.spectra.extend((float(at), layer, s) for layer, s in enumerate(spectra))
 
