@@ -40,3 +40,47 @@ def max_rel_err_above(s, exact, floor: float = 1e-4) -> float:
     s = np.asarray(s, dtype=np.float64)
     live = exact >= floor * exact[..., :1]
     return float((np.abs(s - exact)[live] / exact[live]).max())
+
+
+# --- training workloads (experiment engine) ---------------------------------
+
+ENGINE_WIDTHS = (32, 100, 100, 100, 10)
+ENGINE_MEMBERS, ENGINE_BATCH = 64, 16
+ENGINE_WDS = (0.0, 1e-3, 3e-3, 1e-2, 2e-2, 3e-2, 5e-2, 1e-1)
+
+
+def engine_data():
+    from rankbias.data import gaussian_mixture
+
+    return gaussian_mixture(1000, 32, 10, 1.0, seed=0)
+
+
+def engine_members(steps: int):
+    """64 SGD runs (8 seeds x 8 weight decays), lr 0.1, B = 16."""
+    from rankbias.dynamics import DynamicsSpec
+
+    return [DynamicsSpec("sgd", "ce", lr=0.1, wd=wd, batch=ENGINE_BATCH, steps=steps, seed=s, log_points=2)
+            for s in range(8) for wd in ENGINE_WDS]
+
+
+def plain_loop(data, members) -> None:
+    """What a researcher writes without rankbias: one nn.Sequential and optimizer per run."""
+    import torch
+    from torch import nn
+
+    n = len(data.x_train)
+    for spec in members:
+        torch.manual_seed(spec.seed)
+        layers = []
+        for i, (a, b) in enumerate(zip(ENGINE_WIDTHS[:-1], ENGINE_WIDTHS[1:])):
+            layers += [nn.Linear(a, b, bias=False)] + ([nn.ReLU()] if i < len(ENGINE_WIDTHS) - 2 else [])
+        model = nn.Sequential(*layers)
+        opt = torch.optim.SGD(model.parameters(), lr=spec.lr, weight_decay=spec.wd)
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(spec.seed))
+        usable = n - n % spec.batch
+        for step in range(spec.steps):
+            start = (step * spec.batch) % usable
+            idx = order[start : start + spec.batch]
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(data.x_train[idx]), data.y_train[idx]).backward()
+            opt.step()

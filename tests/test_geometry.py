@@ -26,13 +26,15 @@ def test_collapse_on_hand_built_features():
 def test_outside_span_of_inputs_in_a_subspace():
     task, _ = subspace_tasks(200, 32, 8, 0.0, seed=0)
     basis = torch.as_tensor(task.extras["basis"])  # (32, 8)
+    span = G.span_basis(task.x_train)
+    assert span.shape == (8, 32)  # the inputs span exactly their 8-dim subspace
     inside = torch.randn(5, 8, dtype=torch.float64) @ basis.T
-    assert G.outside_span(inside, task.x_train) < 1e-6
+    assert G.outside_span(inside, span) < 1e-6
     outside = torch.randn(5, 32, dtype=torch.float64)
     outside -= (outside @ basis) @ basis.T
-    assert G.outside_span(outside, task.x_train) == pytest.approx(1.0, abs=1e-6)
+    assert G.outside_span(outside, span) == pytest.approx(1.0, abs=1e-6)
     mix = inside / inside.norm() + outside / outside.norm()
-    assert G.outside_span(mix, task.x_train) == pytest.approx(2**-0.5, rel=1e-5)
+    assert G.outside_span(mix, span) == pytest.approx(2**-0.5, rel=1e-5)
 
 
 def test_activation_classes_and_drift():
@@ -70,3 +72,20 @@ def test_features_match_the_forward_pass_and_merging_sums_weights():
     for p, a, b in zip(summed.parameters(), net.parameters(), other.parameters()):
         torch.testing.assert_close(p, a + b)
     assert np.isfinite(float(summed(x).sum().detach()))
+
+
+def test_collapse_matches_the_definitions_on_random_features():
+    g = torch.Generator().manual_seed(0)
+    h = torch.randn(300, 12, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 5, (300,), generator=g)
+    mu = torch.stack([h[y == c].mean(0) for c in range(5)])
+    centered = h - mu[y]
+    sigma_w = centered.T @ centered / 300
+    between = mu - mu.mean(0)
+    nc1 = float(torch.trace(sigma_w @ torch.linalg.pinv(between.T @ between / 5))) / 5
+    var = torch.stack([(centered[y == c] ** 2).sum(1).mean() for c in range(5)])
+    cdnv = np.mean([float((var[a] + var[b]) / (2 * ((mu[a] - mu[b]) ** 2).sum())) for a in range(5) for b in range(5) if a != b])
+    got = G.collapse(h, y, 7)  # classes 5 and 6 have no samples: skipped
+    assert got["nc1"] == pytest.approx(nc1, rel=1e-9)
+    assert got["cdnv"] == pytest.approx(cdnv, rel=1e-9)
+    assert got["tcv"] == pytest.approx(float((centered**2).sum(1).mean()), rel=1e-12)

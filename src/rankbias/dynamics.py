@@ -104,13 +104,18 @@ class RunResult:
         return asdict(self)
 
 
+def loss_per_sample(name: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Loss of each sample: outputs out (..., k), targets y (...) or (..., k) -> (...)."""
+    if name == "ce":
+        return F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1), reduction="none").view(y.shape)
+    if name == "logistic":
+        return F.softplus(-y * out.squeeze(-1))
+    return 0.5 * ((out - y) ** 2).sum(-1)
+
+
 def loss_value(name: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean loss of outputs out (N, k) against targets y; see the module docstring."""
-    if name == "ce":
-        return F.cross_entropy(out, y)
-    if name == "logistic":
-        return F.softplus(-y * out.squeeze(-1)).mean()
-    return 0.5 * ((out - y) ** 2).sum(-1).mean()
+    return loss_per_sample(name, out, y).mean()
 
 
 def accuracy(task: str, out: torch.Tensor, y: torch.Tensor) -> float:

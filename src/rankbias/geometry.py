@@ -2,7 +2,7 @@
 
 Small pure functions over tensors, each with its shapes and reference:
 
-- ``features(net, x)``: every layer's output h_k (N, n_k) after its activation.
+- ``trace(net, x)``: every layer's pre-activation and output h_k (N, n_k).
 - ``collapse(h, y, classes)``: within-class variability of features
   (Papyan, Han & Donoho 2020, "Prevalence of neural collapse", PNAS: NC1;
   Galanti, Gyorgy & Hutter 2022: CDNV; Zangrando et al. 2024: TCV).
@@ -21,9 +21,10 @@ import copy
 import torch
 
 
-def features(net, x: torch.Tensor) -> list[torch.Tensor]:
-    """Each layer's output after its activation (residual sum included): (N, n_k)."""
-    out, h = [], x
+def trace(net, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """One forward pass: each layer's pre-activation W_k h_{k-1} and its output h_k
+    after the activation (residual sum included), both (N, n_k)."""
+    pre, post, h = [], [], x
     for i, layer in enumerate(net.layers):
         z = layer(h)
         if not net.spec.relu_after(i):
@@ -32,14 +33,14 @@ def features(net, x: torch.Tensor) -> list[torch.Tensor]:
             h = h + torch.relu(z)
         else:
             h = torch.relu(z)
-        out.append(h)
-    return out
+        pre.append(z)
+        post.append(h)
+    return pre, post
 
 
-def preactivations(net, x: torch.Tensor) -> list[torch.Tensor]:
-    """Each layer's pre-activation W_k h_{k-1}: (N, n_k)."""
-    hs = [x, *features(net, x)[:-1]]
-    return [layer(h) for layer, h in zip(net.layers, hs)]
+def features(net, x: torch.Tensor) -> list[torch.Tensor]:
+    """Each layer's output after its activation: (N, n_k)."""
+    return trace(net, x)[1]
 
 
 def collapse(h: torch.Tensor, y: torch.Tensor, classes: int) -> dict[str, float]:
@@ -49,32 +50,42 @@ def collapse(h: torch.Tensor, y: torch.Tensor, classes: int) -> dict[str, float]
     NC1  = tr(Sigma_W Sigma_B^+) / K                              (Papyan et al. 2020)
     CDNV = mean_{c != c'} (V_c + V_c') / (2 ||mu_c - mu_c'||^2),   V_c = E_{i in c} ||h_i - mu_c||^2
     Sigma_W is the within-class covariance, Sigma_B the covariance of the class
-    means around the global mean; classes without samples are skipped."""
+    means around the global mean; classes without samples are skipped.
+    Sigma_B^+ comes from the thin SVD of the (K, n) between-class matrix, with
+    torch.linalg.pinv's default cutoff (s > s_max max(K, n) eps)."""
     h = h.double()
-    present = [c for c in range(classes) if bool((y == c).any())]
-    mu = torch.stack([h[y == c].mean(0) for c in present])  # (K, n)
-    centered = h - mu[torch.searchsorted(torch.tensor(present), y)]
-    tcv = float((centered**2).sum(1).mean())
-    sigma_w = centered.T @ centered / len(h)
-    between = mu - mu.mean(0)
-    sigma_b = between.T @ between / len(present)
-    nc1 = float(torch.trace(sigma_w @ torch.linalg.pinv(sigma_b))) / len(present)
-    var = torch.stack([(centered[y == c] ** 2).sum(1).mean() for c in present])
-    ratios = [
-        float((var[a] + var[b]) / (2 * ((mu[a] - mu[b]) ** 2).sum()))
-        for a in range(len(present))
-        for b in range(len(present))
-        if a != b
-    ]
-    return {"tcv": tcv, "nc1": nc1, "cdnv": sum(ratios) / len(ratios) if ratios else float("nan")}
+    onehot = torch.nn.functional.one_hot(y, classes).double()  # (N, K)
+    counts = onehot.sum(0)
+    onehot = onehot[:, counts > 0]
+    counts = counts[counts > 0]
+    k = len(counts)
+    mu = (onehot.T @ h) / counts[:, None]  # (K, n) class means
+    centered = h - onehot @ mu  # (N, n)
+    sq = (centered**2).sum(1)  # (N,)
+    tcv = float(sq.mean())
+    var = (onehot.T @ sq) / counts  # (K,) V_c
+    between = (mu - mu.mean(0)) / k**0.5  # Sigma_B = between^T between
+    _, sv, vt = torch.linalg.svd(between, full_matrices=False)
+    keep = sv > sv.max() * max(between.shape) * torch.finfo(torch.float64).eps
+    proj = centered @ vt[keep].T  # (N, r): centered features along Sigma_B's range
+    nc1 = float(((proj**2).sum(0) / len(h) / sv[keep] ** 2).sum()) / k
+    dist2 = torch.cdist(mu, mu) ** 2  # (K, K)
+    off = ~torch.eye(k, dtype=torch.bool)
+    cdnv = float(((var[:, None] + var[None, :]) / (2 * dist2))[off].mean()) if k > 1 else float("nan")
+    return {"tcv": tcv, "nc1": nc1, "cdnv": cdnv}
 
 
-def outside_span(w1: torch.Tensor, x: torch.Tensor, rtol: float = 1e-6) -> float:
-    """||W_1 (I - P)||_F / ||W_1||_F, P the projector onto span of the rows of x (N, d);
-    the span's rank counts singular values of x above rtol * sigma_1."""
-    w1, x = w1.double(), x.double()
-    _, s, vt = torch.linalg.svd(x, full_matrices=False)
-    basis = vt[s > rtol * s[0]]  # (r, d)
+def span_basis(x: torch.Tensor, rtol: float = 1e-6) -> torch.Tensor:
+    """Orthonormal rows (r, d) spanning the rows of x (N, d), float64; the rank r
+    counts singular values above rtol * sigma_1."""
+    _, s, vt = torch.linalg.svd(x.double(), full_matrices=False)
+    return vt[s > rtol * s[0]]
+
+
+def outside_span(w1: torch.Tensor, basis: torch.Tensor) -> float:
+    """||W_1 (I - P)||_F / ||W_1||_F, P the projector onto the rows of ``basis``
+    (from ``span_basis`` of the training inputs)."""
+    w1 = w1.double()
     outside = w1 - (w1 @ basis.T) @ basis
     norm = float(w1.norm())
     return float(outside.norm()) / norm if norm > 0 else 0.0

@@ -99,6 +99,7 @@ class Tracker:
         self.loss, self.wd = loss, wd
         self.d0: list[torch.Tensor] | None = None
         self.scale: list[float] = []
+        self.span = None  # basis of span(X_train), computed once
 
     def __call__(self, net, data) -> tuple[list[tuple], list[np.ndarray]]:
         from rankbias import geometry
@@ -106,12 +107,13 @@ class Tracker:
         rows, spectra = measure(net, data, self.loss, self.wd)
         weights = [w.detach() for w in net.weights()]
         with torch.no_grad():
-            feats = geometry.features(net, data.x_train)
-            pres = geometry.preactivations(net, data.x_train)
+            pres, feats = geometry.trace(net, data.x_train)
         if data.task == "classes":
             for k, h in enumerate(feats[:-1]):
                 rows += [(k, name, v) for name, v in geometry.collapse(h, data.y_train, data.outputs).items()]
-        rows.append((0, "outside_span", geometry.outside_span(weights[0], data.x_train)))
+        if self.span is None:
+            self.span = geometry.span_basis(data.x_train)
+        rows.append((0, "outside_span", geometry.outside_span(weights[0], self.span)))
         d_now = [geometry.invariance(a, b) for a, b in zip(weights[:-1], weights[1:])]
         if self.d0 is None:
             self.d0 = d_now

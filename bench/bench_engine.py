@@ -1,0 +1,48 @@
+"""asv suites of the experiment engine: ensemble throughput against a plain
+per-run loop, and the cost of metrics at the default cadence."""
+
+from rankbias.dynamics import DynamicsSpec, train
+from rankbias.ensemble import train_ensemble
+from rankbias.metrics import Tracker
+from rankbias.nets import NetSpec, build
+
+from .cases import ENGINE_WIDTHS, engine_data, engine_members, plain_loop
+
+STEPS = 200
+
+
+class EnsembleSuite:
+    """64 SGD runs x 200 steps of MLP 32-100-100-100-10, B = 16."""
+
+    timeout = 600
+    number = 1
+    repeat = (1, 3, 120.0)
+
+    def setup(self):
+        self.data, self.members = engine_data(), engine_members(STEPS)
+
+    def time_ensemble(self):
+        train_ensemble(NetSpec("deep_relu", ENGINE_WIDTHS), self.data, self.members)
+
+    def time_plain_loop(self):
+        plain_loop(self.data, self.members)
+
+
+class MetricsSuite:
+    """One 2500-step SGD run with and without every metric at 20 log points."""
+
+    timeout = 300
+    number = 1
+    repeat = (1, 3, 60.0)
+
+    def setup(self):
+        self.data = engine_data()
+        self.spec = DynamicsSpec("sgd", "ce", lr=0.1, wd=1e-2, batch=4, epochs=10)
+
+    def time_train(self):
+        train(build(NetSpec("deep_relu", ENGINE_WIDTHS), 0), self.data, self.spec)
+
+    def time_train_with_metrics(self):
+        tracker = Tracker(self.spec.loss, self.spec.wd)
+        train(build(NetSpec("deep_relu", ENGINE_WIDTHS), 0), self.data, self.spec,
+              on_log=lambda at, net: tracker(net, self.data))

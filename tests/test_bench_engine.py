@@ -1,0 +1,47 @@
+"""Training throughput: an ensemble against a plain per-run loop, and the cost of metrics.
+
+    pytest --benchmark-only tests/test_bench_engine.py
+
+Both groups do the same work per round; the table's ratios are the speed-ups.
+"""
+
+from bench.cases import ENGINE_MEMBERS, ENGINE_WIDTHS, engine_data, engine_members, plain_loop
+from rankbias.dynamics import DynamicsSpec, train
+from rankbias.ensemble import train_ensemble
+from rankbias.metrics import Tracker
+from rankbias.nets import NetSpec, build
+
+STEPS = 500  # runs of the claims take 2k-20k steps; 500 amortizes set-up as they do
+DATA = engine_data()
+SPECS = engine_members(STEPS)
+GROUP = f"train {ENGINE_MEMBERS} runs x {STEPS} SGD steps, MLP {'-'.join(map(str, ENGINE_WIDTHS))}, B=16"
+
+
+def test_plain_per_run_loop(benchmark):
+    benchmark.group = GROUP
+    benchmark.pedantic(plain_loop, args=(DATA, SPECS), rounds=3, iterations=1)
+
+
+def test_ensemble(benchmark):
+    benchmark.group = GROUP
+    results = benchmark.pedantic(lambda: train_ensemble(NetSpec("deep_relu", ENGINE_WIDTHS), DATA, SPECS), rounds=3, iterations=1)
+    assert all(r.status == "done" for r in results)
+
+
+# galanti.wd's run length (claims.md): 40 epochs at B=4 on N=1000, 10k steps, 20 log points
+LONG = DynamicsSpec("sgd", "ce", lr=0.1, wd=1e-2, batch=4, epochs=40)
+
+
+def test_training_without_metrics(benchmark):
+    benchmark.group = "one run, 10k SGD steps (B=4), default 20 log points"
+    benchmark.pedantic(lambda: train(build(NetSpec("deep_relu", ENGINE_WIDTHS), 0), DATA, LONG), rounds=3, iterations=1)
+
+
+def test_training_with_all_metrics(benchmark):
+    benchmark.group = "one run, 10k SGD steps (B=4), default 20 log points"
+
+    def run():
+        tracker = Tracker(LONG.loss, LONG.wd)
+        train(build(NetSpec("deep_relu", ENGINE_WIDTHS), 0), DATA, LONG, on_log=lambda at, net: tracker(net, DATA))
+
+    benchmark.pedantic(run, rounds=3, iterations=1)

@@ -1,0 +1,73 @@
+"""An ensemble member follows its solo run; divergence stays with its member."""
+
+import pytest
+import torch
+
+from rankbias import data as D
+from rankbias.dynamics import DynamicsSpec, train
+from rankbias.ensemble import train_ensemble
+from rankbias.nets import NetSpec, build
+
+DATA = D.gaussian_mixture(200, 8, 3, 0.5, seed=0, test=40)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        NetSpec("deep_relu", (8, 16, 16, 3)),
+        NetSpec("residual_relu", (8, 12, 12, 12, 3), linear_layers=2),
+        NetSpec("deep_relu", (8, 16, 3), bias=True),
+    ],
+)
+def test_each_member_matches_its_solo_run(spec):
+    members = [DynamicsSpec("sgd", "ce", lr=lr, wd=wd, batch=8, steps=150, seed=seed, log_points=6)
+               for lr, wd, seed in ((0.1, 0.0, 0), (0.05, 0.02, 1), (0.2, 0.1, 2), (0.1, 0.5, 3))]
+    nets = {}
+    results = train_ensemble(spec, DATA, members, on_log=lambda r, at, net: nets.__setitem__(r, net))
+    for r, member in enumerate(members):
+        solo_net = build(spec, member.seed)
+        solo = train(solo_net, DATA, member)
+        assert results[r].status == solo.status == "done" and results[r].steps == solo.steps == 150
+        assert results[r].horizon == pytest.approx(solo.horizon)
+        assert [row["at"] for row in results[r].log] == [row["at"] for row in solo.log]
+        for a, b in zip(results[r].log, solo.log):
+            assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4, abs=1e-6)
+        for wa, wb in zip(nets[r].weights(), solo_net.weights()):  # the last log point is the end
+            torch.testing.assert_close(wa, wb, rtol=1e-4, atol=1e-5)
+
+
+def test_gd_members_match_and_the_outer_layer_can_be_fixed():
+    a, _ = D.subspace_tasks(60, 16, 4, 0.0, seed=1)
+    spec = NetSpec("shallow_relu", (16, 32, 1), fixed_outer=True)
+    members = [DynamicsSpec("gd", "logistic", lr=0.5, wd=wd, steps=80, seed=s) for s, wd in ((0, 0.0), (1, 1e-2))]
+    nets = {}
+    train_ensemble(spec, a, members, on_log=lambda r, at, net: nets.__setitem__(r, net))
+    for r, member in enumerate(members):
+        solo = build(spec, member.seed)
+        train(solo, a, member)
+        torch.testing.assert_close(nets[r].weights()[0], solo.weights()[0], rtol=1e-4, atol=1e-5)
+        assert torch.equal(nets[r].weights()[1], build(spec, member.seed).weights()[1])  # never trained
+
+
+def test_a_diverging_member_is_frozen_and_the_others_go_on():
+    spec = NetSpec("deep_relu", (8, 32, 32, 3))
+    members = [DynamicsSpec("gd", "ce", lr=lr, wd=0.01, steps=60, seed=0) for lr in (0.1, 1e5, 0.2)]
+    results = train_ensemble(spec, DATA, members)
+    assert [r.status for r in results] == ["done", "diverged", "done"]
+    assert 0 < results[1].diverged_at < 60 and results[1].steps == results[1].diverged_at
+    solo = train(build(spec, 0), DATA, members[2])
+    assert results[2].log[-1]["train_loss"] == pytest.approx(solo.log[-1]["train_loss"], rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    "members,match",
+    [
+        ([DynamicsSpec("sgd", "ce", lr=0.1, batch=8, steps=5), DynamicsSpec("sgd", "ce", lr=0.1, batch=16, steps=5)],
+         r"members must share 'batch'; got \['16', '8'\]"),
+        ([DynamicsSpec("gf", "ce", flow_time=1.0)], r"'kind' must be gd or sgd; got 'gf'"),
+        ([DynamicsSpec("sgd", "ce", lr=0.1, batch=512, steps=5)], r"'batch' must be <= the 200 training samples"),
+    ],
+)
+def test_ensemble_errors(members, match):
+    with pytest.raises(ValueError, match=match):
+        train_ensemble(NetSpec("deep_relu", (8, 16, 3)), DATA, members)
