@@ -114,3 +114,24 @@ def test_cli_train_bad_flags_exit_2_with_the_rule(tmp_path, args, message):
     result = CliRunner().invoke(app, ["train", *args, "--store", str(tmp_path / "s.sqlite")])
     assert result.exit_code == 2, result.output
     assert message in " ".join(result.output.split())
+
+
+def test_run_many_trains_ensembles_and_stores_what_run_one_would(tmp_path):
+    from rankbias.run import ensemble_key, run_many
+
+    configs = [RunConfig(MIXTURE, NetSpec("deep_relu", (8, 16, 16, 3)),
+                         DynamicsSpec("sgd", "ce", lr=lr, wd=wd, batch=8, steps=60, log_points=5), seed=s)
+               for lr, wd, s in ((0.1, 0.0, 0), (0.05, 0.01, 1), (0.2, 0.03, 2))]
+    gf = RunConfig(dict(kind="separable", n=40, dim=6, margin=0.2, seed=0), NetSpec("deep_linear", (6, 5, 1)),
+                   DynamicsSpec("gf", "logistic", flow_time=2.0, log_points=3))
+    assert len({ensemble_key(c) for c in configs}) == 1 and ensemble_key(gf) is None
+    done = []
+    many = Store(tmp_path / "many.sqlite")
+    records = run_many([*configs, gf], many, on_done=done.append)
+    assert [r.status for r in records] == ["done"] * 4 and len(done) == 4
+    one = Store(tmp_path / "one.sqlite")
+    for config in configs:
+        run_one(config, one)
+        a, b = many.metrics(config.name()), one.metrics(config.name())
+        assert len(a) == len(b) and list(a.name) == list(b.name)
+        np.testing.assert_allclose(a.value.to_numpy(), b.value.to_numpy(), rtol=2e-3, atol=1e-5)

@@ -2,6 +2,8 @@
 
 A ``RunConfig`` is data spec + ``NetSpec`` + ``DynamicsSpec`` + seed (the
 net's init and SGD's sampling; the data set has its own seed in its spec).
+``run_many`` trains configs that differ only in lr, wd and seed as one
+ensemble (``ensemble.train_ensemble``) and stores each run as ``run_one`` would.
 Its canonical name lists every set field in sorted order, benchopt-style:
 ``sgd[arch=deep_relu,batch=16,data=mixture,data.n=1000,...,lr=0.1,seed=0,wd=0.01,widths=32-100-10]``;
 the hash covers the same fields.  ``run_one`` trains, measures at every log
@@ -16,8 +18,9 @@ import json
 import platform
 import subprocess
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Callable
 
 import numba
 import numpy as np
@@ -59,6 +62,10 @@ class RunConfig:
     dynamics: DynamicsSpec
     seed: int = 0
     extra: dict = field(default_factory=dict)  # reserved for scenario tags; part of the name
+
+    def __post_init__(self):
+        # one seed per run: the net's init and SGD's sampling both use it
+        object.__setattr__(self, "dynamics", replace(self.dynamics, seed=self.seed))
 
     def flat(self) -> dict:
         """Every set field, flat and JSON-ready: the run's identity."""
@@ -142,6 +149,66 @@ def run_one(config: RunConfig, store: Store | None = None) -> RunRecord:
     if store is not None:
         store.write(rec)
     return rec
+
+
+def ensemble_key(config: RunConfig) -> str | None:
+    """Configs with the same key can train as one ensemble: everything but lr, wd
+    and seed agrees.  None for gradient flow, which runs alone."""
+    if config.dynamics.kind == "gf":
+        return None
+    flat = {k: v for k, v in config.flat().items() if k not in ("lr", "wd", "seed")}
+    return json.dumps(flat, sort_keys=True)
+
+
+def run_many(configs: list[RunConfig], store: Store | None = None, on_done: Callable | None = None) -> list[RunRecord]:
+    """Run every config, as ensembles where they share an ``ensemble_key``.
+
+    Each run is measured like ``run_one`` and written to ``store`` in its own
+    transaction as soon as its group finishes; ``on_done(record)`` is called
+    per run (progress).  Returns the records in the order of ``configs``."""
+    from rankbias.ensemble import train_ensemble
+
+    groups: dict = {}
+    for i, config in enumerate(configs):
+        key = ensemble_key(config)
+        groups.setdefault(key if key is not None else f"solo-{i}", []).append(i)
+    records: dict[int, RunRecord] = {}
+    for members in groups.values():
+        if len(members) == 1:
+            records[members[0]] = run_one(configs[members[0]], store)
+            if on_done is not None:
+                on_done(records[members[0]])
+            continue
+        group = [configs[i] for i in members]
+        started = time.time()
+        recs = [RunRecord(c.name(), c.hash(), c.flat(), "failed", provenance(), started, started) for c in group]
+        try:
+            dataset = make_data(group[0].data)
+            _check_shapes(group[0], dataset)
+            trackers = [Tracker(c.dynamics.loss, c.dynamics.wd) for c in group]
+
+            def on_log(r, at, model):
+                rows, spectra = trackers[r](model, dataset)
+                recs[r].metrics.extend((float(at), layer, name, value) for layer, name, value in rows)
+                recs[r].spectra.extend((float(at), layer, s) for layer, s in enumerate(spectra))
+
+            results = train_ensemble(group[0].net, dataset, [c.dynamics for c in group], on_log=on_log)
+            for rec, result in zip(recs, results):
+                for row in result.log:
+                    rec.metrics.extend((float(row["at"]), -1, k, float(v)) for k, v in row.items() if k != "at")
+                rec.status, rec.steps, rec.horizon = result.status, float(result.steps), float(result.horizon)
+                rec.diverged_at = result.diverged_at
+        except Exception as err:  # the whole group failed: each of its runs says why
+            for rec in recs:
+                rec.status, rec.error = "failed", f"{type(err).__name__}: {err}"
+        for i, rec in zip(members, recs):
+            rec.finished = time.time()
+            if store is not None:
+                store.write(rec)
+            if on_done is not None:
+                on_done(rec)
+            records[i] = rec
+    return [records[i] for i in range(len(configs))]
 
 
 def _like(dataset: data.Dataset, net) -> data.Dataset:
