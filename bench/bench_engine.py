@@ -3,6 +3,7 @@ per-run loop, and the cost of metrics at the default cadence."""
 
 from rankbias.dynamics import DynamicsSpec, train
 from rankbias.ensemble import train_ensemble
+from rankbias.geometry import stacked
 from rankbias.metrics import Tracker
 from rankbias.nets import NetSpec, build
 
@@ -43,6 +44,6 @@ class MetricsSuite:
         train(build(NetSpec("deep_relu", ENGINE_WIDTHS), 0), self.data, self.spec)
 
     def time_train_with_metrics(self):
-        tracker = Tracker(self.spec.loss, self.spec.wd)
-        train(build(NetSpec("deep_relu", ENGINE_WIDTHS), 0), self.data, self.spec,
-              on_log=lambda at, net: tracker(net, self.data))
+        net_spec = NetSpec("deep_relu", ENGINE_WIDTHS)
+        tracker = Tracker(net_spec, self.spec.loss, self.spec.wd)
+        train(build(net_spec, 0), self.data, self.spec, on_log=lambda at, net: tracker(*stacked(net), self.data))

@@ -8,6 +8,7 @@ Both groups do the same work per round; the table's ratios are the speed-ups.
 from bench.cases import ENGINE_MEMBERS, ENGINE_WIDTHS, engine_data, engine_members, plain_loop
 from rankbias.dynamics import DynamicsSpec, train
 from rankbias.ensemble import train_ensemble
+from rankbias.geometry import stacked
 from rankbias.metrics import Tracker
 from rankbias.nets import NetSpec, build
 
@@ -41,7 +42,8 @@ def test_training_with_all_metrics(benchmark):
     benchmark.group = "one run, 10k SGD steps (B=4), default 20 log points"
 
     def run():
-        tracker = Tracker(LONG.loss, LONG.wd)
-        train(build(NetSpec("deep_relu", ENGINE_WIDTHS), 0), DATA, LONG, on_log=lambda at, net: tracker(net, DATA))
+        spec = NetSpec("deep_relu", ENGINE_WIDTHS)
+        tracker = Tracker(spec, LONG.loss, LONG.wd)
+        train(build(spec, 0), DATA, LONG, on_log=lambda at, net: tracker(*stacked(net), DATA))
 
     benchmark.pedantic(run, rounds=3, iterations=1)

@@ -23,7 +23,7 @@ def test_each_member_matches_its_solo_run(spec):
     members = [DynamicsSpec("sgd", "ce", lr=lr, wd=wd, batch=8, steps=150, seed=seed, log_points=6)
                for lr, wd, seed in ((0.1, 0.0, 0), (0.05, 0.02, 1), (0.2, 0.1, 2), (0.1, 0.5, 3))]
     nets = {}
-    results = train_ensemble(spec, DATA, members, on_log=lambda r, at, net: nets.__setitem__(r, net))
+    results = train_ensemble(spec, DATA, members, on_log=lambda at, ens, alive: nets.update({r: ens.member(r) for r in alive}))
     for r, member in enumerate(members):
         solo_net = build(spec, member.seed)
         solo = train(solo_net, DATA, member)
@@ -41,7 +41,7 @@ def test_gd_members_match_and_the_outer_layer_can_be_fixed():
     spec = NetSpec("shallow_relu", (16, 32, 1), fixed_outer=True)
     members = [DynamicsSpec("gd", "logistic", lr=0.5, wd=wd, steps=80, seed=s) for s, wd in ((0, 0.0), (1, 1e-2))]
     nets = {}
-    train_ensemble(spec, a, members, on_log=lambda r, at, net: nets.__setitem__(r, net))
+    train_ensemble(spec, a, members, on_log=lambda at, ens, alive: nets.update({r: ens.member(r) for r in alive}))
     for r, member in enumerate(members):
         solo = build(spec, member.seed)
         train(solo, a, member)

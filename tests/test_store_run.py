@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 
 from rankbias.cli import app
 from rankbias.dynamics import DynamicsSpec
-from rankbias.metrics import measure
+from rankbias.geometry import stacked
+from rankbias.metrics import Tracker
 from rankbias.nets import NetSpec, build
 from rankbias.run import RunConfig, make_data, run_one
 from rankbias.store import Store, StoreError
@@ -75,7 +76,7 @@ def test_metrics_on_a_hand_built_net():
         net.layers[0].weight.copy_(torch.diag(torch.tensor([3.0, 2.0, 1.0, 0.0])))
         net.layers[1].weight.copy_(2 * torch.eye(4))
     data = make_data(dict(kind="linear_teacher", n=50, dim=4, outputs=4, seed=0))
-    rows, spectra = measure(net, data, "mse", wd=0.1)
+    rows, spectra = Tracker(net.spec, "mse", 0.1)(*stacked(net), data)[0]
     got = {(layer, name): value for layer, name, value in rows}
     np.testing.assert_allclose(spectra[0], [3, 2, 1, 0], atol=1e-6)
     assert got[(0, "rank_tol")] == 3 and got[(1, "rank_tol")] == 4

@@ -111,6 +111,12 @@ class Ensemble:
                     self.scale[k] = torch.where(small, 1.0, self.scale[k])
         return losses.detach()
 
+    def effective(self) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
+        """Every member's weights W = s V^T, [(R, n_k, n_{k-1})], and biases."""
+        with torch.no_grad():
+            weights = [(v * s).transpose(1, 2).contiguous() for v, s in zip(self.V, self.scale)]
+        return weights, self.bias
+
     def member(self, r: int) -> Net:
         """Member r as a standalone ``Net`` (a copy of its current weights)."""
         net = copy.deepcopy(self._template)
@@ -143,7 +149,8 @@ def train_ensemble(
     """Train one member per ``DynamicsSpec`` (seed, lr, wd its own) at once.
 
     Returns one ``RunResult`` per member, as ``dynamics.train`` would; calls
-    ``on_log(r, at, net_r)`` with a standalone copy of member r at each log point."""
+    ``on_log(at, ensemble, alive)`` at each log point, ``alive`` the indices of
+    the members still training (``Ensemble.effective`` gives all their weights)."""
     _check(members)
     first = members[0]
     n = len(data.x_train)
@@ -173,8 +180,8 @@ def train_ensemble(
                     _freeze(results[r], alive, r, members[r], step, lr)
                     continue
                 results[r].log.append({"at": step, **row})
-                if on_log is not None:
-                    on_log(r, step, ens.member(r))
+            if on_log is not None and bool(alive.any()):
+                on_log(step, ens, torch.nonzero(alive).flatten().tolist())
         if step == total or not bool(alive.any()):
             break
         if batch == n:

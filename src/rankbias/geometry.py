@@ -1,16 +1,19 @@
-"""Feature and weight geometry: collapse statistics, data span, invariances, merging.
+"""Feature and weight geometry of R networks at once: collapse, data span,
+invariances, merging.
 
-Small pure functions over tensors, each with its shapes and reference:
+Every function takes stacked tensors with a leading member axis R (a single
+network is R = 1), so an ensemble is measured in one batched pass:
 
-- ``trace(net, x)``: every layer's pre-activation and output h_k (N, n_k).
+- ``trace(spec, weights, biases, x)``: each layer's pre-activation and output,
+  (R, N, n_k), for weights [(R, n_k, n_{k-1})].
 - ``collapse(h, y, classes)``: within-class variability of features
   (Papyan, Han & Donoho 2020, "Prevalence of neural collapse", PNAS: NC1;
   Galanti, Gyorgy & Hutter 2022: CDNV; Zangrando et al. 2024: TCV).
-- ``outside_span(W1, x)``: share of ||W_1||_F outside span of the training inputs
-  (Kuzborskij & Abbasi Yadkori 2025: -> 0 at a stationary point with wd > 0).
-- ``invariance(W_k, W_k1, active)``: D_k = W_{k+1}^T W_{k+1} - W_k W_k^T and the
-  entry classes Le & Jegelka 2022 distinguish (diagonal; pairs of neurons with
-  the same activation pattern on all inputs; other pairs).
+- ``outside_span(W1, basis)``: share of ||W_1||_F outside span of the training
+  inputs (Kuzborskij & Abbasi Yadkori 2025: -> 0 at a stationary point, wd > 0).
+- ``invariance(W_k, W_k1)`` and ``activation_classes``: D_k = W_{k+1}^T W_{k+1}
+  - W_k W_k^T and the entry classes Le & Jegelka 2022 distinguish (diagonal;
+  pairs of neurons with the same activation pattern on all inputs; other pairs).
 - ``merged(net_a, net_b)``: the net whose weights are W_A + W_B.
 """
 
@@ -21,15 +24,17 @@ import copy
 import torch
 
 
-def trace(net, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """One forward pass: each layer's pre-activation W_k h_{k-1} and its output h_k
-    after the activation (residual sum included), both (N, n_k)."""
+def trace(spec, weights: list[torch.Tensor], biases, x: torch.Tensor):
+    """Pre-activations z_k and outputs h_k (after the activation, residual sum
+    included), both lists of (R, N, n_k), for x (R, N, d_in)."""
     pre, post, h = [], [], x
-    for i, layer in enumerate(net.layers):
-        z = layer(h)
-        if not net.spec.relu_after(i):
+    for k, w in enumerate(weights):
+        z = torch.bmm(h, w.transpose(1, 2))  # (R, N, n_k)
+        if biases is not None:
+            z = z + biases[k][:, None, :]
+        if not spec.relu_after(k):
             h = z
-        elif net.spec.arch == "residual_relu" and layer.in_features == layer.out_features:
+        elif spec.arch == "residual_relu" and w.shape[1] == w.shape[2]:
             h = h + torch.relu(z)
         else:
             h = torch.relu(z)
@@ -38,40 +43,47 @@ def trace(net, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]
     return pre, post
 
 
-def features(net, x: torch.Tensor) -> list[torch.Tensor]:
-    """Each layer's output after its activation: (N, n_k)."""
-    return trace(net, x)[1]
+def stacked(net) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
+    """A single net's weights (and biases) as R = 1 stacks."""
+    weights = [layer.weight.detach()[None] for layer in net.layers]
+    biases = [layer.bias.detach()[None] for layer in net.layers] if net.spec.bias else None
+    return weights, biases
 
 
-def collapse(h: torch.Tensor, y: torch.Tensor, classes: int) -> dict[str, float]:
-    """NC1, CDNV and TCV of features h (N, n) with int labels y (N,).
+def collapse(h: torch.Tensor, y: torch.Tensor, classes: int) -> dict[str, torch.Tensor]:
+    """NC1, CDNV and TCV of features h (R, N, n) with int labels y (N,) -> each (R,).
 
-    TCV  = (1/N) sum_i ||h_i - mu_{y_i}||^2                        (total within-class variability)
+    TCV  = (1/N) sum_i ||h_i - mu_{y_i}||^2 = tr(Sigma_W)           (total within-class variability)
     NC1  = tr(Sigma_W Sigma_B^+) / K                              (Papyan et al. 2020)
     CDNV = mean_{c != c'} (V_c + V_c') / (2 ||mu_c - mu_c'||^2),   V_c = E_{i in c} ||h_i - mu_c||^2
-    Sigma_W is the within-class covariance, Sigma_B the covariance of the class
-    means around the global mean; classes without samples are skipped.
-    Sigma_B^+ comes from the thin SVD of the (K, n) between-class matrix, with
-    torch.linalg.pinv's default cutoff (s > s_max max(K, n) eps)."""
-    h = h.double()
-    onehot = torch.nn.functional.one_hot(y, classes).double()  # (N, K)
+    Sigma_W = H^T H / N - sum_c (N_c / N) mu_c mu_c^T is the within-class
+    covariance and Sigma_B the covariance of the class means around the global
+    mean; both come from Gram matrices, so no (R, N, n) temporary is formed.
+    Classes without samples are skipped.  Sigma_B^+ comes from the thin SVD of
+    the (K, n) between-class matrix, with torch.linalg.pinv's default cutoff
+    (s > s_max max(K, n) eps)."""
+    n = h.shape[1]
+    onehot = torch.nn.functional.one_hot(y, classes).to(h.dtype)  # (N, K)
     counts = onehot.sum(0)
     onehot = onehot[:, counts > 0]
-    counts = counts[counts > 0]
+    counts = counts[counts > 0].double()
     k = len(counts)
-    mu = (onehot.T @ h) / counts[:, None]  # (K, n) class means
-    centered = h - onehot @ mu  # (N, n)
-    sq = (centered**2).sum(1)  # (N,)
-    tcv = float(sq.mean())
-    var = (onehot.T @ sq) / counts  # (K,) V_c
-    between = (mu - mu.mean(0)) / k**0.5  # Sigma_B = between^T between
-    _, sv, vt = torch.linalg.svd(between, full_matrices=False)
-    keep = sv > sv.max() * max(between.shape) * torch.finfo(torch.float64).eps
-    proj = centered @ vt[keep].T  # (N, r): centered features along Sigma_B's range
-    nc1 = float(((proj**2).sum(0) / len(h) / sv[keep] ** 2).sum()) / k
-    dist2 = torch.cdist(mu, mu) ** 2  # (K, K)
+    sums = torch.einsum("nk,rnd->rkd", onehot, h).double()  # (R, K, n) per-class sums
+    mu = sums / counts[:, None]  # class means
+    gram = torch.bmm(h.transpose(1, 2), h).double()  # (R, n, n) = H^T H
+    sq_by_class = ((h.double() ** 2).sum(-1) @ onehot.double())  # (R, K): sum_{i in c} ||h_i||^2
+    var = sq_by_class / counts - (mu**2).sum(-1)  # V_c = E||h||^2 - ||mu_c||^2
+    sigma_w = gram / n - torch.einsum("k,rkd,rke->rde", counts / n, mu, mu)  # (R, n, n)
+    tcv = torch.diagonal(sigma_w, dim1=1, dim2=2).sum(-1)
+    between = (mu - mu.mean(1, keepdim=True)) / k**0.5  # Sigma_B = between^T between
+    _, sv, vt = torch.linalg.svd(between, full_matrices=False)  # (R, m), (R, m, n)
+    keep = sv > sv.amax(-1, keepdim=True) * max(between.shape[1:]) * torch.finfo(torch.float64).eps
+    quad = torch.einsum("rmd,rde,rme->rm", vt, sigma_w, vt)  # v_i^T Sigma_W v_i
+    nc1 = torch.where(keep, quad / torch.where(keep, sv, 1.0) ** 2, 0.0).sum(-1) / k
+    dist2 = torch.cdist(mu, mu) ** 2  # (R, K, K)
     off = ~torch.eye(k, dtype=torch.bool)
-    cdnv = float(((var[:, None] + var[None, :]) / (2 * dist2))[off].mean()) if k > 1 else float("nan")
+    ratio = (var[:, :, None] + var[:, None, :]) / (2 * dist2)
+    cdnv = ratio[:, off].mean(-1) if k > 1 else torch.full((h.shape[0],), float("nan"))
     return {"tcv": tcv, "nc1": nc1, "cdnv": cdnv}
 
 
@@ -82,43 +94,47 @@ def span_basis(x: torch.Tensor, rtol: float = 1e-6) -> torch.Tensor:
     return vt[s > rtol * s[0]]
 
 
-def outside_span(w1: torch.Tensor, basis: torch.Tensor) -> float:
-    """||W_1 (I - P)||_F / ||W_1||_F, P the projector onto the rows of ``basis``
-    (from ``span_basis`` of the training inputs)."""
+def outside_span(w1: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    """||W_1 (I - P)||_F / ||W_1||_F for W_1 (R, m, d) -> (R,); P projects onto the
+    rows of ``basis`` (from ``span_basis`` of the training inputs)."""
     w1 = w1.double()
     outside = w1 - (w1 @ basis.T) @ basis
-    norm = float(w1.norm())
-    return float(outside.norm()) / norm if norm > 0 else 0.0
+    norm = w1.flatten(1).norm(dim=1)
+    return torch.where(norm > 0, outside.flatten(1).norm(dim=1) / torch.where(norm > 0, norm, 1.0), 0.0)
 
 
 def activation_classes(pre: torch.Tensor, relu: bool) -> torch.Tensor:
-    """(n, n) int8 class of each neuron pair of a layer with pre-activations pre (N, n):
-    0 diagonal, 1 same activation pattern on every input (a linear layer's pairs
-    all count as such), 2 other pairs."""
-    n = pre.shape[1]
+    """(R, n, n) int8 class of each neuron pair of a layer with pre-activations
+    pre (R, N, n): 0 diagonal, 1 same activation pattern on every input (a linear
+    layer's pairs all count as such), 2 other pairs."""
+    R, N, n = pre.shape
     if relu:
-        pattern = (pre > 0).T.float()  # (n, N)
-        same = (pattern @ pattern.T + (1 - pattern) @ (1 - pattern).T) == pre.shape[0]
+        pattern = (pre > 0).transpose(1, 2).float()  # (R, n, N)
+        active = pattern.sum(-1)  # (R, n)
+        # inputs where units i, j agree: N - a_i - a_j + 2 (P P^T)_ij, one GEMM (exact in float32 up to 2^24)
+        agree = N - active[:, :, None] - active[:, None, :] + 2 * torch.bmm(pattern, pattern.transpose(1, 2))
+        same = agree == N
     else:
-        same = torch.ones(n, n, dtype=torch.bool)
+        same = torch.ones(R, n, n, dtype=torch.bool)
     classes = torch.where(same, 1, 2).to(torch.int8)
-    classes.fill_diagonal_(0)
+    classes[:, torch.arange(n), torch.arange(n)] = 0
     return classes
 
 
 def invariance(w_k: torch.Tensor, w_next: torch.Tensor) -> torch.Tensor:
-    """D_k = W_{k+1}^T W_{k+1} - W_k W_k^T, (n_k, n_k), float64."""
+    """D_k = W_{k+1}^T W_{k+1} - W_k W_k^T for stacks (R, n_k, .) -> (R, n_k, n_k), float64."""
     w_k, w_next = w_k.double(), w_next.double()
-    return w_next.T @ w_next - w_k @ w_k.T
+    return torch.bmm(w_next.transpose(1, 2), w_next) - torch.bmm(w_k, w_k.transpose(1, 2))
 
 
-def drift_by_class(d0: torch.Tensor, d1: torch.Tensor, classes: torch.Tensor, scale: float) -> dict[str, float]:
-    """max |D_k(t) - D_k(0)| / scale over each entry class (NaN for an empty class)."""
+def drift_by_class(d0: torch.Tensor, d1: torch.Tensor, classes: torch.Tensor, scale: torch.Tensor) -> dict:
+    """max |D_k(t) - D_k(0)| / scale over each entry class, each (R,) (NaN where a
+    member has no entry of that class)."""
     delta = (d1 - d0).abs()
     out = {}
     for code, name in ((0, "drift_diag"), (1, "drift_same"), (2, "drift_other")):
-        mask = classes == code
-        out[name] = float(delta[mask].max()) / scale if bool(mask.any()) else float("nan")
+        peak = torch.where(classes == code, delta, -torch.inf).amax((1, 2))
+        out[name] = torch.where(torch.isinf(peak), torch.nan, peak) / scale
     return out
 
 

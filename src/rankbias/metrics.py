@@ -1,19 +1,26 @@
-"""Metrics of a network at a log step: spectra, ranks, norms, alignment, stationarity.
+"""Metrics of R networks at a log point, all members in one batched pass.
 
-``measure(net, data, loss, wd)`` returns flat rows ``(layer, name, value)``
-(layer -1 for whole-network quantities) and each layer's singular values.
-Spectra come from one ``rankbias.svdvals`` call per group of equally shaped
-layers, rank measures from the same spectra.
+``Tracker(spec, loss, wd)(weights, biases, data)`` takes stacked weights
+[(R, n_k, n_{k-1})] (one net: R = 1, see ``geometry.stacked``) and returns, per
+member, rows ``(layer, name, value)`` (layer -1 for whole-network quantities)
+and each layer's singular values.  Spectra come from one ``rankbias.svdvals``
+call per group of equally shaped layers across all members.
 
-Whole-network quantities, with theta the trainable parameters and
-g = grad L_unregularized(theta) on the full training set:
-- ``alignment``     cos(theta, -g)  (Kuzborskij & Abbasi Yadkori 2025: -> 1 at a
-                    stationary point of L + wd/2 ||theta||^2, where g = -wd theta)
-- ``norm_ratio``    max_k ||W_k||_F / min_k ||W_k||_F  (-> 1 for bias-free nets with wd)
-- ``stationarity``  ||g + wd theta|| / ||g||  (0 at a stationary point)
-- ``grad_norm``     ||g||
-Per layer: ``fro``, ``spectral`` and every measure of ``rankbias.MEASURES``
-(tail_k with k = the net's output width).
+Per layer k: ``fro``, ``spectral`` and every measure of ``rankbias.MEASURES``
+(rank_rel at 1e-2, tail_k with k = the output width; numerical_rank at float32
+tolerance), plus:
+- ``nc1``, ``cdnv``, ``tcv`` of the features after layer k (class labels only);
+- ``outside_span`` (layer 0): share of ||W_1||_F outside span(X_train);
+- ``drift_diag``, ``drift_same``, ``drift_other`` (pair k, k+1): max |D_k(t) -
+  D_k(0)| per entry class of ``geometry.invariance``, relative to
+  sigma_1(W_k(0))^2 + sigma_1(W_{k+1}(0))^2 (a bound on D_k's entries); pair
+  classes use the activation patterns at time t.
+Whole network, with theta the trainable parameters and g = grad L_unregularized:
+- ``alignment``    cos(theta, -g)  (Kuzborskij & Abbasi Yadkori 2025: -> 1 at a
+                   stationary point of L + wd/2 ||theta||^2, where g = -wd theta)
+- ``norm_ratio``   max_k ||W_k||_F / min_k ||W_k||_F  (-> 1 for bias-free nets with wd)
+- ``stationarity`` ||g + wd theta|| / ||g||  (0 at a stationary point)
+- ``grad_norm``    ||g||
 """
 
 from __future__ import annotations
@@ -23,102 +30,108 @@ from collections import defaultdict
 import numpy as np
 import torch
 
-from rankbias import kernels
-from rankbias.dynamics import loss_value
+from rankbias import geometry, kernels
+from rankbias.dynamics import loss_per_sample
 from rankbias.spectral import svdvals
 
 
 def layer_spectra(weights: list[torch.Tensor]) -> list[np.ndarray]:
-    """Singular values (min(out, in),) float64 of each weight, batched by shape."""
+    """Singular values (R, min(n_k, n_{k-1})) float64 of each stacked layer,
+    one svdvals call per group of equally shaped layers."""
     groups = defaultdict(list)
     for i, w in enumerate(weights):
-        groups[tuple(w.shape)].append(i)
-    out: list[np.ndarray] = [None] * len(weights)
+        groups[tuple(w.shape[1:])].append(i)
+    out: list = [None] * len(weights)
     for idx in groups.values():
-        stack = torch.stack([weights[i].detach().float() for i in idx]).numpy()
-        for i, s in zip(idx, svdvals(stack)):
-            out[i] = s.astype(np.float64)
+        stack = torch.cat([weights[i].detach().float() for i in idx]).numpy()  # (R * len(idx), m, n)
+        for j, s in zip(idx, np.split(svdvals(stack).astype(np.float64), len(idx))):
+            out[j] = s
     return out
 
 
-def _layer_rows(layer: int, w: torch.Tensor, s: np.ndarray, tail_k: int) -> list[tuple]:
-    m, n = w.shape
-    fro = np.array([float(np.sqrt((s**2).sum()))])
-    S = s[None, :]
-    eps32 = float(np.finfo(np.float32).eps)
-    values = {
-        "fro": fro[0],
-        "spectral": float(s[0]),
-        "rank_tol": kernels.rank_tol(S, fro, 1e-3)[0],
-        "rank_rel": kernels.rank_rel(S, 1e-2)[0],
-        "stable_rank": kernels.stable_rank(S, fro)[0],
-        "effective_rank": kernels.effective_rank(S)[0],
-        "tail_k": kernels.tail_k(S, fro, min(tail_k, len(s)))[0],
-        "gd_rank": kernels.gd_rank(S, m, n)[0],
-        "numerical_rank": kernels.numerical_rank(S, m, n, eps32)[0],
+def _rank_values(s: np.ndarray, m: int, n: int, tail: int) -> dict[str, np.ndarray]:
+    """Norms and rank measures of spectra s (R, r) of m x n layers -> {name: (R,)}."""
+    s = np.ascontiguousarray(s)
+    fro = np.sqrt((s**2).sum(1))
+    return {
+        "fro": fro,
+        "spectral": s[:, 0],
+        "rank_tol": kernels.rank_tol(s, fro, 1e-3),
+        "rank_rel": kernels.rank_rel(s, 1e-2),
+        "stable_rank": kernels.stable_rank(s, fro),
+        "effective_rank": kernels.effective_rank(s),
+        "tail_k": kernels.tail_k(s, fro, min(tail, s.shape[1])),
+        "gd_rank": kernels.gd_rank(s, m, n),
+        "numerical_rank": kernels.numerical_rank(s, m, n, float(np.finfo(np.float32).eps)),
     }
-    return [(layer, name, float(v)) for name, v in values.items()]
-
-
-def measure(net, data, loss: str, wd: float) -> tuple[list[tuple], list[np.ndarray]]:
-    """Rows (layer, name, value) and per-layer spectra of ``net`` now (see module docstring)."""
-    weights = net.weights()
-    spectra = layer_spectra(weights)
-    tail_k = weights[-1].shape[0]
-    rows = [row for i, (w, s) in enumerate(zip(weights, spectra)) for row in _layer_rows(i, w, s, tail_k)]
-    params = [p for p in net.parameters() if p.requires_grad]
-    with torch.enable_grad():
-        value = loss_value(loss, net(data.x_train), data.y_train)
-        grads = torch.autograd.grad(value, params)
-    theta = torch.cat([p.detach().reshape(-1) for p in params]).double()
-    g = torch.cat([x.reshape(-1) for x in grads]).double()
-    gnorm, tnorm = float(g.norm()), float(theta.norm())
-    fros = [float(w.detach().norm()) for w in weights]
-    rows += [
-        (-1, "alignment", float(-(g @ theta)) / (gnorm * tnorm) if gnorm * tnorm > 0 else float("nan")),
-        (-1, "norm_ratio", max(fros) / min(fros) if min(fros) > 0 else float("inf")),
-        (-1, "stationarity", float((g + wd * theta).norm()) / gnorm if gnorm > 0 else float("nan")),
-        (-1, "grad_norm", gnorm),
-    ]
-    return rows, spectra
 
 
 class Tracker:
-    """Measures a run at each log point, remembering what the first one saw.
+    """Measures R networks of one ``NetSpec`` at each log point of their training,
+    remembering D_k(0) and span(X_train) from the first call."""
 
-    Adds to ``measure``'s rows, per layer k:
-    - ``nc1``, ``cdnv``, ``tcv`` of the features after layer k (class labels only);
-    - ``outside_span`` (layer 0): share of ||W_1||_F outside span(X_train);
-    - ``drift_diag``, ``drift_same``, ``drift_other`` (layer k, pair k, k+1):
-      max |D_k(t) - D_k(0)| over each entry class of ``geometry.invariance``,
-      relative to sigma_1(W_k(0))^2 + sigma_1(W_{k+1}(0))^2 (a bound on |D_k|'s
-      entries); the pair classes use the activation patterns at time t.
-    """
-
-    def __init__(self, loss: str, wd: float):
-        self.loss, self.wd = loss, wd
+    def __init__(self, spec, loss: str, wd):
+        self.spec, self.loss = spec, loss
+        self.wd = torch.as_tensor(wd, dtype=torch.float64).reshape(-1)  # (R,) or (1,)
         self.d0: list[torch.Tensor] | None = None
-        self.scale: list[float] = []
-        self.span = None  # basis of span(X_train), computed once
+        self.scale: list[torch.Tensor] = []
+        self.span = None
 
-    def __call__(self, net, data) -> tuple[list[tuple], list[np.ndarray]]:
-        from rankbias import geometry
+    def __call__(self, weights: list[torch.Tensor], biases, data) -> list[tuple[list[tuple], list[np.ndarray]]]:
+        R = weights[0].shape[0]
+        values: dict[tuple[int, str], np.ndarray] = {}
+        spectra = layer_spectra(weights)
+        tail = weights[-1].shape[1]
+        for k, (w, s) in enumerate(zip(weights, spectra)):
+            for name, v in _rank_values(s, w.shape[1], w.shape[2], tail).items():
+                values[(k, name)] = v
+        self._network(weights, biases, data, values, R)
+        self._geometry(weights, spectra, data, values)
+        out = []
+        for r in range(R):
+            rows = [(layer, name, float(v[r])) for (layer, name), v in values.items()]
+            out.append((rows, [s[r] for s in spectra]))
+        return out
 
-        rows, spectra = measure(net, data, self.loss, self.wd)
-        weights = [w.detach() for w in net.weights()]
-        with torch.no_grad():
-            pres, feats = geometry.trace(net, data.x_train)
+    def _network(self, weights, biases, data, values, R):
+        """alignment, norm_ratio, stationarity, grad_norm; keeps the traced features."""
+        trainable = [k for k in range(len(weights)) if not (self.spec.fixed_outer and k == len(weights) - 1)]
+        ws = [w.detach().clone().requires_grad_(k in trainable) for k, w in enumerate(weights)]
+        bs = [b.detach().clone().requires_grad_(k in trainable) for k, b in enumerate(biases)] if biases else None
+        dtype = ws[0].dtype
+        x = data.x_train.to(dtype).expand(R, *data.x_train.shape)
+        y = data.y_train if data.task == "classes" else data.y_train.to(dtype)
+        with torch.enable_grad():
+            pre, post = geometry.trace(self.spec, ws, bs, x)
+            losses = loss_per_sample(self.loss, post[-1], y.expand(R, *y.shape)).mean(1)  # (R,)
+            params = [ws[k] for k in trainable] + ([bs[k] for k in trainable] if bs else [])
+            grads = torch.autograd.grad(losses.sum(), params)
+        theta = torch.cat([p.detach().flatten(1) for p in params], 1).double()  # (R, P)
+        g = torch.cat([q.flatten(1) for q in grads], 1).double()
+        gnorm, tnorm = g.norm(dim=1), theta.norm(dim=1)
+        fros = torch.stack([w.detach().flatten(1).norm(dim=1) for w in weights]).double()  # (L, R)
+        nan = torch.tensor(float("nan"), dtype=torch.float64)
+        values[(-1, "alignment")] = torch.where(gnorm * tnorm > 0, -(g * theta).sum(1) / (gnorm * tnorm), nan).numpy()
+        values[(-1, "norm_ratio")] = (fros.amax(0) / fros.amin(0)).numpy()
+        values[(-1, "stationarity")] = torch.where(gnorm > 0, (g + self.wd[:, None] * theta).norm(dim=1) / gnorm, nan).numpy()
+        values[(-1, "grad_norm")] = gnorm.numpy()
+        self._pre, self._post = [z.detach() for z in pre], [h.detach() for h in post]
+
+    def _geometry(self, weights, spectra, data, values):
+        """Collapse, data span and invariance drift, from the traced features."""
         if data.task == "classes":
-            for k, h in enumerate(feats[:-1]):
-                rows += [(k, name, v) for name, v in geometry.collapse(h, data.y_train, data.outputs).items()]
+            for k, h in enumerate(self._post[:-1]):
+                for name, v in geometry.collapse(h, data.y_train, data.outputs).items():
+                    values[(k, name)] = v.numpy()
         if self.span is None:
             self.span = geometry.span_basis(data.x_train)
-        rows.append((0, "outside_span", geometry.outside_span(weights[0], self.span)))
-        d_now = [geometry.invariance(a, b) for a, b in zip(weights[:-1], weights[1:])]
+        values[(0, "outside_span")] = geometry.outside_span(weights[0].detach(), self.span).numpy()
+        d_now = [geometry.invariance(a.detach(), b.detach()) for a, b in zip(weights[:-1], weights[1:])]
         if self.d0 is None:
             self.d0 = d_now
-            self.scale = [float(spectra[k][0] ** 2 + spectra[k + 1][0] ** 2) or 1.0 for k in range(len(d_now))]
+            self.scale = [torch.as_tensor(spectra[k][:, 0] ** 2 + spectra[k + 1][:, 0] ** 2).clamp_min(1e-300)
+                          for k in range(len(d_now))]
         for k, (d0, d1) in enumerate(zip(self.d0, d_now)):
-            classes = geometry.activation_classes(pres[k], net.spec.relu_after(k))
-            rows += [(k, name, v) for name, v in geometry.drift_by_class(d0, d1, classes, self.scale[k]).items()]
-        return rows, spectra
+            classes = geometry.activation_classes(self._pre[k], self.spec.relu_after(k))
+            for name, v in geometry.drift_by_class(d0, d1, classes, self.scale[k]).items():
+                values[(k, name)] = v.numpy()

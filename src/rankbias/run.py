@@ -26,7 +26,7 @@ import numba
 import numpy as np
 import torch
 
-from rankbias import __version__, data
+from rankbias import __version__, data, geometry
 from rankbias.dynamics import DynamicsSpec, train
 from rankbias.metrics import Tracker
 from rankbias.nets import NetSpec, build
@@ -131,10 +131,11 @@ def run_one(config: RunConfig, store: Store | None = None) -> RunRecord:
         torch.manual_seed(config.seed)  # nothing should draw from it; pinned for safety
         net = build(config.net, config.seed)
         spec = config.dynamics
-        tracker = Tracker(spec.loss, spec.wd)
+        tracker = Tracker(config.net, spec.loss, spec.wd)
 
         def on_log(at, model):
-            rows, spectra = tracker(model, _like(dataset, model))
+            weights, biases = geometry.stacked(model)
+            rows, spectra = tracker(weights, biases, dataset)[0]
             rec.metrics.extend((float(at), layer, name, value) for layer, name, value in rows)
             rec.spectra.extend((float(at), layer, s) for layer, s in enumerate(spectra))
 
@@ -185,12 +186,13 @@ def run_many(configs: list[RunConfig], store: Store | None = None, on_done: Call
         try:
             dataset = make_data(group[0].data)
             _check_shapes(group[0], dataset)
-            trackers = [Tracker(c.dynamics.loss, c.dynamics.wd) for c in group]
+            tracker = Tracker(group[0].net, group[0].dynamics.loss, [c.dynamics.wd for c in group])
 
-            def on_log(r, at, model):
-                rows, spectra = trackers[r](model, dataset)
-                recs[r].metrics.extend((float(at), layer, name, value) for layer, name, value in rows)
-                recs[r].spectra.extend((float(at), layer, s) for layer, s in enumerate(spectra))
+            def on_log(at, ens, alive):
+                for r, (rows, spectra) in enumerate(tracker(*ens.effective(), dataset)):
+                    if r in alive:
+                        recs[r].metrics.extend((float(at), layer, name, value) for layer, name, value in rows)
+                        recs[r].spectra.extend((float(at), layer, s) for layer, s in enumerate(spectra))
 
             results = train_ensemble(group[0].net, dataset, [c.dynamics for c in group], on_log=on_log)
             for rec, result in zip(recs, results):
@@ -209,12 +211,3 @@ def run_many(configs: list[RunConfig], store: Store | None = None, on_done: Call
                 on_done(rec)
             records[i] = rec
     return [records[i] for i in range(len(configs))]
-
-
-def _like(dataset: data.Dataset, net) -> data.Dataset:
-    """The data set in the net's dtype (gradient flow measures in float64)."""
-    dtype = next(net.parameters()).dtype
-    if dataset.x_train.dtype == dtype:
-        return dataset
-    y = dataset.y_train if dataset.task == "classes" else dataset.y_train.to(dtype)
-    return data.Dataset(dataset.spec, dataset.task, dataset.x_train.to(dtype), y, dataset.x_test, dataset.y_test)
