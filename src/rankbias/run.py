@@ -121,6 +121,20 @@ def _check_shapes(config: RunConfig, dataset: data.Dataset) -> None:
         )
 
 
+def _record_point(rec: RunRecord, at, rows: list[tuple], spectra: list) -> None:
+    """Append one log point's metric rows and per-layer spectra to ``rec``."""
+    rec.metrics.extend((float(at), layer, name, value) for layer, name, value in rows)
+    rec.spectra.extend((float(at), layer, s) for layer, s in enumerate(spectra))
+
+
+def _record_result(rec: RunRecord, result) -> None:
+    """Copy a ``dynamics.RunResult`` (status, budget, losses at log points) into ``rec``."""
+    for row in result.log:
+        rec.metrics.extend((float(row["at"]), -1, k, float(v)) for k, v in row.items() if k != "at")
+    rec.status, rec.steps, rec.horizon = result.status, float(result.steps), float(result.horizon)
+    rec.diverged_at, rec.solver = result.diverged_at, result.solver
+
+
 def run_one(config: RunConfig, store: Store | None = None) -> RunRecord:
     """Train ``config``, measure at every log point, write one transaction to ``store``."""
     started = time.time()
@@ -128,22 +142,14 @@ def run_one(config: RunConfig, store: Store | None = None) -> RunRecord:
     try:
         dataset = make_data(config.data)
         _check_shapes(config, dataset)
-        torch.manual_seed(config.seed)  # nothing should draw from it; pinned for safety
         net = build(config.net, config.seed)
         spec = config.dynamics
         tracker = Tracker(config.net, spec.loss, spec.wd)
 
         def on_log(at, model):
-            weights, biases = geometry.stacked(model)
-            rows, spectra = tracker(weights, biases, dataset)[0]
-            rec.metrics.extend((float(at), layer, name, value) for layer, name, value in rows)
-            rec.spectra.extend((float(at), layer, s) for layer, s in enumerate(spectra))
+            _record_point(rec, at, *tracker(*geometry.stacked(model), dataset)[0])
 
-        result = train(net, dataset, spec, on_log=on_log)
-        for row in result.log:
-            rec.metrics.extend((float(row["at"]), -1, k, float(v)) for k, v in row.items() if k != "at")
-        rec.status, rec.steps, rec.horizon = result.status, float(result.steps), float(result.horizon)
-        rec.diverged_at, rec.solver = result.diverged_at, result.solver
+        _record_result(rec, train(net, dataset, spec, on_log=on_log))
     except Exception as err:  # recorded, not raised: a matrix goes on past a failed run
         rec.status, rec.error = "failed", f"{type(err).__name__}: {err}"
     rec.finished = time.time()
@@ -191,15 +197,11 @@ def run_many(configs: list[RunConfig], store: Store | None = None, on_done: Call
             def on_log(at, ens, alive):
                 for r, (rows, spectra) in enumerate(tracker(*ens.effective(), dataset)):
                     if r in alive:
-                        recs[r].metrics.extend((float(at), layer, name, value) for layer, name, value in rows)
-                        recs[r].spectra.extend((float(at), layer, s) for layer, s in enumerate(spectra))
+                        _record_point(recs[r], at, rows, spectra)
 
             results = train_ensemble(group[0].net, dataset, [c.dynamics for c in group], on_log=on_log)
             for rec, result in zip(recs, results):
-                for row in result.log:
-                    rec.metrics.extend((float(row["at"]), -1, k, float(v)) for k, v in row.items() if k != "at")
-                rec.status, rec.steps, rec.horizon = result.status, float(result.steps), float(result.horizon)
-                rec.diverged_at = result.diverged_at
+                _record_result(rec, result)
         except Exception as err:  # the whole group failed: each of its runs says why
             for rec in recs:
                 rec.status, rec.error = "failed", f"{type(err).__name__}: {err}"
