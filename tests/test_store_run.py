@@ -136,3 +136,16 @@ def test_run_many_trains_ensembles_and_stores_what_run_one_would(tmp_path):
         a, b = many.metrics(config.name()), one.metrics(config.name())
         assert len(a) == len(b) and list(a.name) == list(b.name)
         np.testing.assert_allclose(a.value.to_numpy(), b.value.to_numpy(), rtol=2e-3, atol=1e-5)
+
+
+def test_run_many_is_deterministic(tmp_path):
+    from rankbias.run import run_many
+
+    configs = [RunConfig(MIXTURE, NetSpec("deep_relu", (8, 16, 3)),
+                         DynamicsSpec("sgd", "ce", lr=0.1, wd=wd, batch=8, steps=40, log_points=4), seed=s)
+               for wd, s in ((0.0, 0), (0.01, 1))]
+    stores = [Store(tmp_path / f"{i}.sqlite") for i in range(2)]
+    for store in stores:
+        run_many(configs, store)
+    a, b = (store.metrics() for store in stores)
+    assert len(a) > 0 and np.array_equal(a.value.to_numpy(), b.value.to_numpy(), equal_nan=True)
