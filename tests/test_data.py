@@ -67,3 +67,21 @@ def test_digits_ships_with_scikit_learn():
     d = D.digits(seed=0)
     assert d.x_train.shape == (1500, 64) and d.x_test.shape == (297, 64)
     assert float(d.x_train.max()) <= 1.0 and d.outputs == 10
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        dict(kind="mixture", n=50, dim=6, classes=3, spread=1.0, seed=0, test=10),
+        dict(kind="separable", n=40, dim=5, margin=0.1, seed=0, constant_feature=True),
+        dict(kind="linear_teacher", n=30, dim=4, outputs=2, seed=0),
+        dict(kind="subspace_task", n=20, dim=16, k=4, cosine=0.0, seed=0, task=1),
+        dict(kind="mnist1d", n=100, test=20, seed=0),
+        dict(kind="digits", seed=0),
+    ],
+)
+def test_shape_of_agrees_with_the_generated_data(spec):
+    from rankbias.run import make_data
+
+    data = make_data(spec)
+    assert D.shape_of(spec) == (len(data.x_train), data.dim, data.outputs)

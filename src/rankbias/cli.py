@@ -80,6 +80,36 @@ def _measure(name: str, w: np.ndarray, tol: float, eps: float) -> dict:
     return {"layer": name, "shape": list(matrix.shape), **{k: float(v) for k, v in measured.items()}}
 
 
+@app.command("list")
+def list_cmd(
+    matrix_file: Path = typer.Argument(..., help="A matrix TOML file (see rankbias.spec for the format)."),
+    tier: str = typer.Option("quick", help="quick, standard or full."),
+):
+    """List a matrix's scenarios, their runs in a tier, and the cells skipped and why."""
+    from rankbias.matrix import expand
+    from rankbias.spec import TIERS, MatrixError, load
+
+    if tier not in TIERS:
+        console.print(f"[red]error:[/red] '--tier' must be one of {list(TIERS)}; got {tier!r}.")
+        raise typer.Exit(code=2)
+    try:
+        spec = load(matrix_file)
+        matrix = expand(spec, tier, str(matrix_file))
+    except MatrixError as err:
+        console.print(f"[red]error:[/red] {escape(str(err))}")
+        raise typer.Exit(code=2) from None
+    table = Table(title=f"{matrix_file}: tier {tier}, {len(matrix.runs)} distinct runs")
+    for col in ("scenario", "paper", "runs", "grid"):
+        table.add_column(col)
+    papers = {s.id: s.paper for s in spec.scenario}
+    grids = {s.id: ", ".join(f"{k}={v}" for k, v in s.grid.items()) for s in spec.scenario}
+    for sid, names in matrix.members.items():
+        table.add_row(sid, papers[sid], str(len(names)), escape(grids[sid]))
+    console.print(table)
+    for sid, values, reason in matrix.skipped:
+        console.print(f"skipped {sid} {values}: {escape(reason)}")
+
+
 ARCH_ALIASES = {"mlp": "deep_relu"}
 
 

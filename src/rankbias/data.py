@@ -155,3 +155,22 @@ def digits(seed: int, test: int = 297) -> Dataset:
     bunch = load_digits()
     spec = dict(kind="digits", seed=seed, test=test, classes=10)
     return _split(spec, "classes", bunch.data / 16.0, bunch.target, test, np.random.default_rng(seed))
+
+
+def shape_of(spec: dict) -> tuple[int, int, int]:
+    """(training samples, input dim, network outputs) of a data spec, without
+    generating the data; raises KeyError / TypeError for an incomplete spec."""
+    kind = spec["kind"]
+    if kind == "mixture":
+        return spec["n"], spec["dim"], spec["classes"]
+    if kind == "separable":
+        return spec["n"], spec["dim"] + int(spec.get("constant_feature", False)), 1
+    if kind == "linear_teacher":
+        return spec["n"], spec["dim"], spec["outputs"]
+    if kind == "subspace_task":
+        return spec["n"], spec["dim"], 1
+    if kind == "mnist1d":
+        return spec.get("n", 4000), 40, 10
+    if kind == "digits":
+        return 1797 - spec.get("test", 297), 64, 10
+    raise KeyError(kind)

@@ -1,0 +1,71 @@
+"""Expand a validated matrix file into the runs of one tier.
+
+Each scenario's grid (the cartesian product of its ``grid`` values) times its
+seeds gives cells; a cell becomes a ``RunConfig`` with its canonical name, and
+runs that several scenarios share are kept once (``Matrix.runs``), while
+``Matrix.members`` remembers which runs each scenario scores.  A cell that its
+specs reject, or whose batch exceeds the data or whose widths do not fit the
+data, is skipped with the reason (benchopt's rule); a scenario none of whose
+cells survive is an error in the file.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+from rankbias.data import shape_of
+from rankbias.run import RunConfig
+from rankbias.spec import MatrixError, MatrixSpec, Scenario, cell_specs
+
+
+@dataclass
+class Matrix:
+    tier: str
+    runs: dict[str, RunConfig] = field(default_factory=dict)  # canonical name -> config, each once
+    members: dict[str, list[str]] = field(default_factory=dict)  # scenario id -> its run names
+    skipped: list[tuple[str, dict, str]] = field(default_factory=list)  # (scenario id, cell values, reason)
+
+
+def _check_cell(data: dict, net, dynamics) -> None:
+    n, dim, outputs = shape_of(data)
+    if net.widths[0] != dim or net.widths[-1] != outputs:
+        raise ValueError(f"widths {'-'.join(map(str, net.widths))} do not fit the data ({dim} inputs, {outputs} outputs)")
+    if dynamics.kind == "sgd" and dynamics.batch > n:
+        raise ValueError(f"batch {dynamics.batch} exceeds the {n} training samples")
+
+
+def _cells(scenario: Scenario):
+    keys = list(scenario.grid)
+    for combo in itertools.product(*(scenario.grid[k] for k in keys)):
+        yield dict(zip(keys, combo))
+
+
+def expand(spec: MatrixSpec, tier: str, source: str = "<matrix>") -> Matrix:
+    """The runs of ``tier`` (quick / standard / full)."""
+    matrix = Matrix(tier)
+    for scenario in spec.scenario:
+        if tier not in scenario.tiers:
+            continue
+        seeds = scenario.seeds or spec.tiers.get(tier, 1)
+        names, reasons = [], []
+        for values in _cells(scenario):
+            try:
+                data, net, dynamics = cell_specs(scenario, values)
+                _check_cell(data, net, dynamics)
+            except (ValueError, TypeError, KeyError) as err:
+                reason = str(err).removeprefix("Invalid NetSpec: ").removeprefix("Invalid DynamicsSpec: ")
+                matrix.skipped.append((scenario.id, values, reason))
+                reasons.append(reason)
+                continue
+            for seed in range(seeds):
+                config = RunConfig(data, net, dynamics, seed=seed)
+                matrix.runs.setdefault(config.name(), config)
+                names.append(config.name())
+        if not names:
+            raise MatrixError(
+                f"{source}: scenario {scenario.id!r}: every cell is invalid, e.g. {reasons[0]}. "
+                f"Fix the scenario's data, net or dynamics table."
+            )
+        matrix.members[scenario.id] = names
+    return matrix

@@ -1,0 +1,119 @@
+"""Matrix files: validation with clear errors, expansion, shared runs, skipped cells."""
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from rankbias.cli import app
+from rankbias.matrix import expand
+from rankbias.spec import MatrixError, load, parse
+
+EXAMPLE = Path(__file__).parent.parent / "examples" / "matrix_example.toml"
+
+BASE = """
+[[scenario]]
+id = "s1"
+paper = "p"
+data = { kind = "mixture", n = 100, dim = 8, classes = 3, spread = 0.5, seed = 0 }
+net = { arch = "deep_relu", widths = [8, 16, 3] }
+dynamics = { kind = "sgd", loss = "ce", lr = 0.1, batch = 8, steps = 50 }
+grid = { "dynamics.wd" = [0.0, 0.01] }
+"""
+
+
+def test_example_expands_with_shared_runs_and_skips():
+    spec = load(EXAMPLE)
+    quick = expand(spec, "quick")
+    assert list(quick.members) == ["mine.wd"] and len(quick.runs) == 3 * 2  # 3 wd x 2 seeds
+    standard = expand(spec, "standard")
+    # mine.wd: 3 wd x 5 seeds; mine.batch: 3 usable batches x 5 seeds, of which B=16 is shared
+    assert len(standard.members["mine.wd"]) == 15 and len(standard.members["mine.batch"]) == 15
+    assert len(standard.runs) == 15 + 15 - 5
+    shared = set(standard.members["mine.wd"]) & set(standard.members["mine.batch"])
+    assert len(shared) == 5 and all("batch=16" in n and "wd=0.01" in n for n in shared)
+    assert standard.skipped == [("mine.batch", {"dynamics.batch": 1000}, "batch 1000 exceeds the 500 training samples")]
+
+
+def test_scenario_seeds_override_the_tier():
+    spec = parse(BASE + "seeds = 3\n")
+    assert len(expand(spec, "quick").runs) == 2 * 3
+
+
+def test_cli_list_prints_runs_and_skips():
+    result = CliRunner().invoke(app, ["list", str(EXAMPLE), "--tier", "standard"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())  # rich wraps the title
+    assert "25 distinct runs" in text and "mine.batch" in text
+    assert "skipped mine.batch {'dynamics.batch': 1000}: batch 1000 exceeds the 500 training samples" in result.output
+
+
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        ("[[scenario]\nid = 1", r"is not valid TOML: .*Fix the syntax"),
+        ("", r"<matrix>: scenario: Field required\. Got \{\}\. Fix: add the key"),
+        (BASE.replace('paper = "p"', 'paper = "p"\ncolour = "red"'), r"scenario 's1' \(#1\) key 'colour': Extra inputs are not permitted\. Got 'red'\. Fix: remove the key"),
+        (BASE.replace('id = "s1"', "id = 3"), r"key 'id': Input should be a valid string\. Got 3"),
+        (BASE.replace('id = "s1"', 'id = "has space"'), r"key 'id': String should match pattern"),
+        (BASE + "tiers = ['nightly']\n", r"key 'tiers\.0': Input should be 'quick', 'standard' or 'full'\. Got 'nightly'"),
+        (BASE + "seeds = 0\n", r"key 'seeds': Input should be greater than or equal to 1\. Got 0\. Fix: use a larger value"),
+        (BASE.replace('kind = "mixture"', 'kind = "cifar10"'), r"key 'data': 'kind' must be one of \['digits'.*got 'cifar10'"),
+        (BASE.replace("seed = 0 }", "seed = 0, colour = 1 }"), r"key 'data': unknown keys \['colour'\] for data kind 'mixture'"),
+        (BASE.replace('arch = "deep_relu"', 'arch = "deep_relu", depth = 3'), r"key 'net': unknown net fields \['depth'\]"),
+        (BASE.replace('lr = 0.1', 'lr = 0.1, momentum = 0.9'), r"key 'dynamics': unknown dynamics fields \['momentum'\]"),
+        (BASE.replace('"dynamics.wd" = [0.0, 0.01]', '"optimizer.wd" = [0.0]'), r"grid key 'optimizer\.wd' must be 'data\.<key>'"),
+        (BASE.replace('"dynamics.wd" = [0.0, 0.01]', '"dynamics.wd" = []'), r"grid key 'dynamics\.wd' has an empty list of values"),
+        (BASE + BASE, r"scenario ids must be unique; \['s1'\] appear more than once"),
+        ("[tiers]\nquick = 'two'\n" + BASE, r"tiers\.quick: Input should be a valid integer"),
+    ],
+)
+def test_malformed_files_name_where_what_and_the_fix(text, match):
+    with pytest.raises(MatrixError, match=match):
+        parse(text)
+
+
+@pytest.mark.parametrize(
+    "edit,match",
+    [
+        (("lr = 0.1", "lr = -0.1"), r"scenario 's1': every cell is invalid, e\.g\. 'lr' must be a finite float > 0 for sgd; got -0\.1"),
+        (("batch = 8", "batch = 500"), r"every cell is invalid, e\.g\. batch 500 exceeds the 100 training samples"),
+        (("widths = [8, 16, 3]", "widths = [9, 16, 3]"), r"widths 9-16-3 do not fit the data \(8 inputs, 3 outputs\)"),
+    ],
+)
+def test_a_scenario_with_no_valid_cell_is_a_file_error(edit, match):
+    with pytest.raises(MatrixError, match=match):
+        expand(parse(BASE.replace(*edit)), "quick")
+
+
+def test_cli_list_bad_file_exits_2_without_traceback(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(BASE.replace('kind = "sgd"', 'kind = "adam"'))
+    result = CliRunner().invoke(app, ["list", str(bad)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "'kind' must be one of ['gd', 'sgd', 'gf']" in " ".join(result.output.split())
+    missing = CliRunner().invoke(app, ["list", str(tmp_path / "nope.toml")])
+    assert missing.exit_code == 2 and "cannot read matrix file" in missing.output
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    wds=st.lists(st.sampled_from([0.0, 1e-3, 1e-2, 1e-1]), min_size=1, max_size=4, unique=True),
+    batches=st.lists(st.integers(1, 150), min_size=1, max_size=4, unique=True),
+    seeds=st.integers(1, 4),
+)
+def test_expansion_counts_and_names_are_consistent(wds, batches, seeds):
+    grid = f'grid = {{ "dynamics.wd" = {wds!r}, "dynamics.batch" = {batches!r} }}\nseeds = {seeds}\n'
+    text = BASE.replace('grid = { "dynamics.wd" = [0.0, 0.01] }', grid)
+    usable = [b for b in batches if b <= 100]
+    if not usable:
+        with pytest.raises(MatrixError, match="every cell is invalid"):
+            expand(parse(text), "quick")
+        return
+    matrix = expand(parse(text), "quick")
+    assert len(matrix.runs) == len(wds) * len(usable) * seeds == len(matrix.members["s1"])
+    assert len(matrix.skipped) == len(wds) * (len(batches) - len(usable))
+    for name, config in matrix.runs.items():
+        assert config.name() == name and name.startswith("sgd[")
