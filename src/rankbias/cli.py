@@ -110,6 +110,78 @@ def list_cmd(
         console.print(f"skipped {sid} {values}: {escape(reason)}")
 
 
+@app.command("run")
+def run_cmd(
+    matrix_file: Path = typer.Argument(..., help="A matrix TOML file (see rankbias.spec for the format)."),
+    tier: str = typer.Option("quick", help="quick, standard or full."),
+    store_path: str = typer.Option(DEFAULT_PATH, "--store", help="SQLite store; runs already in it are not redone."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Rerun runs stored as failed."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar (for scripts)."),
+):
+    """Run what is missing of a matrix tier, with progress, then summarize each cell."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from rankbias.matrix import expand
+    from rankbias.runner import plan, run_matrix
+    from rankbias.spec import TIERS, MatrixError, load
+    from rankbias.store import Store
+
+    if tier not in TIERS:
+        console.print(f"[red]error:[/red] '--tier' must be one of {list(TIERS)}; got {tier!r}.")
+        raise typer.Exit(code=2)
+    try:
+        matrix = expand(load(matrix_file), tier, str(matrix_file))
+        store = Store(store_path)
+    except (MatrixError, StoreError) as err:
+        console.print(f"[red]error:[/red] {escape(str(err))}")
+        raise typer.Exit(code=2) from None
+    before = plan(matrix, store, retry_failed)
+    counts = {"diverged": 0, "failed": 0}
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("diverged {task.fields[diverged]} failed {task.fields[failed]}"),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, disable=quiet) as progress:
+        task = progress.add_task(f"{tier} runs", total=len(matrix.runs), completed=before.done, **counts)
+
+        def on_done(rec):
+            if rec.status in counts:
+                counts[rec.status] += 1
+            progress.update(task, advance=1, **counts)
+
+        run_matrix(matrix, store, retry_failed, on_done=on_done)
+    _summarize(matrix, store)
+    console.print(f"{len(before.todo)} runs trained, {before.done} already stored, "
+                  f"{before.failed_before} failed before (rerun with --retry-failed); store: {store.path}")
+
+
+def _summarize(matrix, store) -> None:
+    """Per scenario and grid cell: runs, statuses, mean final rank_tol of each layer, train accuracy."""
+    runs = store.runs().set_index("name")
+    metrics = store.metrics(name="rank_tol")
+    last = metrics[metrics.step == metrics.groupby("run").step.transform("max")]
+    ranks = last.pivot_table(index="run", columns="layer", values="value")
+    acc = store.metrics(name="train_acc")
+    acc = acc[acc.step == acc.groupby("run").step.transform("max")].set_index("run").value
+    table = Table(title="final rank_tol per layer (mean over seeds)")
+    for col in ("scenario", "cell", "runs", "status", "rank_tol by layer", "train acc"):
+        table.add_column(col)
+    for sid, names in matrix.members.items():
+        cells: dict = {}
+        for name in names:
+            cfg = matrix.runs[name].flat()
+            key = ", ".join(f"{k}={v}" for k, v in sorted(cfg.items()) if k != "seed")
+            cells.setdefault(key, []).append(name)
+        parts = {key: set(key.split(", ")) for key in cells}
+        common = set.intersection(*parts.values())  # what every cell of the scenario shares
+        for key, group in cells.items():
+            label = ", ".join(sorted(parts[key] - common)) or "-"
+            statuses = runs.loc[[n for n in group if n in runs.index], "status"].value_counts().to_dict()
+            mean_ranks = ranks.reindex(group).mean()
+            table.add_row(sid, escape(label), str(len(group)), ", ".join(f"{v} {k}" for k, v in statuses.items()),
+                          " ".join(f"{v:.0f}" for v in mean_ranks.values), f"{acc.reindex(group).mean():.3f}")
+    console.print(table)
+
+
 ARCH_ALIASES = {"mlp": "deep_relu"}
 
 
