@@ -71,3 +71,47 @@ def test_cli_run_resumes_and_refuses_bad_input(tmp_path):
     junk.write_bytes(b"x" * 4096)
     bad_store = CliRunner().invoke(app, ["run", str(matrix_file), "--store", str(junk)])
     assert bad_store.exit_code == 2 and "is not an SQLite database" in " ".join(bad_store.output.split())
+
+
+def _store_after(tmp_path, name, executor):
+    store = Store(tmp_path / f"{name}.sqlite")
+    run_matrix(expand(parse(TEXT + GF), "quick"), store, executor=executor)
+    return _rows(store), store
+
+
+GF = """
+[[scenario]]
+id = "flow"
+paper = "p"
+data = { kind = "separable", n = 40, dim = 5, margin = 0.2, seed = 0 }
+net = { arch = "deep_linear", widths = [5, 6, 1] }
+dynamics = { kind = "gf", loss = "logistic", flow_time = 2.0, log_points = 3 }
+"""
+
+
+def test_process_pool_and_dask_store_exactly_what_local_does(tmp_path):
+    from distributed import Client, LocalCluster
+
+    local, _ = _store_after(tmp_path, "local", "local")
+    assert local.run.nunique() == 8  # 6 ensemble runs + 2 gradient-flow runs
+    pooled, _ = _store_after(tmp_path, "pool", "process:2")
+    with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None,
+                      processes=True) as cluster, Client(cluster) as client:
+        dasked, _ = _store_after(tmp_path, "dask", client)
+    for other in (pooled, dasked):
+        assert list(other.run) == list(local.run) and list(other.name) == list(local.name)
+        np.testing.assert_allclose(other.value.to_numpy(), local.value.to_numpy(), rtol=1e-6, atol=1e-9)
+
+
+def test_bad_executors_are_refused_clearly(tmp_path):
+    import pytest
+
+    from rankbias.runner import ExecutorError
+
+    matrix = expand(parse(TEXT), "quick")
+    store = Store(tmp_path / "s.sqlite")
+    with pytest.raises(ExecutorError, match=r"must be 'process:N' with N >= 1"):
+        run_matrix(matrix, store, executor="process:zero")
+    with pytest.raises(ExecutorError, match=r"cannot reach the Dask scheduler at 'tcp://127\.0\.0\.1:1'.*Check the address"):
+        run_matrix(matrix, store, executor="tcp://127.0.0.1:1")
+    assert len(store.runs()) == 0  # nothing half-written

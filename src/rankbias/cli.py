@@ -117,12 +117,14 @@ def run_cmd(
     store_path: str = typer.Option(DEFAULT_PATH, "--store", help="SQLite store; runs already in it are not redone."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Rerun runs stored as failed."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar (for scripts)."),
+    processes: int = typer.Option(0, "--processes", help="Train on a local pool of N processes (0: in this process)."),
+    scheduler: str = typer.Option("", "--scheduler", help="Train on an existing Dask cluster, e.g. tcp://HOST:8786."),
 ):
     """Run what is missing of a matrix tier, with progress, then summarize each cell."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from rankbias.matrix import expand
-    from rankbias.runner import plan, run_matrix
+    from rankbias.runner import ExecutorError, plan, run_matrix
     from rankbias.spec import TIERS, MatrixError, load
     from rankbias.store import Store
 
@@ -148,7 +150,13 @@ def run_cmd(
                 counts[rec.status] += 1
             progress.update(task, advance=1, **counts)
 
-        run_matrix(matrix, store, retry_failed, on_done=on_done)
+        executor = scheduler or (f"process:{processes}" if processes else "local")
+        try:
+            run_matrix(matrix, store, retry_failed, on_done=on_done, executor=executor)
+        except ExecutorError as err:
+            progress.stop()
+            console.print(f"[red]error:[/red] {escape(str(err))}")
+            raise typer.Exit(code=2) from None
     _summarize(matrix, store)
     console.print(f"{len(before.todo)} runs trained, {before.done} already stored, "
                   f"{before.failed_before} failed before (rerun with --retry-failed); store: {store.path}")

@@ -167,46 +167,53 @@ def ensemble_key(config: RunConfig) -> str | None:
     return json.dumps(flat, sort_keys=True)
 
 
-def run_many(configs: list[RunConfig], store: Store | None = None, on_done: Callable | None = None) -> list[RunRecord]:
-    """Run every config, as ensembles where they share an ``ensemble_key``.
-
-    Each run is measured like ``run_one`` and written to ``store`` in its own
-    transaction as soon as its group finishes; ``on_done(record)`` is called
-    per run (progress).  Returns the records in the order of ``configs``."""
-    from rankbias.ensemble import train_ensemble
-
+def group_configs(configs: list[RunConfig]) -> list[list[int]]:
+    """Indices of ``configs`` grouped by ``ensemble_key`` (gradient flow alone), in first-seen order."""
     groups: dict = {}
     for i, config in enumerate(configs):
         key = ensemble_key(config)
         groups.setdefault(key if key is not None else f"solo-{i}", []).append(i)
+    return list(groups.values())
+
+
+def train_group(group: list[RunConfig]) -> list[RunRecord]:
+    """Train one group (one run, or runs that share an ``ensemble_key``) and return
+    its records without touching any store: the unit of work executors ship."""
+    if len(group) == 1:
+        return [run_one(group[0])]
+    from rankbias.ensemble import train_ensemble
+
+    started = time.time()
+    recs = [RunRecord(c.name(), c.hash(), c.flat(), "failed", provenance(), started, started) for c in group]
+    try:
+        dataset = make_data(group[0].data)
+        _check_shapes(group[0], dataset)
+        tracker = Tracker(group[0].net, group[0].dynamics.loss, [c.dynamics.wd for c in group])
+
+        def on_log(at, ens, alive):
+            for r, (rows, spectra) in enumerate(tracker(*ens.effective(), dataset)):
+                if r in alive:
+                    _record_point(recs[r], at, rows, spectra)
+
+        results = train_ensemble(group[0].net, dataset, [c.dynamics for c in group], on_log=on_log)
+        for rec, result in zip(recs, results):
+            _record_result(rec, result)
+    except Exception as err:  # the whole group failed: each of its runs says why
+        for rec in recs:
+            rec.status, rec.error = "failed", f"{type(err).__name__}: {err}"
+    for rec in recs:
+        rec.finished = time.time()
+    return recs
+
+
+def run_many(configs: list[RunConfig], store: Store | None = None, on_done: Callable | None = None) -> list[RunRecord]:
+    """Run every config in this process, as ensembles where they share an
+    ``ensemble_key``; each run is written to ``store`` in its own transaction as
+    soon as its group finishes, and ``on_done(record)`` is called per run.
+    Returns the records in the order of ``configs``."""
     records: dict[int, RunRecord] = {}
-    for members in groups.values():
-        if len(members) == 1:
-            records[members[0]] = run_one(configs[members[0]], store)
-            if on_done is not None:
-                on_done(records[members[0]])
-            continue
-        group = [configs[i] for i in members]
-        started = time.time()
-        recs = [RunRecord(c.name(), c.hash(), c.flat(), "failed", provenance(), started, started) for c in group]
-        try:
-            dataset = make_data(group[0].data)
-            _check_shapes(group[0], dataset)
-            tracker = Tracker(group[0].net, group[0].dynamics.loss, [c.dynamics.wd for c in group])
-
-            def on_log(at, ens, alive):
-                for r, (rows, spectra) in enumerate(tracker(*ens.effective(), dataset)):
-                    if r in alive:
-                        _record_point(recs[r], at, rows, spectra)
-
-            results = train_ensemble(group[0].net, dataset, [c.dynamics for c in group], on_log=on_log)
-            for rec, result in zip(recs, results):
-                _record_result(rec, result)
-        except Exception as err:  # the whole group failed: each of its runs says why
-            for rec in recs:
-                rec.status, rec.error = "failed", f"{type(err).__name__}: {err}"
-        for i, rec in zip(members, recs):
-            rec.finished = time.time()
+    for members in group_configs(configs):
+        for i, rec in zip(members, train_group([configs[i] for i in members])):
             if store is not None:
                 store.write(rec)
             if on_done is not None:

@@ -1,20 +1,34 @@
-"""Run a matrix tier into a store: what is missing only, with progress.
+"""Run a matrix tier into a store: what is missing only, on one of three executors.
 
 ``run_matrix`` skips every run the store already holds as done or diverged
 (a changed config has another canonical name, so stale rows are never
-reused), reruns failed ones only when asked, and trains the rest with
-``run.run_many`` (ensembles where runs differ only in lr, wd and seed).  Each
-run is one store transaction, so an interrupted matrix resumes where it
-stopped with no lost or doubled rows.
+reused), reruns failed ones only when asked, and ships the rest as groups
+(``run.group_configs``: ensembles where runs differ only in lr, wd and seed)
+to an executor:
+
+- ``"local"`` (default): in this process, ``run.train_group`` in a loop;
+- ``"process:N"``: a local pool of N spawned processes (``concurrent.futures``),
+  each pinned to one torch thread so N workers share N cores without
+  oversubscription; a worker that dies fails its group (``--retry-failed``);
+- ``"tcp://HOST:PORT"`` or a ``distributed.Client``: an existing Dask cluster
+  (the ``[dask]`` extra), each group a task retried up to ``retries`` times if
+  its worker dies.
+
+Workers only compute; the client is the single writer of the store, one
+transaction per run as results arrive, so concurrent workers cannot lose or
+double rows and an interrupted matrix resumes where it stopped.  A group that
+keeps failing is stored as failed with its error and the rest goes on.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import multiprocessing
 from dataclasses import dataclass
 from typing import Callable
 
 from rankbias.matrix import Matrix
-from rankbias.run import RunConfig, run_many
+from rankbias.run import RunConfig, group_configs, train_group
 from rankbias.store import RunRecord, Store
 
 
@@ -25,6 +39,10 @@ class Plan:
     todo: list[RunConfig]
     done: int
     failed_before: int
+
+
+class ExecutorError(RuntimeError):
+    """An executor that cannot be used (bad spec, unreachable scheduler)."""
 
 
 def plan(matrix: Matrix, store: Store, retry_failed: bool = False) -> Plan:
@@ -40,9 +58,93 @@ def plan(matrix: Matrix, store: Store, retry_failed: bool = False) -> Plan:
     return Plan(todo, done, failed)
 
 
+def _failed(group: list[RunConfig], err: BaseException) -> list[RunRecord]:
+    """Records that say a whole group failed, and why."""
+    import time
+
+    from rankbias.run import provenance
+
+    now = time.time()
+    return [RunRecord(c.name(), c.hash(), c.flat(), "failed", provenance(), now, now,
+                      error=f"{type(err).__name__}: {err}") for c in group]
+
+
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _groups(todo: list[RunConfig]) -> list[list[RunConfig]]:
+    return [[todo[i] for i in members] for members in group_configs(todo)]
+
+
 def run_matrix(matrix: Matrix, store: Store, retry_failed: bool = False,
-               on_done: Callable[[RunRecord], None] | None = None) -> Plan:
-    """Train what ``store`` lacks of ``matrix``; returns the plan it followed."""
+               on_done: Callable[[RunRecord], None] | None = None, executor="local", retries: int = 2) -> Plan:
+    """Train what ``store`` lacks of ``matrix`` on ``executor``; returns the plan it followed."""
     steps = plan(matrix, store, retry_failed)
-    run_many(steps.todo, store, on_done=on_done)
+
+    def deliver(records: list[RunRecord]) -> None:
+        for rec in records:
+            store.write(rec)
+            if on_done is not None:
+                on_done(rec)
+
+    groups = _groups(steps.todo)
+    if executor == "local":
+        for group in groups:
+            deliver(train_group(group))
+    elif isinstance(executor, str) and executor.startswith("process:"):
+        workers = _workers(executor)
+        # spawn, not fork: forking a process that has run OpenMP regions (Numba, torch) kills the child
+        context = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context, initializer=_one_thread) as pool:
+            futures = {pool.submit(train_group, g): g for g in groups}
+            for future in concurrent.futures.as_completed(futures):
+                try:
+                    deliver(future.result())
+                except Exception as err:  # a worker that died or raised
+                    deliver(_failed(futures[future], err))
+    else:
+        _run_dask(executor, groups, deliver, retries)
     return steps
+
+
+def _workers(spec: str) -> int:
+    try:
+        workers = int(spec.split(":", 1)[1])
+    except ValueError:
+        workers = 0
+    if workers < 1:
+        raise ExecutorError(f"executor {spec!r} must be 'process:N' with N >= 1, e.g. 'process:2'.")
+    return workers
+
+
+def _run_dask(executor, groups, deliver, retries: int) -> None:
+    try:
+        from distributed import Client, as_completed
+    except ImportError:
+        raise ExecutorError(
+            "a Dask scheduler needs dask.distributed: pip install 'rankbias[dask]', or run without --scheduler."
+        ) from None
+    own = not isinstance(executor, Client)
+    if own:
+        try:
+            client = Client(executor, timeout="10s")
+        except (OSError, TimeoutError) as err:
+            raise ExecutorError(
+                f"cannot reach the Dask scheduler at {executor!r}: {err}. Check the address "
+                f"(tcp://HOST:8786) and that the scheduler is running, or run without --scheduler."
+            ) from None
+    else:
+        client = executor
+    try:
+        futures = {client.submit(train_group, g, retries=retries, pure=False): g for g in groups}
+        for future in as_completed(list(futures)):
+            try:
+                deliver(future.result())
+            except Exception as err:  # the group failed on every try
+                deliver(_failed(futures[future], err))
+    finally:
+        if own:
+            client.close()
