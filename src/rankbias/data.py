@@ -157,6 +157,17 @@ def digits(seed: int, test: int = 297) -> Dataset:
     return _split(spec, "classes", bunch.data / 16.0, bunch.target, test, np.random.default_rng(seed))
 
 
+# data spec "kind" -> generator; "subspace_task" makes a pair and a spec's "task" picks one
+GENERATORS = {
+    "mixture": gaussian_mixture,
+    "separable": separable,
+    "linear_teacher": linear_teacher,
+    "subspace_task": subspace_tasks,
+    "mnist1d": mnist1d,
+    "digits": digits,
+}
+
+
 def shape_of(spec: dict) -> tuple[int, int, int]:
     """(training samples, input dim, network outputs) of a data spec, without
     generating the data; raises KeyError / TypeError for an incomplete spec."""

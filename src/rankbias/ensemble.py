@@ -32,7 +32,7 @@ import torch
 
 from rankbias.data import Dataset
 from rankbias.dynamics import DynamicsSpec, RunResult, accuracy, log_steps, loss_per_sample
-from rankbias.nets import Net, NetSpec, build
+from rankbias.nets import Net, NetSpec, activate, build
 
 SHARED = ("kind", "loss", "steps", "epochs", "batch", "log_points")
 
@@ -79,12 +79,7 @@ class Ensemble:
                 z = z + self.bias[k][:, None, :]
             if keep is not None:
                 keep.append((h, z))
-            if not self.spec.relu_after(k):
-                h = z
-            elif self.spec.arch == "residual_relu" and v.shape[1] == v.shape[2]:
-                h = h + torch.relu(z)
-            else:
-                h = torch.relu(z)
+            h = activate(self.spec, k, h, z)
         return h
 
     def step(self, loss: str, x: torch.Tensor, y: torch.Tensor, lr: torch.Tensor, wd: torch.Tensor) -> torch.Tensor:

@@ -23,6 +23,8 @@ import copy
 
 import torch
 
+from rankbias.nets import activate
+
 
 def trace(spec, weights: list[torch.Tensor], biases, x: torch.Tensor):
     """Pre-activations z_k and outputs h_k (after the activation, residual sum
@@ -32,12 +34,7 @@ def trace(spec, weights: list[torch.Tensor], biases, x: torch.Tensor):
         z = torch.bmm(h, w.transpose(1, 2))  # (R, N, n_k)
         if biases is not None:
             z = z + biases[k][:, None, :]
-        if not spec.relu_after(k):
-            h = z
-        elif spec.arch == "residual_relu" and w.shape[1] == w.shape[2]:
-            h = h + torch.relu(z)
-        else:
-            h = torch.relu(z)
+        h = activate(spec, k, h, z)
         pre.append(z)
         post.append(h)
     return pre, post

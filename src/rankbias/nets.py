@@ -65,6 +65,17 @@ class NetSpec:
         return i < self.depth - self.linear_layers
 
 
+def activate(spec: NetSpec, k: int, h: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Output of layer k from its input h (..., n_{k-1}) and pre-activation z (..., n_k):
+    z itself after a linear layer, relu(z) after a ReLU layer, and h + relu(z) for a
+    residual ReLU layer whose widths agree.  Every forward pass uses this rule."""
+    if not spec.relu_after(k):
+        return z
+    if spec.arch == "residual_relu" and h.shape[-1] == z.shape[-1]:
+        return h + torch.relu(z)
+    return torch.relu(z)
+
+
 class Net(nn.Module):
     """A bias-free (by default) MLP of one of ``ARCHS``; see the module docstring."""
 
@@ -87,13 +98,7 @@ class Net(nn.Module):
         """x (N, d_in) -> (N, d_out)."""
         h = x
         for i, layer in enumerate(self.layers):
-            z = layer(h)  # (N, widths[i + 1])
-            if not self.spec.relu_after(i):
-                h = z
-            elif self.spec.arch == "residual_relu" and layer.in_features == layer.out_features:
-                h = h + torch.relu(z)
-            else:
-                h = torch.relu(z)
+            h = activate(self.spec, i, h, layer(h))  # (N, widths[i + 1])
         return h
 
     def weights(self) -> list[torch.Tensor]:

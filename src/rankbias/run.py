@@ -32,27 +32,17 @@ from rankbias.metrics import Tracker
 from rankbias.nets import NetSpec, build
 from rankbias.store import RunRecord, Store
 
-DATASETS = {
-    "mixture": data.gaussian_mixture,
-    "separable": data.separable,
-    "linear_teacher": data.linear_teacher,
-    "mnist1d": data.mnist1d,
-    "digits": data.digits,
-}
-
-
 def make_data(spec: dict) -> data.Dataset:
     """The data set a spec {"kind": ..., **generator kwargs} describes."""
     kind, kwargs = spec["kind"], {k: v for k, v in spec.items() if k != "kind"}
+    if kind not in data.GENERATORS:
+        raise ValueError(
+            f"Invalid data spec: 'kind' must be one of {sorted(data.GENERATORS)}; got {kind!r}. Pick one of those."
+        )
     if kind == "subspace_task":
         task = kwargs.pop("task", 0)
         return data.subspace_tasks(**kwargs)[task]
-    if kind not in DATASETS:
-        raise ValueError(
-            f"Invalid data spec: 'kind' must be one of {sorted([*DATASETS, 'subspace_task'])}; got {kind!r}. "
-            f"Pick one of those."
-        )
-    return DATASETS[kind](**kwargs)
+    return data.GENERATORS[kind](**kwargs)
 
 
 @dataclass(frozen=True)

@@ -41,14 +41,7 @@ from rankbias.nets import NetSpec
 
 TIERS = ("quick", "standard", "full")
 SECTIONS = ("data", "net", "dynamics")
-GENERATORS = {
-    "mixture": datasets.gaussian_mixture,
-    "separable": datasets.separable,
-    "linear_teacher": datasets.linear_teacher,
-    "subspace_task": datasets.subspace_tasks,
-    "mnist1d": datasets.mnist1d,
-    "digits": datasets.digits,
-}
+GENERATORS = datasets.GENERATORS
 
 
 class MatrixError(ValueError):
