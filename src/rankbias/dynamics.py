@@ -153,14 +153,7 @@ def train(net: torch.nn.Module, data: Dataset, spec: DynamicsSpec, on_log: Calla
     if spec.kind == "gf":
         return _flow(net, data, spec, on_log)
     n = len(data.x_train)
-    if spec.kind == "sgd" and spec.batch > n:
-        raise ValueError(
-            f"Invalid DynamicsSpec: 'batch' must be <= the {n} training samples; got {spec.batch}. "
-            f"Use a smaller batch or more data."
-        )
-    batch = n if spec.kind == "gd" else spec.batch
-    per_epoch = n // batch
-    total = spec.steps if spec.steps is not None else spec.epochs * per_epoch
+    batch, total = budget(spec, n)
     params = [p for p in net.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=spec.lr, weight_decay=spec.wd)
     gen = torch.Generator().manual_seed(spec.seed)
@@ -186,6 +179,17 @@ def train(net: torch.nn.Module, data: Dataset, spec: DynamicsSpec, on_log: Calla
         result.steps = step + 1
     result.horizon = spec.lr * spec.wd * total
     return result
+
+
+def budget(spec: DynamicsSpec, n: int) -> tuple[int, int]:
+    """(batch size, total steps T) of a gd/sgd spec on n training samples."""
+    if spec.kind == "sgd" and spec.batch > n:
+        raise ValueError(
+            f"Invalid DynamicsSpec: 'batch' must be <= the {n} training samples; got {spec.batch}. "
+            f"Use a smaller batch or more data."
+        )
+    batch = n if spec.kind == "gd" else spec.batch
+    return batch, spec.steps if spec.steps is not None else spec.epochs * (n // batch)
 
 
 def batch_indices(n: int, batch: int, generator: torch.Generator):

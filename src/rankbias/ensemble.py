@@ -31,7 +31,7 @@ from typing import Callable
 import torch
 
 from rankbias.data import Dataset
-from rankbias.dynamics import DynamicsSpec, RunResult, accuracy, log_steps, loss_per_sample
+from rankbias.dynamics import DynamicsSpec, RunResult, accuracy, budget, log_steps, loss_per_sample
 from rankbias.nets import Net, NetSpec, activate, build
 
 SHARED = ("kind", "loss", "steps", "epochs", "batch", "log_points")
@@ -149,13 +149,7 @@ def train_ensemble(
     _check(members)
     first = members[0]
     n = len(data.x_train)
-    batch = n if first.kind == "gd" else first.batch
-    if batch > n:
-        raise ValueError(
-            f"Invalid DynamicsSpec: 'batch' must be <= the {n} training samples; got {batch}. "
-            f"Use a smaller batch or more data."
-        )
-    total = first.steps if first.steps is not None else first.epochs * (n // batch)
+    batch, total = budget(first, n)
     R = len(members)
     ens = Ensemble(spec, [m.seed for m in members])
     lr = torch.tensor([m.lr for m in members])  # (R,)

@@ -111,6 +111,11 @@ def _check_shapes(config: RunConfig, dataset: data.Dataset) -> None:
         )
 
 
+def blank_record(config: RunConfig, started: float) -> RunRecord:
+    """A record for ``config`` that reads "failed" until a result fills it in."""
+    return RunRecord(config.name(), config.hash(), config.flat(), "failed", provenance(), started, started)
+
+
 def _record_point(rec: RunRecord, at, rows: list[tuple], spectra: list) -> None:
     """Append one log point's metric rows and per-layer spectra to ``rec``."""
     rec.metrics.extend((float(at), layer, name, value) for layer, name, value in rows)
@@ -127,8 +132,7 @@ def _record_result(rec: RunRecord, result) -> None:
 
 def run_one(config: RunConfig, store: Store | None = None) -> RunRecord:
     """Train ``config``, measure at every log point, write one transaction to ``store``."""
-    started = time.time()
-    rec = RunRecord(config.name(), config.hash(), config.flat(), "failed", provenance(), started, started)
+    rec = blank_record(config, time.time())
     try:
         dataset = make_data(config.data)
         _check_shapes(config, dataset)
@@ -174,7 +178,7 @@ def train_group(group: list[RunConfig]) -> list[RunRecord]:
     from rankbias.ensemble import train_ensemble
 
     started = time.time()
-    recs = [RunRecord(c.name(), c.hash(), c.flat(), "failed", provenance(), started, started) for c in group]
+    recs = [blank_record(c, started) for c in group]
     try:
         dataset = make_data(group[0].data)
         _check_shapes(group[0], dataset)

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
+import time
 from dataclasses import dataclass
 from typing import Callable
 
 from rankbias.matrix import Matrix
-from rankbias.run import RunConfig, group_configs, train_group
+from rankbias.run import RunConfig, blank_record, group_configs, train_group
 from rankbias.store import RunRecord, Store
 
 
@@ -60,13 +61,10 @@ def plan(matrix: Matrix, store: Store, retry_failed: bool = False) -> Plan:
 
 def _failed(group: list[RunConfig], err: BaseException) -> list[RunRecord]:
     """Records that say a whole group failed, and why."""
-    import time
-
-    from rankbias.run import provenance
-
-    now = time.time()
-    return [RunRecord(c.name(), c.hash(), c.flat(), "failed", provenance(), now, now,
-                      error=f"{type(err).__name__}: {err}") for c in group]
+    records = [blank_record(c, time.time()) for c in group]
+    for rec in records:
+        rec.error = f"{type(err).__name__}: {err}"
+    return records
 
 
 def _one_thread() -> None:
