@@ -11,15 +11,17 @@ def test_same_seed_same_data_other_seed_differs():
     a, b, c = (D.gaussian_mixture(200, 16, 4, 0.5, seed=s, test=50) for s in (3, 3, 4))
     assert torch.equal(a.x_train, b.x_train) and torch.equal(a.y_test, b.y_test)
     assert not torch.equal(a.x_train, c.x_train)
-    assert a.spec == dict(kind="mixture", n=200, dim=16, classes=4, spread=0.5, seed=3, test=50)
+    assert a.spec == dict(kind="mixture", n=200, dim=16, classes=4, std=0.5, seed=3, test=50)
 
 
-def test_mixture_spread_is_the_within_class_rms_distance():
+def test_mixture_std_is_per_coordinate_and_means_lie_on_the_sphere():
     d = D.gaussian_mixture(4000, 32, 5, 2.0, seed=0)
     means = torch.as_tensor(d.extras["means"], dtype=torch.float32)
-    assert np.allclose(np.linalg.norm(d.extras["means"], axis=1), 1.0)
-    rms = ((d.x_train - means[d.y_train]) ** 2).sum(1).mean().sqrt()
-    assert float(rms) == pytest.approx(2.0, rel=0.02)
+    assert np.allclose(np.linalg.norm(d.extras["means"], axis=1), np.sqrt(32))
+    noise = d.x_train - means[d.y_train]  # (N, d), each coordinate ~ N(0, std^2)
+    assert float(noise.std()) == pytest.approx(2.0, rel=0.02)
+    assert D.gaussian_mixture(10, 4, 2, 1.0, seed=0, radius=3.0).extras["means"] == pytest.approx(
+        3.0 * D._unit_rows(np.random.default_rng(0).standard_normal((2, 4))))
     assert torch.bincount(d.y_train).tolist() == [800] * 5 and d.outputs == 5
 
 
@@ -72,7 +74,7 @@ def test_digits_ships_with_scikit_learn():
 @pytest.mark.parametrize(
     "spec",
     [
-        dict(kind="mixture", n=50, dim=6, classes=3, spread=1.0, seed=0, test=10),
+        dict(kind="mixture", n=50, dim=6, classes=3, std=1.0, seed=0, test=10),
         dict(kind="separable", n=40, dim=5, margin=0.1, seed=0, constant_feature=True),
         dict(kind="linear_teacher", n=30, dim=4, outputs=2, seed=0),
         dict(kind="subspace_task", n=20, dim=16, k=4, cosine=0.0, seed=0, task=1),

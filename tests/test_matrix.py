@@ -17,7 +17,7 @@ BASE = """
 [[scenario]]
 id = "s1"
 paper = "p"
-data = { kind = "mixture", n = 100, dim = 8, classes = 3, spread = 0.5, seed = 0 }
+data = { kind = "mixture", n = 100, dim = 8, classes = 3, std = 0.5, seed = 0 }
 net = { arch = "deep_relu", widths = [8, 16, 3] }
 dynamics = { kind = "sgd", loss = "ce", lr = 0.1, batch = 8, steps = 50 }
 grid = { "dynamics.wd" = [0.0, 0.01] }

@@ -14,7 +14,7 @@ TEXT = """
 [[scenario]]
 id = "s"
 paper = "p"
-data = { kind = "mixture", n = 80, dim = 6, classes = 3, spread = 0.5, seed = 0 }
+data = { kind = "mixture", n = 80, dim = 6, classes = 3, std = 0.5, seed = 0 }
 net = { arch = "deep_relu", widths = [6, 12, 3] }
 dynamics = { kind = "sgd", loss = "ce", lr = 0.1, batch = 8, steps = 30, log_points = 3 }
 grid = { "dynamics.wd" = [0.0, 0.01, 0.05] }

@@ -15,7 +15,7 @@ from rankbias.nets import NetSpec, build
 from rankbias.run import RunConfig, make_data, run_one
 from rankbias.store import Store, StoreError
 
-MIXTURE = dict(kind="mixture", n=120, dim=8, classes=3, spread=0.5, seed=0, test=30)
+MIXTURE = dict(kind="mixture", n=120, dim=8, classes=3, std=0.5, seed=0, test=30)
 
 
 def _config(**dyn):
@@ -149,3 +149,14 @@ def test_run_many_is_deterministic(tmp_path):
         run_many(configs, store)
     a, b = (store.metrics() for store in stores)
     assert len(a) > 0 and np.array_equal(a.value.to_numpy(), b.value.to_numpy(), equal_nan=True)
+
+
+def test_a_group_with_a_diverging_member_stores_it_as_diverged_and_measures_the_rest():
+    from rankbias.run import train_group
+
+    group = [_config(lr=lr) for lr in (0.1, 1e5, 0.2)]
+    recs = train_group(group)
+    assert [r.status for r in recs] == ["done", "diverged", "done"]
+    for rec in (recs[0], recs[2]):  # the survivors were measured to the end
+        assert max(step for step, *_ in rec.metrics) == 60 and rec.error is None
+        assert all(np.isfinite(s).all() for *_, s in rec.spectra)

@@ -80,24 +80,37 @@ def _measure(name: str, w: np.ndarray, tol: float, eps: float) -> dict:
     return {"layer": name, "shape": list(matrix.shape), **{k: float(v) for k, v in measured.items()}}
 
 
-@app.command("list")
-def list_cmd(
-    matrix_file: Path = typer.Argument(..., help="A matrix TOML file (see rankbias.spec for the format)."),
-    tier: str = typer.Option("quick", help="quick, standard or full."),
-):
-    """List a matrix's scenarios, their runs in a tier, and the cells skipped and why."""
+TARGET_HELP = "A tier of the built-in claims matrix (quick, standard, full) or a matrix TOML file."
+
+
+def _matrix(target: str, tier: str):
+    """(matrix file, spec, expanded matrix) of a command-line target; exits 2 on a bad one."""
     from rankbias.matrix import expand
-    from rankbias.spec import TIERS, MatrixError, load
+    from rankbias.spec import TIERS, MatrixError, load, resolve
 
     if tier not in TIERS:
-        console.print(f"[red]error:[/red] '--tier' must be one of {list(TIERS)}; got {tier!r}.")
-        raise typer.Exit(code=2)
+        _fail(f"'--tier' must be one of {list(TIERS)}; got {tier!r}.")
+    path, tier = resolve(target, tier)
     try:
-        spec = load(matrix_file)
-        matrix = expand(spec, tier, str(matrix_file))
+        spec = load(path)
+        return path, spec, expand(spec, tier, str(path))
     except MatrixError as err:
-        console.print(f"[red]error:[/red] {escape(str(err))}")
-        raise typer.Exit(code=2) from None
+        _fail(str(err))
+
+
+def _fail(message: str, code: int = 2):
+    console.print(f"[red]error:[/red] {escape(message)}")
+    raise typer.Exit(code=code)
+
+
+@app.command("list")
+def list_cmd(
+    target: str = typer.Argument("quick", help=TARGET_HELP),
+    tier: str = typer.Option("quick", help="Tier of a matrix file: quick, standard or full."),
+):
+    """List a matrix's scenarios, their runs in a tier, and the cells skipped and why."""
+    matrix_file, spec, matrix = _matrix(target, tier)
+    tier = matrix.tier
     table = Table(title=f"{matrix_file}: tier {tier}, {len(matrix.runs)} distinct runs")
     for col in ("scenario", "paper", "runs", "grid"):
         table.add_column(col)
@@ -112,31 +125,27 @@ def list_cmd(
 
 @app.command("run")
 def run_cmd(
-    matrix_file: Path = typer.Argument(..., help="A matrix TOML file (see rankbias.spec for the format)."),
-    tier: str = typer.Option("quick", help="quick, standard or full."),
+    target: str = typer.Argument("quick", help=TARGET_HELP),
+    tier: str = typer.Option("quick", help="Tier of a matrix file: quick, standard or full."),
     store_path: str = typer.Option(DEFAULT_PATH, "--store", help="SQLite store; runs already in it are not redone."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Rerun runs stored as failed."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar (for scripts)."),
     processes: int = typer.Option(0, "--processes", help="Train on a local pool of N processes (0: in this process)."),
     scheduler: str = typer.Option("", "--scheduler", help="Train on an existing Dask cluster, e.g. tcp://HOST:8786."),
+    scorecard: str = typer.Option("scorecard.json", "--scorecard", help="Where the scorecard JSON goes ('' for none)."),
 ):
-    """Run what is missing of a matrix tier, with progress, then summarize each cell."""
+    """Run what is missing of a matrix tier (resuming), with progress, then score it."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from rankbias.matrix import expand
     from rankbias.runner import ExecutorError, plan, run_matrix
-    from rankbias.spec import TIERS, MatrixError, load
     from rankbias.store import Store
 
-    if tier not in TIERS:
-        console.print(f"[red]error:[/red] '--tier' must be one of {list(TIERS)}; got {tier!r}.")
-        raise typer.Exit(code=2)
+    matrix_file, spec, matrix = _matrix(target, tier)
+    tier = matrix.tier
     try:
-        matrix = expand(load(matrix_file), tier, str(matrix_file))
         store = Store(store_path)
-    except (MatrixError, StoreError) as err:
-        console.print(f"[red]error:[/red] {escape(str(err))}")
-        raise typer.Exit(code=2) from None
+    except StoreError as err:
+        _fail(str(err))
     before = plan(matrix, store, retry_failed)
     counts = {"diverged": 0, "failed": 0}
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -193,11 +202,11 @@ def _summarize(matrix, store) -> None:
 ARCH_ALIASES = {"mlp": "deep_relu"}
 
 
-def _data_spec(kind: str, widths: tuple[int, ...], n: int, spread: float, margin: float, seed: int, test: int) -> dict:
+def _data_spec(kind: str, widths: tuple[int, ...], n: int, std: float, margin: float, seed: int, test: int) -> dict:
     """The data spec for ``kind``, its input and output widths taken from the net's."""
     d_in, d_out = widths[0], widths[-1]
     if kind == "mixture":
-        return dict(kind=kind, n=n, dim=d_in, classes=d_out, spread=spread, seed=seed, test=test)
+        return dict(kind=kind, n=n, dim=d_in, classes=d_out, std=std, seed=seed, test=test)
     if kind == "separable":
         return dict(kind=kind, n=n, dim=d_in, margin=margin, seed=seed, test=test)
     if kind == "linear_teacher":
@@ -226,7 +235,7 @@ def train_cmd(
     data: str = typer.Option("mixture", help="mixture, separable, linear_teacher, mnist1d or digits."),
     n: int = typer.Option(1000, help="Training samples."),
     test: int = typer.Option(200, help="Held-out samples."),
-    spread: float = typer.Option(1.0, help="Mixture within-class RMS distance to the class mean."),
+    std: float = typer.Option(1.0, help="Mixture within-class std per coordinate (class means on the sphere of radius sqrt(d))."),
     margin: float = typer.Option(0.1, help="Separable data's margin."),
     data_seed: int = typer.Option(0, "--data-seed", help="Seed of the data set."),
     seed: int = typer.Option(0, help="Seed of the init and of SGD's sampling."),
@@ -247,7 +256,7 @@ def train_cmd(
     try:
         default_loss = {"separable": "logistic", "linear_teacher": "mse"}.get(data, "ce")
         config = RunConfig(
-            _data_spec(data, shape, n, spread, margin, data_seed, test),
+            _data_spec(data, shape, n, std, margin, data_seed, test),
             NetSpec(ARCH_ALIASES.get(arch, arch), shape, init_scale=init_scale),
             DynamicsSpec(dynamics, loss or default_loss, wd=wd, lr=lr, steps=steps, epochs=epochs, batch=batch,
                          flow_time=flow_time, seed=seed),

@@ -57,17 +57,22 @@ def _unit_rows(a: np.ndarray) -> np.ndarray:
     return a / np.linalg.norm(a, axis=1, keepdims=True)
 
 
-def gaussian_mixture(n: int, dim: int, classes: int, spread: float, seed: int, test: int = 0) -> Dataset:
-    """K-class Gaussian mixture: class means uniform on the unit sphere of R^d,
-    x = mu_y + (spread / sqrt(d)) z with z ~ N(0, I), so E||x - mu_y||^2 = spread^2
-    (``spread`` is the within-class RMS distance to the class mean).  Labels are
-    balanced: y_i = i mod K before shuffling.  n train + ``test`` test points."""
+def gaussian_mixture(n: int, dim: int, classes: int, std: float, seed: int, test: int = 0,
+                     radius: float | None = None) -> Dataset:
+    """K-class Gaussian mixture: class means uniform on the sphere of radius
+    ``radius`` in R^d (default sqrt(d), so E||mu||^2 = d as for a standard normal
+    input), x = mu_y + std z with z ~ N(0, I_d): ``std`` is the within-class
+    standard deviation per coordinate (claims.md's s).  Labels are balanced:
+    y_i = i mod K before shuffling.  n train + ``test`` test points."""
     rng = np.random.default_rng(seed)
-    means = _unit_rows(rng.standard_normal((classes, dim)))
+    r = float(np.sqrt(dim)) if radius is None else float(radius)
+    means = r * _unit_rows(rng.standard_normal((classes, dim)))
     total = n + test
     y = np.arange(total) % classes
-    x = means[y] + spread / np.sqrt(dim) * rng.standard_normal((total, dim))
-    spec = dict(kind="mixture", n=n, dim=dim, classes=classes, spread=spread, seed=seed, test=test)
+    x = means[y] + std * rng.standard_normal((total, dim))
+    spec = dict(kind="mixture", n=n, dim=dim, classes=classes, std=std, seed=seed, test=test)
+    if radius is not None:
+        spec["radius"] = radius
     return _split(spec, "classes", x, y, test, rng, {"means": means})
 
 
@@ -99,6 +104,15 @@ def subspace_tasks(n: int, dim: int, k: int, cosine: float, seed: int, test: int
         spec = dict(kind="subspace_task", n=n, dim=dim, k=k, cosine=cosine, seed=seed, test=test, task=index)
         tasks.append(_split(spec, "binary", z @ basis.T, y, test, rng, {"basis": basis}))
     return tasks[0], tasks[1]
+
+
+def subspace_pair(n: int, dim: int, k: int, cosine: float, seed: int, test: int = 0) -> Dataset:
+    """Task A of ``subspace_tasks`` carrying task B as ``extras["partner"]``: a run
+    on it trains one net per task from the same init and records how the merged
+    net (W = W_A + W_B) does on each task (``rankbias.run``)."""
+    a, b = subspace_tasks(n, dim, k, cosine, seed, test)
+    spec = dict(kind="subspace_pair", n=n, dim=dim, k=k, cosine=cosine, seed=seed, test=test)
+    return Dataset(spec, a.task, a.x_train, a.y_train, a.x_test, a.y_test, {**a.extras, "partner": b})
 
 
 def separable(n: int, dim: int, margin: float, seed: int, test: int = 0, constant_feature: bool = False) -> Dataset:
@@ -157,12 +171,14 @@ def digits(seed: int, test: int = 297) -> Dataset:
     return _split(spec, "classes", bunch.data / 16.0, bunch.target, test, np.random.default_rng(seed))
 
 
-# data spec "kind" -> generator; "subspace_task" makes a pair and a spec's "task" picks one
+# data spec "kind" -> generator; "subspace_task" makes a pair and a spec's "task" picks one,
+# "subspace_pair" keeps both for a merging run
 GENERATORS = {
     "mixture": gaussian_mixture,
     "separable": separable,
     "linear_teacher": linear_teacher,
     "subspace_task": subspace_tasks,
+    "subspace_pair": subspace_pair,
     "mnist1d": mnist1d,
     "digits": digits,
 }
@@ -178,7 +194,7 @@ def shape_of(spec: dict) -> tuple[int, int, int]:
         return spec["n"], spec["dim"] + int(spec.get("constant_feature", False)), 1
     if kind == "linear_teacher":
         return spec["n"], spec["dim"], spec["outputs"]
-    if kind == "subspace_task":
+    if kind in ("subspace_task", "subspace_pair"):
         return spec["n"], spec["dim"], 1
     if kind == "mnist1d":
         return spec.get("n", 4000), 40, 10

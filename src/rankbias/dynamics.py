@@ -9,6 +9,8 @@ regularizer lambda ||W||_F^2 is wd = 2 lambda).  The horizon lr * wd * T
   permutation each epoch (the last N mod B samples of an epoch are left out,
   so every step sees exactly B); the budget is ``epochs`` (T = epochs floor(N/B))
   or ``steps``, exactly one of them.
+  ``tail_logs`` adds a log point at each of the last ``tail_logs`` steps, for
+  quantities averaged over the end of a run (e.g. the SGD iterate's rank).
 - ``gf``:  the ODE d theta/dt = -(grad L(theta) + wd theta), integrated by
   torchdiffeq's adaptive ``method`` (default dopri5) up to ``flow_time`` with
   tolerances ``rtol``, ``atol``; the solver's evaluations are counted.
@@ -50,6 +52,7 @@ class DynamicsSpec:
     rtol: float = 1e-6
     atol: float = 1e-8
     log_points: int = 20
+    tail_logs: int | None = None
     seed: int = 0
 
     def __post_init__(self):
@@ -75,6 +78,8 @@ class DynamicsSpec:
             p.append(f"'flow_time' must be a float > 0 for gf; got {self.flow_time!r}")
         if self.log_points < 2:
             p.append(f"'log_points' must be >= 2; got {self.log_points}")
+        if self.tail_logs is not None and (self.kind == "gf" or self.tail_logs < 1):
+            p.append(f"'tail_logs' must be an int >= 1, for gd or sgd only; got {self.tail_logs!r} for {self.kind}")
         if p:
             raise ValueError("Invalid DynamicsSpec: " + "; ".join(p) + ". Fix these fields of the dynamics spec.")
 
@@ -127,10 +132,12 @@ def accuracy(task: str, out: torch.Tensor, y: torch.Tensor) -> float:
     return float("nan")
 
 
-def log_steps(total: int, points: int) -> list[int]:
-    """Geometrically spaced log steps in [1, total], plus 0 and total, sorted, unique."""
+def log_steps(total: int, points: int, tail: int | None = None) -> list[int]:
+    """Geometrically spaced log steps in [1, total], plus 0 and total, plus every
+    one of the last ``tail`` steps (for averages over the end of a run), sorted, unique."""
     grid = np.unique(np.round(np.geomspace(1, max(total, 1), points)).astype(int))
-    return sorted({0, total, *grid.tolist()})
+    dense = range(max(total - tail + 1, 0), total + 1) if tail else ()
+    return sorted({0, total, *grid.tolist(), *dense})
 
 
 def _evaluate(net, data: Dataset, loss: str, at) -> dict:
@@ -157,7 +164,7 @@ def train(net: torch.nn.Module, data: Dataset, spec: DynamicsSpec, on_log: Calla
     params = [p for p in net.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=spec.lr, weight_decay=spec.wd)
     gen = torch.Generator().manual_seed(spec.seed)
-    logs, result = set(log_steps(total, spec.log_points)), RunResult("done", 0, 0.0)
+    logs, result = set(log_steps(total, spec.log_points, spec.tail_logs)), RunResult("done", 0, 0.0)
     batches = batch_indices(n, batch, gen)
     for step in range(total + 1):
         if step in logs:

@@ -34,7 +34,7 @@ from rankbias.data import Dataset
 from rankbias.dynamics import DynamicsSpec, RunResult, accuracy, budget, log_steps, loss_per_sample
 from rankbias.nets import Net, NetSpec, activate, build
 
-SHARED = ("kind", "loss", "steps", "epochs", "batch", "log_points")
+SHARED = ("kind", "loss", "steps", "epochs", "batch", "log_points", "tail_logs")
 
 
 def _check(specs: list[DynamicsSpec]) -> None:
@@ -159,7 +159,7 @@ def train_ensemble(
     gens = [torch.Generator().manual_seed(m.seed) for m in members]
     per_epoch = n // batch
     steps_done = torch.zeros(R, dtype=torch.int64)
-    logs = set(log_steps(total, first.log_points))
+    logs = set(log_steps(total, first.log_points, first.tail_logs))
     for step in range(total + 1):
         if step in logs:
             for r, row in enumerate(ens.evaluate(data, first.loss)):

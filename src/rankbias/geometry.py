@@ -135,6 +135,14 @@ def drift_by_class(d0: torch.Tensor, d1: torch.Tensor, classes: torch.Tensor, sc
     return out
 
 
+def top_alignment(w_k: torch.Tensor, w_next: torch.Tensor) -> torch.Tensor:
+    """|v_1(W_{k+1})^T u_1(W_k)| for stacks W_k (R, n_k, .), W_{k+1} (R, ., n_k) -> (R,),
+    u_1 / v_1 the top left / right singular vectors (float64 SVD)."""
+    u = torch.linalg.svd(w_k.double(), full_matrices=False)[0][:, :, 0]  # (R, n_k)
+    v = torch.linalg.svd(w_next.double(), full_matrices=False)[2][:, 0, :]  # (R, n_k)
+    return (u * v).sum(-1).abs()
+
+
 def merged(net_a, net_b):
     """A copy of ``net_a`` whose every parameter is the sum of the two nets'."""
     net = copy.deepcopy(net_a)

@@ -7,8 +7,17 @@ and each layer's singular values.  Spectra come from one ``rankbias.svdvals``
 call per group of equally shaped layers across all members.
 
 Per layer k: ``fro``, ``spectral`` and every measure of ``rankbias.MEASURES``
-(rank_rel at 1e-2, tail_k with k = the output width; numerical_rank at float32
+(rank_rel at 1e-2, tail_k with k = K = the output width; numerical_rank at float32
 tolerance), plus:
+- ``gap_k``: sigma_{K+1} / sigma_1 (Zangrando et al. 2024's distance to rank K);
+- ``collapse_bound`` (class labels): wd (sum_{i>K} sigma_i^2)^(1/2) / (||R_k||_F +
+  sum_i ||delta_i|| ||h_i - mu_c(i)||), with h_i the layer's input for sample i,
+  mu_c its class mean, delta_i = dL/dz_k(i) and R_k = grad_W L + wd W_k.  Since
+  wd W_k = R_k - sum_i delta_i h_i^T and sum_i delta_i mu_c(i)^T has rank <= K,
+  Eckart-Young and the triangle inequality give <= 1 at every point of training
+  (Zangrando et al. 2024, Thm. 3.1's mechanism);
+- ``adjacent_alignment`` (pair k, k+1 without a ReLU between them): |v_1(W_{k+1})^T
+  u_1(W_k)|, the top singular vectors' alignment (Le & Jegelka 2022: -> 1);
 - ``nc1``, ``cdnv``, ``tcv`` of the features after layer k (class labels only);
 - ``outside_span`` (layer 0): share of ||W_1||_F outside span(X_train);
 - ``drift_diag``, ``drift_same``, ``drift_other`` (pair k, k+1): max |D_k(t) -
@@ -61,6 +70,7 @@ def _rank_values(s: np.ndarray, m: int, n: int, tail: int) -> dict[str, np.ndarr
         "stable_rank": kernels.stable_rank(s, fro),
         "effective_rank": kernels.effective_rank(s),
         "tail_k": kernels.tail_k(s, fro, min(tail, s.shape[1])),
+        "gap_k": s[:, tail] / np.where(s[:, 0] > 0, s[:, 0], 1.0) if tail < s.shape[1] else np.zeros(len(s)),
         "gd_rank": kernels.gd_rank(s, m, n),
         "numerical_rank": kernels.numerical_rank(s, m, n, float(np.finfo(np.float32).eps)),
     }
@@ -105,7 +115,8 @@ class Tracker:
             pre, post = geometry.trace(self.spec, ws, bs, x)
             losses = loss_per_sample(self.loss, post[-1], y.expand(R, *y.shape)).mean(1)  # (R,)
             params = [ws[k] for k in trainable] + ([bs[k] for k in trainable] if bs else [])
-            grads = torch.autograd.grad(losses.sum(), params)
+            grads = torch.autograd.grad(losses.sum(), params + pre)
+            grads, deltas = grads[: len(params)], grads[len(params):]  # dL/dz_k (R, N, n_k)
         theta = torch.cat([p.detach().flatten(1) for p in params], 1).double()  # (R, P)
         g = torch.cat([q.flatten(1) for q in grads], 1).double()
         gnorm, tnorm = g.norm(dim=1), theta.norm(dim=1)
@@ -116,6 +127,9 @@ class Tracker:
         values[(-1, "stationarity")] = torch.where(gnorm > 0, (g + self.wd[:, None] * theta).norm(dim=1) / gnorm, nan).numpy()
         values[(-1, "grad_norm")] = gnorm.numpy()
         self._pre, self._post = [z.detach() for z in pre], [h.detach() for h in post]
+        self._inputs = [x.detach()] + self._post[:-1]  # each layer's input h (R, N, n_{k-1})
+        self._deltas = [d.detach() for d in deltas]
+        self._wgrads = {k: g.detach() for k, g in zip(trainable, grads)}
 
     def _geometry(self, weights, spectra, data, values):
         """Collapse, data span and invariance drift, from the traced features."""
@@ -123,6 +137,11 @@ class Tracker:
             for k, h in enumerate(self._post[:-1]):
                 for name, v in geometry.collapse(h, data.y_train, data.outputs).items():
                     values[(k, name)] = v.numpy()
+            for k in self._wgrads:
+                values[(k, "collapse_bound")] = self._collapse_bound(k, weights[k], spectra[k], data)
+        for k in range(len(weights) - 1):
+            if not self.spec.relu_after(k):
+                values[(k, "adjacent_alignment")] = geometry.top_alignment(weights[k], weights[k + 1]).numpy()
         if self.span is None:
             self.span = geometry.span_basis(data.x_train)
         values[(0, "outside_span")] = geometry.outside_span(weights[0].detach(), self.span).numpy()
@@ -135,3 +154,16 @@ class Tracker:
             classes = geometry.activation_classes(self._pre[k], self.spec.relu_after(k))
             for name, v in geometry.drift_by_class(d0, d1, classes, self.scale[k]).items():
                 values[(k, name)] = v.numpy()
+
+    def _collapse_bound(self, k: int, w: torch.Tensor, s: np.ndarray, data) -> np.ndarray:
+        """``collapse_bound`` of layer k for every member -> (R,); see the module docstring."""
+        K = data.outputs
+        h, delta = self._inputs[k].double(), self._deltas[k].double()  # (R, N, n_{k-1}), (R, N, n_k)
+        onehot = torch.nn.functional.one_hot(data.y_train, K).double()  # (N, K)
+        mu = torch.einsum("nk,rnd->rkd", onehot, h) / onehot.sum(0).clamp_min(1)[:, None]  # (R, K, n_{k-1})
+        spread = (h - mu[:, data.y_train]).norm(dim=-1)  # (R, N): ||h_i - mu_c(i)||
+        residual = (self._wgrads[k].double() + self.wd[:, None, None] * w.double()).flatten(1).norm(dim=1)
+        rhs = residual + (delta.norm(dim=-1) * spread).sum(1)  # (R,)
+        tail = torch.as_tensor(np.sqrt((s[:, K:] ** 2).sum(1)))  # distance of W_k to rank K
+        lhs = self.wd * tail
+        return torch.where(rhs > 0, lhs / torch.where(rhs > 0, rhs, 1.0), torch.where(lhs > 0, torch.inf, 0.0)).numpy()

@@ -7,8 +7,15 @@ ensemble (``ensemble.train_ensemble``) and stores each run as ``run_one`` would.
 Its canonical name lists every set field in sorted order, benchopt-style:
 ``sgd[arch=deep_relu,batch=16,data=mixture,data.n=1000,...,lr=0.1,seed=0,wd=0.01,widths=32-100-10]``;
 the hash covers the same fields.  ``run_one`` trains, measures at every log
-point (``metrics.measure``), and returns a ``store.RunRecord``; a run that
+point (``metrics.Tracker``), and returns a ``store.RunRecord``; a run that
 raises is recorded as failed with its error instead of propagating.
+
+A run on a ``subspace_pair`` data set trains a second net, from the same init,
+on the partner task, and records at its last step how the merged net
+(``geometry.merged``: every parameter summed) does on both tasks: rows
+``merge_ratio`` (max over the tasks of merged / own train loss),
+``merge_acc_drop`` (max of own - merged train accuracy) and ``merged_acc``
+(mean merged train accuracy), Kuzborskij & Abbasi Yadkori 2025, Sec. 5.
 """
 
 from __future__ import annotations
@@ -144,6 +151,15 @@ def run_one(config: RunConfig, store: Store | None = None) -> RunRecord:
             _record_point(rec, at, *tracker(*geometry.stacked(model), dataset)[0])
 
         _record_result(rec, train(net, dataset, spec, on_log=on_log))
+        partner = dataset.extras.get("partner")
+        if partner is not None and rec.status == "done":
+            other = build(config.net, config.seed)
+            result = train(other, partner, spec)
+            if result.status != "done":
+                rec.status, rec.diverged_at = result.status, result.diverged_at
+            else:
+                rec.metrics.extend((float(rec.steps if spec.kind != "gf" else spec.flow_time), -1, name, value)
+                                   for name, value in merge_rows(net, other, dataset, partner, spec.loss).items())
     except Exception as err:  # recorded, not raised: a matrix goes on past a failed run
         rec.status, rec.error = "failed", f"{type(err).__name__}: {err}"
     rec.finished = time.time()
@@ -152,10 +168,25 @@ def run_one(config: RunConfig, store: Store | None = None) -> RunRecord:
     return rec
 
 
+def merge_rows(net_a, net_b, data_a: data.Dataset, data_b: data.Dataset, loss: str) -> dict[str, float]:
+    """How the merged net does on each net's own task (train split); see the module docstring."""
+    from rankbias.dynamics import accuracy, loss_value
+
+    both = geometry.merged(net_a, net_b)
+    ratios, drops, accs = [], [], []
+    with torch.no_grad():
+        for net, d in ((net_a, data_a), (net_b, data_b)):
+            own, mixed = net(d.x_train), both(d.x_train)
+            ratios.append(float(loss_value(loss, mixed, d.y_train) / loss_value(loss, own, d.y_train)))
+            accs.append(accuracy(d.task, mixed, d.y_train))
+            drops.append(accuracy(d.task, own, d.y_train) - accs[-1])
+    return {"merge_ratio": max(ratios), "merge_acc_drop": max(drops), "merged_acc": sum(accs) / len(accs)}
+
+
 def ensemble_key(config: RunConfig) -> str | None:
     """Configs with the same key can train as one ensemble: everything but lr, wd
-    and seed agrees.  None for gradient flow, which runs alone."""
-    if config.dynamics.kind == "gf":
+    and seed agrees.  None for gradient flow and merging pairs, which run alone."""
+    if config.dynamics.kind == "gf" or config.data["kind"] == "subspace_pair":
         return None
     flat = {k: v for k, v in config.flat().items() if k not in ("lr", "wd", "seed")}
     return json.dumps(flat, sort_keys=True)
@@ -185,7 +216,13 @@ def train_group(group: list[RunConfig]) -> list[RunRecord]:
         tracker = Tracker(group[0].net, group[0].dynamics.loss, [c.dynamics.wd for c in group])
 
         def on_log(at, ens, alive):
-            for r, (rows, spectra) in enumerate(tracker(*ens.effective(), dataset)):
+            weights, biases = ens.effective()
+            # a diverged member's weights may be huge or non-finite: zero them so the
+            # batched measurements of the others go on (its rows are dropped below)
+            dead = torch.ones(len(group), dtype=torch.bool)
+            dead[alive] = False
+            weights = [w.masked_fill(dead[:, None, None], 0.0) for w in weights]
+            for r, (rows, spectra) in enumerate(tracker(weights, biases, dataset)):
                 if r in alive:
                     _record_point(recs[r], at, rows, spectra)
 

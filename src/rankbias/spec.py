@@ -12,7 +12,7 @@ claims.md, or a researcher's own):
     id = "galanti.wd"            # unique
     paper = "galanti"            # a baseline paper key, or any label
     tiers = ["quick", "standard", "full"]
-    data = { kind = "mixture", n = 1000, dim = 32, classes = 10, spread = 1.0, seed = 0, test = 200 }
+    data = { kind = "mixture", n = 1000, dim = 32, classes = 10, std = 1.0, seed = 0, test = 200 }
     net = { arch = "deep_relu", widths = [32, 100, 100, 100, 10] }
     dynamics = { kind = "sgd", loss = "ce", lr = 0.1, batch = 4, epochs = 40 }
     grid = { "dynamics.wd" = [0.0, 1e-3, 5e-3, 1e-2, 2e-2] }
@@ -118,6 +118,17 @@ class MatrixSpec(BaseModel):
         if repeated:
             raise ValueError(f"scenario ids must be unique; {repeated} appear more than once")
         return value
+
+
+BUILTIN = Path(__file__).parent / "matrices" / "claims.toml"  # the standardized matrix of claims.md
+
+
+def resolve(target: str, tier: str) -> tuple[Path, str]:
+    """(matrix file, tier) for a command-line target: a tier name means the
+    built-in matrix at that tier, anything else a matrix file at ``tier``."""
+    if target in TIERS:
+        return BUILTIN, target
+    return Path(target), tier
 
 
 def load(path: str | Path) -> MatrixSpec:

@@ -1,0 +1,142 @@
+"""What a hypothesis is, and the run tables it reads.
+
+A hypothesis applies to the runs of some scenarios of the matrix and turns
+their measurements into checks.  Two kinds:
+
+- ``Trend``: a claim with criteria, like the papers' (``claims.md``):
+  ``checks(runs)`` returns ``Check``s (statistic, comparison, threshold) and
+  effect sizes; ``rankbias.score`` bootstraps them over seeds and gives the
+  verdict.
+- ``Predictor``: a quantitative prediction of a rank per run: ``predict(runs)``
+  and ``measure(runs)`` return one value per run; it is scored by Spearman rho
+  and the mean absolute error of log-rank over the runs it applies to.
+
+``RunSet`` is what both read: ``final`` has one row per done run (its config
+fields, status, horizon, and the run's last-step metrics as columns ``name``
+for whole-network metrics and ``name@k`` for layer k), and ``history`` /
+``spectrum`` reach the trajectories.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+
+@dataclass(frozen=True)
+class Check:
+    """One statistic of a claim: ``value op threshold`` is its criterion
+    (op one of "<=", ">="); op None marks an effect size, reported but not judged."""
+
+    name: str
+    value: float
+    op: str | None = None
+    threshold: float | None = None
+
+    def holds(self, value: float) -> bool | None:
+        """Whether ``value`` meets the criterion; None for NaN or an effect size."""
+        if self.op is None or value is None or math.isnan(value):
+            return None
+        return value <= self.threshold if self.op == "<=" else value >= self.threshold
+
+
+@dataclass
+class RunSet:
+    """The runs a hypothesis applies to (see the module docstring)."""
+
+    final: pd.DataFrame  # one row per run, indexed by run name
+    metrics: pd.DataFrame  # (run, step, layer, name, value) rows of these runs
+    spectra: Callable[[str], pd.DataFrame] = field(repr=False, default=None)  # run -> (step, layer, sigma)
+
+    def history(self, name: str, layer: int = -1) -> pd.DataFrame:
+        """(run, step, value) of metric ``name`` at ``layer`` for every run here, by step."""
+        m = self.metrics
+        rows = m[(m.name == name) & (m.layer == layer) & m.run.isin(self.final.index)]
+        return rows[["run", "step", "value"]].sort_values(["run", "step"])
+
+    def spectrum(self, run: str, layer: int) -> np.ndarray:
+        """Singular values of ``layer`` of ``run`` at its last step."""
+        df = self.spectra(run)
+        df = df[df.layer == layer]
+        return df.sigma.iloc[-1]
+
+    def subset(self, mask) -> "RunSet":
+        return RunSet(self.final[mask], self.metrics, self.spectra)
+
+
+@dataclass
+class Trend:
+    """A claim with criteria; see the module docstring.  ``checks`` must read only
+    ``runs.final`` rows (and their histories), so a bootstrap can resample them."""
+
+    id: str
+    paper: str
+    scenarios: tuple[str, ...]
+    predicts: str
+    checks: Callable[[RunSet], list[Check]]
+    cite: str = ""
+    kind: str = "trend"
+
+
+@dataclass
+class Predictor:
+    """A predicted rank per run, scored against a measured one; see the module docstring."""
+
+    id: str
+    paper: str
+    scenarios: tuple[str, ...]
+    predicts: str
+    predict: Callable[[RunSet], pd.Series]
+    measure: Callable[[RunSet], pd.Series]
+    cite: str = ""
+    kind: str = "predictor"
+
+
+# ----------------------------------------------------------- helpers for claims
+
+def layer_shapes(widths: str) -> list[tuple[int, int]]:
+    """(out, in) of each layer of a run's ``widths`` field, e.g. "32-100-10"."""
+    w = [int(v) for v in str(widths).split("-")]
+    return list(zip(w[1:], w[:-1]))
+
+
+def hidden_square(widths: str) -> list[int]:
+    """Indices of the hidden square layers (neither first nor last, n_k = n_{k-1})."""
+    shapes = layer_shapes(widths)
+    return [k for k, (o, i) in enumerate(shapes) if 0 < k < len(shapes) - 1 and o == i]
+
+
+def hidden_mean(final: pd.DataFrame, metric: str) -> pd.Series:
+    """Per run: the mean of ``metric`` over its hidden square layers."""
+    def one(row):
+        layers = hidden_square(row["widths"])
+        return float(np.mean([row[f"{metric}@{k}"] for k in layers])) if layers else math.nan
+    return final.apply(one, axis=1)
+
+
+def cell_means(final: pd.DataFrame, x: str, y: pd.Series) -> pd.Series:
+    """Mean of y over the runs of each value of column x (seeds averaged), sorted by x."""
+    return y.groupby(final[x]).mean().sort_index()
+
+
+def spearman(a, b) -> float:
+    """Spearman's rho of two equal-length sequences; NaN if either is constant or too short."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return math.nan
+    return float(stats.spearmanr(a, b).statistic)
+
+
+def width_of(final: pd.DataFrame) -> int:
+    """The hidden width of these runs' nets (the first hidden layer's)."""
+    return int(str(final["widths"].iloc[0]).split("-")[1])
+
+
+def at(series: pd.Series, key) -> float:
+    """series[key], NaN when the cell is missing."""
+    return float(series[key]) if key in series.index else math.nan
