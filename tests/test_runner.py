@@ -1,5 +1,7 @@
 """Running a matrix: only what is missing, resumable, no lost or doubled rows."""
 
+import json
+
 import numpy as np
 from typer.testing import CliRunner
 
@@ -60,10 +62,13 @@ def test_cli_run_resumes_and_refuses_bad_input(tmp_path):
     matrix_file = tmp_path / "m.toml"
     matrix_file.write_text(TEXT)
     store = str(tmp_path / "s.sqlite")
-    first = CliRunner().invoke(app, ["run", str(matrix_file), "--store", store, "--quiet"])
+    scorecard = tmp_path / "sc.json"
+    first = CliRunner().invoke(app, ["run", str(matrix_file), "--store", store, "--quiet", "--processes", "1",
+                                     "--scorecard", str(scorecard)])
     assert first.exit_code == 0, first.output
+    assert json.loads(scorecard.read_text()) == []  # scenario "s" is no baseline's: nothing to score
     assert "6 runs trained, 0 already stored" in " ".join(first.output.split())
-    again = CliRunner().invoke(app, ["run", str(matrix_file), "--store", store, "--quiet"])
+    again = CliRunner().invoke(app, ["run", str(matrix_file), "--store", store, "--quiet", "--scorecard", ""])
     assert "0 runs trained, 6 already stored" in " ".join(again.output.split())
     bad_tier = CliRunner().invoke(app, ["run", str(matrix_file), "--tier", "huge"])
     assert bad_tier.exit_code == 2 and "'--tier' must be one of" in bad_tier.output
@@ -71,6 +76,8 @@ def test_cli_run_resumes_and_refuses_bad_input(tmp_path):
     junk.write_bytes(b"x" * 4096)
     bad_store = CliRunner().invoke(app, ["run", str(matrix_file), "--store", str(junk)])
     assert bad_store.exit_code == 2 and "is not an SQLite database" in " ".join(bad_store.output.split())
+    bad_procs = CliRunner().invoke(app, ["run", str(matrix_file), "--processes", "-1"])
+    assert bad_procs.exit_code == 2 and "'--processes' must be an int >= 0" in bad_procs.output
 
 
 def _store_after(tmp_path, name, executor):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -107,17 +108,20 @@ def _fail(message: str, code: int = 2):
 def list_cmd(
     target: str = typer.Argument("quick", help=TARGET_HELP),
     tier: str = typer.Option("quick", help="Tier of a matrix file: quick, standard or full."),
+    store_path: str = typer.Option(DEFAULT_PATH, "--store", help="Store whose run statuses to show, if it exists."),
 ):
-    """List a matrix's scenarios, their runs in a tier, and the cells skipped and why."""
+    """List a matrix's claims (scenarios), their runs in a tier and their status, and the cells skipped and why."""
     matrix_file, spec, matrix = _matrix(target, tier)
-    tier = matrix.tier
-    table = Table(title=f"{matrix_file}: tier {tier}, {len(matrix.runs)} distinct runs")
-    for col in ("scenario", "paper", "runs", "grid"):
-        table.add_column(col)
+    stored = _open_store(store_path).runs().set_index("name").status if Path(store_path).exists() else None
+    table = Table(title=f"{matrix_file}: tier {matrix.tier}, {len(matrix.runs)} distinct runs")
+    for col in ("scenario", "paper", "runs", "status", "grid"):
+        table.add_column(col, overflow="fold")
     papers = {s.id: s.paper for s in spec.scenario}
     grids = {s.id: ", ".join(f"{k}={v}" for k, v in s.grid.items()) for s in spec.scenario}
     for sid, names in matrix.members.items():
-        table.add_row(sid, papers[sid], str(len(names)), escape(grids[sid]))
+        counts = stored.reindex(names).fillna("not run").value_counts().to_dict() if stored is not None else {}
+        status = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) if counts else "no store"
+        table.add_row(sid, papers[sid], str(len(names)), status, escape(grids[sid]))
     console.print(table)
     for sid, values, reason in matrix.skipped:
         console.print(f"skipped {sid} {values}: {escape(reason)}")
@@ -130,7 +134,7 @@ def run_cmd(
     store_path: str = typer.Option(DEFAULT_PATH, "--store", help="SQLite store; runs already in it are not redone."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Rerun runs stored as failed."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar (for scripts)."),
-    processes: int = typer.Option(0, "--processes", help="Train on a local pool of N processes (0: in this process)."),
+    processes: int = typer.Option(0, "--processes", help="Local worker processes: 0 = one per core, 1 = in this process."),
     scheduler: str = typer.Option("", "--scheduler", help="Train on an existing Dask cluster, e.g. tcp://HOST:8786."),
     scorecard: str = typer.Option("scorecard.json", "--scorecard", help="Where the scorecard JSON goes ('' for none)."),
 ):
@@ -140,6 +144,8 @@ def run_cmd(
     from rankbias.runner import ExecutorError, plan, run_matrix
     from rankbias.store import Store
 
+    if processes < 0:
+        _fail(f"'--processes' must be an int >= 0 (0: one per core, 1: in this process); got {processes}.")
     matrix_file, spec, matrix = _matrix(target, tier)
     tier = matrix.tier
     try:
@@ -159,44 +165,135 @@ def run_cmd(
                 counts[rec.status] += 1
             progress.update(task, advance=1, **counts)
 
-        executor = scheduler or (f"process:{processes}" if processes else "local")
+        workers = processes or os.cpu_count() or 1
+        executor = scheduler or (f"process:{workers}" if workers > 1 else "local")
         try:
             run_matrix(matrix, store, retry_failed, on_done=on_done, executor=executor)
         except ExecutorError as err:
             progress.stop()
             console.print(f"[red]error:[/red] {escape(str(err))}")
             raise typer.Exit(code=2) from None
-    _summarize(matrix, store)
     console.print(f"{len(before.todo)} runs trained, {before.done} already stored, "
                   f"{before.failed_before} failed before (rerun with --retry-failed); store: {store.path}")
+    _score_and_print(matrix, store, [], scorecard)
 
 
-def _summarize(matrix, store) -> None:
-    """Per scenario and grid cell: runs, statuses, mean final rank_tol of each layer, train accuracy."""
-    runs = store.runs().set_index("name")
-    metrics = store.metrics(name="rank_tol")
-    last = metrics[metrics.step == metrics.groupby("run").step.transform("max")]
-    ranks = last.pivot_table(index="run", columns="layer", values="value")
-    acc = store.metrics(name="train_acc")
-    acc = acc[acc.step == acc.groupby("run").step.transform("max")].set_index("run").value
-    table = Table(title="final rank_tol per layer (mean over seeds)")
-    for col in ("scenario", "cell", "runs", "status", "rank_tol by layer", "train acc"):
-        table.add_column(col)
-    for sid, names in matrix.members.items():
-        cells: dict = {}
-        for name in names:
-            cfg = matrix.runs[name].flat()
-            key = ", ".join(f"{k}={v}" for k, v in sorted(cfg.items()) if k != "seed")
-            cells.setdefault(key, []).append(name)
-        parts = {key: set(key.split(", ")) for key in cells}
-        common = set.intersection(*parts.values())  # what every cell of the scenario shares
-        for key, group in cells.items():
-            label = ", ".join(sorted(parts[key] - common)) or "-"
-            statuses = runs.loc[[n for n in group if n in runs.index], "status"].value_counts().to_dict()
-            mean_ranks = ranks.reindex(group).mean()
-            table.add_row(sid, escape(label), str(len(group)), ", ".join(f"{v} {k}" for k, v in statuses.items()),
-                          " ".join(f"{v:.0f}" for v in mean_ranks.values), f"{acc.reindex(group).mean():.3f}")
+def _score_and_print(matrix, store, extra: list, out: str, n_boot: int | None = None):
+    """Score the baselines (and ``extra`` hypotheses) on ``store``, print the table, write JSON to
+    ``out``; returns the verdicts and the ``score.Runs`` they were read from."""
+    from rankbias.hypotheses import BASELINES
+    from rankbias.score import N_BOOT, Runs, scorecard
+
+    data = Runs(store, matrix)
+    scenarios = set(matrix.members)
+    baselines = [h for h in BASELINES if set(h.scenarios) & scenarios]
+    with console.status("scoring (bootstrap over seeds)"):
+        verdicts = scorecard([*baselines, *extra], data, n_boot or N_BOOT)
+    table = _verdict_table(verdicts, f"scorecard: {matrix.tier} tier, {len(data.final)} stored runs")
     console.print(table)
+    for note in table.notes:
+        console.print(f"  note: {escape(note)}")
+    if out:
+        Path(out).write_text(json.dumps([v.to_dict() for v in verdicts], indent=1, default=float))
+        console.print(f"scorecard written to {out}")
+    return verdicts, data
+
+
+VERDICT_STYLE = {"pass": "green", "fail": "red", "inconclusive": "yellow", "scored": "cyan"}
+
+
+def _fmt(value: float) -> str:
+    return "nan" if value != value else f"{value:.3g}"
+
+
+def _verdict_table(verdicts, title: str) -> Table:
+    """One row per hypothesis: verdict, its first criterion (value [95% CI] vs threshold), effect, runs."""
+    table = Table(title=title, caption="CI: 95% bootstrap over seeds; horizon: lr*wd*T range; "
+                                       f"stationary: wd>0 runs with ||grad L + wd theta|| / ||grad L|| <= gate")
+    for col in ("claim", "verdict", "first criterion: value [95% CI]", "effect", "runs/seeds", "horizon", "stat."):
+        table.add_column(col, overflow="fold")
+    notes = []
+    for v in verdicts:
+        st, eff = v.statistic, v.effect
+        style = VERDICT_STYLE.get(v.verdict, "")
+        crit = f" {st.op} {_fmt(st.threshold)}" if st and st.op else ""
+        value = f"{escape(st.name)}: {_fmt(st.value)} [{_fmt(st.low)}, {_fmt(st.high)}]{crit}" if st else "-"
+        if v.note:
+            notes.append(f"{v.id}: {v.note}")
+        table.add_row(v.id, f"[{style}]{v.verdict}[/{style}]", value, _fmt(eff.value) if eff else "-",
+                      f"{v.n}/{len(v.seeds)}", f"{_fmt(v.horizon[0])}-{_fmt(v.horizon[1])}",
+                      f"{v.stationary[0]}/{v.stationary[1]}")
+    table.notes = notes
+    return table
+
+
+@app.command("score")
+def score_cmd(
+    target: str = typer.Argument("quick", help=TARGET_HELP),
+    tier: str = typer.Option("quick", help="Tier of a matrix file: quick, standard or full."),
+    store_path: str = typer.Option(DEFAULT_PATH, "--store", help="SQLite store with the runs."),
+    out: str = typer.Option("scorecard.json", "--out", help="Where the scorecard JSON goes ('' for none)."),
+    n_boot: int = typer.Option(0, "--n-boot", help="Bootstrap resamples over seeds (0: the default)."),
+):
+    """Score the stored runs of a matrix tier against the baseline hypotheses (no training)."""
+    _, _, matrix = _matrix(target, tier)
+    _score_and_print(matrix, _open_store(store_path), [], out, n_boot)
+
+
+@app.command("compare")
+def compare_cmd(
+    hypothesis_file: Path = typer.Argument(..., help="A Python file defining Trend / Predictor objects."),
+    target: str = typer.Option("quick", "--matrix", help=TARGET_HELP),
+    tier: str = typer.Option("quick", help="Tier of a matrix file: quick, standard or full."),
+    store_path: str = typer.Option(DEFAULT_PATH, "--store", help="SQLite store with the runs."),
+    out: str = typer.Option("", "--out", help="Write the comparison as JSON here."),
+    n_boot: int = typer.Option(0, "--n-boot", help="Bootstrap resamples over seeds (0: the default)."),
+):
+    """Score your own hypotheses beside the baselines on the same stored runs.
+
+    Hypotheses registered by installed packages under the entry-point group
+    'rankbias.hypotheses' are scored too."""
+    from rankbias.hypotheses import HypothesisError, load_entry_points, load_file
+
+    _, _, matrix = _matrix(target, tier)
+    try:
+        mine = load_file(hypothesis_file) + load_entry_points()
+    except HypothesisError as err:
+        _fail(str(err))
+    unknown = [h.id for h in mine if not set(h.scenarios) & set(matrix.members)]
+    if unknown:
+        _fail(f"hypotheses {unknown} apply to no scenario of this matrix; their 'scenarios' must name some of "
+              f"{sorted(matrix.members)}.")
+    _score_and_print(matrix, _open_store(store_path), mine, out, n_boot)
+
+
+@app.command("report")
+def report_cmd(
+    target: str = typer.Argument("quick", help=TARGET_HELP),
+    tier: str = typer.Option("quick", help="Tier of a matrix file: quick, standard or full."),
+    store_path: str = typer.Option(DEFAULT_PATH, "--store", help="SQLite store with the runs."),
+    out: Path = typer.Option(Path("report"), "--out", help="Directory for index.html and the plots."),
+    n_boot: int = typer.Option(0, "--n-boot", help="Bootstrap resamples over seeds (0: the default)."),
+):
+    """Write a static HTML report: the scorecard and plots of the stored runs."""
+    from rankbias import report
+
+    _, _, matrix = _matrix(target, tier)
+    verdicts, data = _score_and_print(matrix, _open_store(store_path), [], "", n_boot)
+    with console.status("plotting"):
+        page = report.write(out, verdicts, data, f"{target} ({matrix.tier} tier)")
+    console.print(f"report written to {page}")
+
+
+def _open_store(path: str):
+    from rankbias.store import Store
+
+    if not Path(path).exists():
+        _fail(f"store file {path} does not exist. Run `rankbias run` first, or pass --store PATH.")
+    try:
+        return Store(path)
+    except StoreError as err:
+        _fail(str(err))
 
 
 ARCH_ALIASES = {"mlp": "deep_relu"}

@@ -14,8 +14,8 @@ A run on a ``subspace_pair`` data set trains a second net, from the same init,
 on the partner task, and records at its last step how the merged net
 (``geometry.merged``: every parameter summed) does on both tasks: rows
 ``merge_ratio`` (max over the tasks of merged / own train loss),
-``merge_acc_drop`` (max of own - merged train accuracy) and ``merged_acc``
-(mean merged train accuracy), Kuzborskij & Abbasi Yadkori 2025, Sec. 5.
+``merge_acc_drop`` (max of own - merged train accuracy), ``merged_acc`` and
+``own_acc`` (mean merged / own train accuracy), Kuzborskij & Abbasi Yadkori 2025.
 """
 
 from __future__ import annotations
@@ -173,14 +173,16 @@ def merge_rows(net_a, net_b, data_a: data.Dataset, data_b: data.Dataset, loss: s
     from rankbias.dynamics import accuracy, loss_value
 
     both = geometry.merged(net_a, net_b)
-    ratios, drops, accs = [], [], []
+    ratios, drops, accs, owns = [], [], [], []
     with torch.no_grad():
         for net, d in ((net_a, data_a), (net_b, data_b)):
             own, mixed = net(d.x_train), both(d.x_train)
             ratios.append(float(loss_value(loss, mixed, d.y_train) / loss_value(loss, own, d.y_train)))
             accs.append(accuracy(d.task, mixed, d.y_train))
-            drops.append(accuracy(d.task, own, d.y_train) - accs[-1])
-    return {"merge_ratio": max(ratios), "merge_acc_drop": max(drops), "merged_acc": sum(accs) / len(accs)}
+            owns.append(accuracy(d.task, own, d.y_train))
+            drops.append(owns[-1] - accs[-1])
+    return {"merge_ratio": max(ratios), "merge_acc_drop": max(drops), "merged_acc": sum(accs) / len(accs),
+            "own_acc": sum(owns) / len(owns)}
 
 
 def ensemble_key(config: RunConfig) -> str | None:

@@ -1,0 +1,232 @@
+"""A static HTML report of a scored matrix: the scorecard and plots (matplotlib).
+
+``write(out_dir, verdicts, runs)`` writes ``index.html`` and one PNG per plot:
+
+- each swept claim's measured quantity against its grid value, the mean over
+  seeds with a min-max band (rank vs wd / B / lr, gaps vs wd / spread, ...);
+- singular-value spectra sigma_i / sigma_1 of a hidden layer over training,
+  at the smallest and largest wd of a sweep;
+- rank vs the NC1 of the previous layer's features (Zangrando et al.);
+- merged vs individual accuracy (Kuzborskij & Abbasi Yadkori).
+
+The page marks ``<body data-rendered="yes">`` once every image has loaded, which
+the test reads from headless Chromium.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from rankbias.hypotheses.base import hidden_mean, hidden_square  # noqa: E402
+from rankbias.hypotheses.galanti import tail_erank  # noqa: E402
+from rankbias.hypotheses.base import RunSet  # noqa: E402
+
+# (scenario, grid column, what is plotted, log x, log y)
+SWEEPS = [
+    ("galanti.wd", "wd", "rank_tol", False, False),
+    ("galanti.batch_epochs", "batch", "rank_tol", True, False),
+    ("galanti.batch_steps", "batch", "rank_tol", True, False),
+    ("galanti.lr", "lr", "rank_tol", True, False),
+    ("galanti.steady_batch", "batch", "erank_tail", True, False),
+    ("zangrando.wd", "wd", "gap_k", True, True),
+    ("zangrando.spread", "data.std", "gap_k@0", True, True),
+    ("kuzborskij.alignment", "wd", "alignment", False, False),
+    ("kuzborskij.span", "wd", "outside_span@0", False, False),
+]
+LABELS = {"rank_tol": "rank_tol(1e-3), hidden square layers", "erank_tail": "effective rank, mean of last 200 steps",
+          "gap_k": "sigma_K+1 / sigma_1, hidden square layers", "gap_k@0": "sigma_K+1 / sigma_1, first layer",
+          "alignment": "cos(theta, -grad L)", "outside_span@0": "share of ||W_1|| outside span(X)"}
+
+
+def _values(runs: RunSet, what: str) -> pd.Series:
+    if what == "erank_tail":
+        return tail_erank(runs)
+    if "@" in what:
+        return runs.final[what]
+    if what in runs.final.columns:
+        return runs.final[what]
+    return hidden_mean(runs.final, what)
+
+
+def _sweep(ax, runs: RunSet, x: str, what: str, logx: bool, logy: bool, split: str | None = None) -> None:
+    f = runs.final
+    y = _values(runs, what)
+    groups = [(None, f.index)] if split is None else list(f.groupby(split).groups.items())
+    for label, idx in groups:
+        g = pd.DataFrame({"x": f.loc[idx, x].astype(float), "y": y.loc[idx].astype(float)}).dropna()
+        if g.empty:
+            continue
+        stats = g.groupby("x").y.agg(["mean", "min", "max"]).sort_index()
+        xs = stats.index.to_numpy()
+        xs = np.where(xs == 0, np.nan, xs) if logx else xs
+        line = ax.plot(xs, stats["mean"], marker="o", label=f"{split}={label}" if split else "mean over seeds")[0]
+        ax.fill_between(xs, stats["min"], stats["max"], alpha=0.25, color=line.get_color(), label=None)
+    ax.set_xscale("log" if logx else "linear")
+    ax.set_yscale("log" if logy else "linear")
+    ax.set_xlabel(x)
+    ax.set_ylabel(LABELS.get(what, what))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+
+
+def _subset(data, scenario: str) -> RunSet | None:
+    names = [n for n in data.names([scenario]) if n in data.final.index]
+    final = data.final.loc[names]
+    final = final[final.status == "done"]
+    return RunSet(final, data.metrics, data.spectra) if len(final) else None
+
+
+def _figure(path: Path, draw) -> None:
+    fig, ax = plt.subplots(figsize=(5, 3.6), dpi=100)
+    draw(ax)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _spectra(ax, data, runs: RunSet) -> None:
+    f = runs.final
+    layer = hidden_square(f["widths"].iloc[0])[0]
+    for wd, style in ((f["wd"].min(), "Blues"), (f["wd"].max(), "Reds")):
+        name = f[(f["wd"] == wd) & (f["seed"] == f["seed"].min())].index[0]
+        spec = data.spectra(name)
+        spec = spec[spec.layer == layer]
+        steps = spec.step.to_numpy()
+        picks = sorted(set(np.linspace(0, len(steps) - 1, 5).astype(int)))
+        cmap = plt.get_cmap(style)
+        for j, i in enumerate(picks):
+            s = spec.sigma.iloc[i]
+            ax.semilogy(np.arange(1, len(s) + 1), s / s[0], color=cmap(0.35 + 0.6 * j / max(len(picks) - 1, 1)),
+                        label=f"wd={wd:g}, step {steps[i]:g}")
+    ax.set_xlabel("index i")
+    ax.set_ylabel(f"sigma_i / sigma_1, layer {layer}")
+    ax.set_ylim(1e-4, 1.5)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6, ncol=2)
+
+
+def _nc1(ax, runs: RunSet) -> None:
+    f = runs.final
+    for k in hidden_square(f["widths"].iloc[0]):
+        ax.scatter(f[f"nc1@{k - 1}"], f[f"rank_rel@{k}"], label=f"layer {k}")
+    ax.set_xscale("log")
+    ax.set_xlabel("NC1 of the previous layer's features")
+    ax.set_ylabel("rank_rel(1e-2)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+
+
+def _merge(ax, data) -> None:
+    for scenario, marker in (("kuzborskij.merge_needs_wd", "o"), ("kuzborskij.merge_overlap", "s"),
+                             ("kuzborskij.gf_deep_linear_merge", "^")):
+        runs = _subset(data, scenario)
+        if runs is None:
+            continue
+        f = runs.final
+        ax.scatter(f["own_acc"], f["merged_acc"], marker=marker, label=scenario.split(".")[1])
+    ax.plot([0.5, 1], [0.5, 1], color="grey", lw=0.8)
+    ax.set_xlabel("individual nets' mean train accuracy")
+    ax.set_ylabel("merged net's mean train accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+
+
+def plots(out: Path, data) -> list[tuple[str, str]]:
+    """Write the PNGs into ``out``; returns (file name, caption) of each."""
+    made = []
+    for scenario, x, what, logx, logy in SWEEPS:
+        runs = _subset(data, scenario)
+        if runs is None:
+            continue
+        split = "kind" if scenario == "kuzborskij.alignment" else None
+        name = f"{scenario}.png"
+        _figure(out / name, lambda ax: (_sweep(ax, runs, x, what, logx, logy, split), ax.set_title(scenario)))
+        made.append((name, f"{scenario}: {LABELS.get(what, what)} against {x} (band: min-max over seeds)"))
+    runs = _subset(data, "galanti.wd")
+    if runs is not None and runs.final["wd"].nunique() > 1:
+        _figure(out / "spectra.png", lambda ax: _spectra(ax, data, runs))
+        made.append(("spectra.png", "galanti.wd: singular values over training at the smallest and largest wd"))
+    runs = _subset(data, "zangrando.nc1")
+    if runs is not None:
+        _figure(out / "rank_vs_nc1.png", lambda ax: _nc1(ax, runs))
+        made.append(("rank_vs_nc1.png", "zangrando.nc1: rank against the previous layer's NC1, one dot per run"))
+    if any(_subset(data, s) is not None for s in ("kuzborskij.merge_needs_wd", "kuzborskij.merge_overlap")):
+        _figure(out / "merging.png", lambda ax: _merge(ax, data))
+        made.append(("merging.png", "merged vs individual accuracy, one dot per run"))
+    return made
+
+
+def _cell(value: float) -> str:
+    return "nan" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3g}"
+
+
+def _table(verdicts) -> str:
+    rows = []
+    for v in verdicts:
+        for i, s in enumerate(v.statistics or [None]):
+            head = (f"<td rowspan='{max(len(v.statistics), 1)}'>{html.escape(v.id)}</td>"
+                    f"<td rowspan='{max(len(v.statistics), 1)}' class='{v.verdict}'>{v.verdict}</td>") if i == 0 else ""
+            tail = (f"<td rowspan='{max(len(v.statistics), 1)}'>{v.n} / {len(v.seeds)}</td>"
+                    f"<td rowspan='{max(len(v.statistics), 1)}'>{_cell(v.horizon[0])} - {_cell(v.horizon[1])}</td>"
+                    f"<td rowspan='{max(len(v.statistics), 1)}'>{v.stationary[0]}/{v.stationary[1]}</td>"
+                    f"<td rowspan='{max(len(v.statistics), 1)}'>{html.escape(v.note)}</td>") if i == 0 else ""
+            if s is None:
+                body = "<td colspan='4'>-</td>"
+            else:
+                crit = f"{html.escape(s.op)} {_cell(s.threshold)}" if s.op else "effect"
+                body = (f"<td>{html.escape(s.name)}</td><td>{_cell(s.value)} [{_cell(s.low)}, {_cell(s.high)}]</td>"
+                        f"<td>{crit}</td><td class='{s.status}'>{s.status}</td>")
+            rows.append(f"<tr>{head}{body}{tail}</tr>")
+    header = ("<tr><th>claim</th><th>verdict</th><th>statistic</th><th>value [95% CI over seeds]</th>"
+              "<th>criterion</th><th>status</th><th>runs / seeds</th><th>horizon lr*wd*T</th>"
+              "<th>stationary (wd&gt;0)</th><th>note</th></tr>")
+    return f"<table id='scorecard'>{header}{''.join(rows)}</table>"
+
+
+PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>rankbias report: {title}</title>
+<style>
+body {{ font-family: sans-serif; margin: 2em; }} table {{ border-collapse: collapse; font-size: 13px; }}
+td, th {{ border: 1px solid #ccc; padding: 3px 6px; vertical-align: top; }}
+.pass {{ background: #d4f4d4; }} .fail {{ background: #f8d0d0; }} .inconclusive {{ background: #fbf0c0; }}
+figure {{ display: inline-block; margin: 0.5em; width: 520px; }} figcaption {{ font-size: 12px; }}
+</style></head>
+<body data-rendered="no">
+<h1>rankbias report: {title}</h1>
+<p>{summary}</p>
+<h2>Scorecard</h2>
+{table}
+<h2>Plots</h2>
+{figures}
+<script>
+window.addEventListener("load", () => {{
+  const imgs = Array.from(document.images);
+  document.body.dataset.rendered = imgs.length && imgs.every(i => i.complete && i.naturalWidth > 0) ? "yes" : "broken";
+}});
+</script>
+</body></html>
+"""
+
+
+def write(out: str | Path, verdicts, data, title: str) -> Path:
+    """Write ``index.html`` and the plots into ``out`` (created); returns the page's path."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    made = plots(out, data)
+    counts = pd.Series([v.verdict for v in verdicts]).value_counts().to_dict()
+    summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) + f"; {len(data.final)} stored runs."
+    figures = "\n".join(f"<figure><img src='{html.escape(n)}' alt='{html.escape(c)}'><figcaption>{html.escape(c)}"
+                        f"</figcaption></figure>" for n, c in made)
+    page = out / "index.html"
+    page.write_text(PAGE.format(title=html.escape(title), summary=html.escape(summary), table=_table(verdicts),
+                                figures=figures))
+    return page

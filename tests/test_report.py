@@ -1,0 +1,78 @@
+"""The HTML report: plots from a real (tiny) matrix run, rendered by headless Chromium."""
+
+import os
+import shutil
+import subprocess
+
+import pytest
+from typer.testing import CliRunner
+
+from rankbias.cli import app
+
+# A tiny stand-in for the claims matrix: the scenario ids are the baselines',
+# so the report scores and plots them; sizes are cut to seconds.
+TINY = """
+[tiers]
+quick = 2
+
+[[scenario]]
+id = "galanti.wd"
+paper = "galanti"
+data = { kind = "mixture", n = 64, dim = 8, classes = 3, std = 1.0, seed = 0, test = 16 }
+net = { arch = "deep_relu", widths = [8, 12, 12, 12, 3] }
+dynamics = { kind = "sgd", loss = "ce", lr = 0.1, batch = 8, steps = 60, log_points = 4 }
+grid = { "dynamics.wd" = [0.0, 0.01, 0.1] }
+
+[[scenario]]
+id = "kuzborskij.merge_overlap"
+paper = "kuzborskij"
+data = { kind = "subspace_pair", n = 40, dim = 8, k = 2, seed = 0 }
+net = { arch = "shallow_relu", widths = [8, 16, 1] }
+dynamics = { kind = "gd", loss = "logistic", lr = 0.5, wd = 0.01, steps = 60, log_points = 3 }
+grid = { "data.cosine" = [0.0, 0.6] }
+"""
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("report")
+    matrix = tmp / "tiny.toml"
+    matrix.write_text(TINY)
+    store = str(tmp / "s.sqlite")
+    run = CliRunner().invoke(app, ["run", str(matrix), "--store", store, "--quiet", "--processes", "1",
+                                   "--scorecard", str(tmp / "sc.json")])
+    assert run.exit_code == 0, run.output
+    out = tmp / "site"
+    result = CliRunner().invoke(app, ["report", str(matrix), "--store", store, "--out", str(out), "--n-boot", "20"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_the_report_holds_the_scorecard_and_its_plots(report):
+    page = (report / "index.html").read_text()
+    for claim in ("galanti.wd", "kuzborskij.merge_overlap"):
+        assert f"<td rowspan='" in page and claim in page
+    for png in ("galanti.wd.png", "spectra.png", "merging.png"):
+        assert (report / png).stat().st_size > 5000 and f"src='{png}'" in page
+        assert (report / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_headless_chromium_renders_the_report_with_every_image(report):
+    if CHROMIUM is None:
+        if os.environ.get("RANKBIAS_REQUIRE_CHROMIUM"):
+            pytest.fail("RANKBIAS_REQUIRE_CHROMIUM is set but no chromium is on PATH")
+        pytest.skip("needs Debian's chromium (installed by .ci/run)")
+    args = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={report / 'profile'}",
+            "--virtual-time-budget=5000", "--dump-dom", (report / "index.html").as_uri()]
+    dom = subprocess.run(args, capture_output=True, text=True, timeout=120).stdout
+    assert 'data-rendered="yes"' in dom  # the page's script saw every <img> decoded
+    assert dom.count("<figure>") >= 3 and 'id="scorecard"' in dom
+    (report / "spectra.png").rename(report / "moved.png")  # a missing image is seen as such
+    try:
+        broken = subprocess.run(args, capture_output=True, text=True, timeout=120).stdout
+    finally:
+        (report / "moved.png").rename(report / "spectra.png")
+    assert 'data-rendered="broken"' in broken

@@ -1,0 +1,184 @@
+"""Scoring: verdicts from criteria and seed CIs, the baselines' checks on planted
+runs, user hypotheses from files and entry points, and the CLI."""
+
+import json
+import math
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from rankbias import hypotheses
+from rankbias.cli import app
+from rankbias.dynamics import DynamicsSpec
+from rankbias.hypotheses import BASELINES, Check, HypothesisError, RunSet, Trend, load_entry_points, load_file
+from rankbias.hypotheses import galanti, kuzborskij, nulls, zangrando
+from rankbias.matrix import Matrix
+from rankbias.nets import NetSpec
+from rankbias.run import RunConfig, provenance
+from rankbias.score import GATE, Runs, score
+from rankbias.spec import BUILTIN, load
+from rankbias.store import RunRecord, Store
+
+EXAMPLE = "examples/my_hypothesis.py"
+DATA = dict(kind="mixture", n=1000, dim=32, classes=10, std=1.0, seed=0, test=200)
+NET = NetSpec("deep_relu", (32, 100, 100, 100, 10))
+
+
+def plant(tmp_path, scenario: str, cells: dict, rank) -> tuple[Store, Matrix]:
+    """A store holding one done SGD run per (wd, seed) of ``cells`` whose hidden
+    layers have rank_tol = rank(wd, seed) at the last step, with no training."""
+    store, matrix = Store(tmp_path / "planted.sqlite"), Matrix("quick")
+    names = []
+    for wd in cells["wd"]:
+        for seed in cells["seeds"]:
+            cfg = RunConfig(DATA, NET, DynamicsSpec("sgd", "ce", wd=wd, lr=0.1, batch=4, epochs=40), seed=seed)
+            rec = RunRecord(cfg.name(), cfg.hash(), cfg.flat(), "done", provenance(), time.time(), time.time(),
+                            steps=10000, horizon=0.1 * wd * 10000)
+            rec.metrics = [(10000.0, k, "rank_tol", float(rank(wd, seed))) for k in range(4)]
+            rec.metrics += [(10000.0, -1, "stationarity", 0.05 if wd > 0.01 else 0.5), (10000.0, -1, "train_acc", 1.0)]
+            store.write(rec)
+            matrix.runs[cfg.name()] = cfg
+            names.append(cfg.name())
+    matrix.members[scenario] = names
+    return store, matrix
+
+
+WDS = [0.0, 1e-3, 5e-3, 1e-2, 2e-2]
+
+
+def _galanti_wd():
+    return next(h for h in BASELINES if h.id == "galanti.wd")
+
+
+def test_a_planted_trend_passes_with_its_statistics_horizon_and_gate(tmp_path):
+    ranks = {0.0: 99, 1e-3: 98, 5e-3: 70, 1e-2: 20, 2e-2: 12}
+    store, matrix = plant(tmp_path, "galanti.wd", {"wd": WDS, "seeds": [0, 1, 2]}, lambda wd, s: ranks[wd] + (s % 2))
+    v = score(_galanti_wd(), Runs(store, matrix), n_boot=50)
+    assert v.verdict == "pass" and v.n == 15 and v.seeds == [0, 1, 2] and v.missing == 0
+    by = {s.name: s for s in v.statistics}
+    assert by["rho(rank_tol, wd)"].value == pytest.approx(-1.0) and by["rho(rank_tol, wd)"].status == "pass"
+    assert by["rank(wd=0) / width"].value == pytest.approx((99 + 100 + 99) / 3 / 100)
+    assert by["rank(wd=2e-2) / width"].low >= 0.12 and by["rank(wd=2e-2) / width"].high <= 0.13
+    assert v.effect.name.startswith("effect:") and v.effect.status == "effect"
+    assert v.horizon == (0.0, pytest.approx(20.0))
+    assert v.stationary == (3, 12)  # wd = 2e-2 runs only are below the gate
+    assert GATE == 0.1
+
+
+def test_a_flat_rank_fails_and_disagreeing_seeds_are_inconclusive(tmp_path):
+    store, matrix = plant(tmp_path, "galanti.wd", {"wd": WDS, "seeds": [0, 1]}, lambda wd, s: 99)
+    assert score(_galanti_wd(), Runs(store, matrix), n_boot=50).verdict == "fail"
+    store.close()
+    (tmp_path / "planted.sqlite").unlink()
+    # seed 0 falls with wd, seed 1 rises: the bootstrap CI straddles the criterion
+    ranks = lambda wd, s: (99 - 4000 * wd) if s == 0 else (10 + 4000 * wd)  # noqa: E731
+    store, matrix = plant(tmp_path, "galanti.wd", {"wd": WDS, "seeds": [0, 1]}, ranks)
+    v = score(_galanti_wd(), Runs(store, matrix), n_boot=100)
+    rho = v.statistics[0]
+    assert rho.low == pytest.approx(-1.0) and rho.high == pytest.approx(1.0) and rho.status == "inconclusive"
+    assert v.verdict in ("inconclusive", "fail")
+
+
+def test_missing_runs_and_unscorable_hypotheses_are_inconclusive_with_a_note(tmp_path):
+    ranks = {0.0: 99, 1e-3: 98, 5e-3: 70, 1e-2: 20, 2e-2: 12}
+    store, matrix = plant(tmp_path, "galanti.wd", {"wd": WDS, "seeds": [0]}, lambda wd, s: ranks[wd])
+    cfg = RunConfig(DATA, NET, DynamicsSpec("sgd", "ce", wd=0.5, lr=0.1, batch=4, epochs=40), seed=0)
+    matrix.runs[cfg.name()] = cfg
+    matrix.members["galanti.wd"].append(cfg.name())  # in the matrix, never run
+    v = score(_galanti_wd(), Runs(store, matrix), n_boot=20)
+    assert v.verdict == "inconclusive" and v.missing == 1 and "1 of 6 runs not in the store" in v.note
+    broken = Trend("mine.broken", "mine", ("galanti.wd",), "reads a metric nobody records",
+                   lambda runs: [Check("x", runs.final["no_such_metric"].mean(), ">=", 0)])
+    v = score(broken, Runs(store, matrix), n_boot=20)
+    assert v.verdict == "inconclusive" and "KeyError" in v.note and "no_such_metric" in v.note
+
+
+def _final(**columns) -> RunSet:
+    return RunSet(pd.DataFrame(columns), pd.DataFrame(columns=["run", "step", "layer", "name", "value"]))
+
+
+def test_kuzborskij_and_zangrando_checks_on_planted_tables():
+    runs = _final(wd=[0.0, 3e-3, 3e-2], horizon=[0.0, 6.0, 60.0], alignment=[0.2, 0.995, 0.9999],
+                  norm_ratio=[3.1, 1.001, 1.0001])
+    assert [c.holds(c.value) for c in kuzborskij._alignment(runs)][:2] == [True, True]
+    assert [c.holds(c.value) for c in kuzborskij._norms(runs)][:2] == [True, True]
+    bad = _final(wd=[0.0, 3e-3], horizon=[0.0, 6.0], alignment=[0.2, 0.9], norm_ratio=[1.2, 1.05])
+    assert [c.holds(c.value) for c in kuzborskij._alignment(bad)][:2] == [False, True]
+    assert [c.holds(c.value) for c in kuzborskij._norms(bad)][:2] == [False, False]
+    z = _final(**{"widths": ["32-64-64-64-4"] * 3, "wd": [3e-3, 1e-2, 3e-2], "horizon": [12.0, 40.0, 120.0],
+                  "data.classes": [4] * 3, "gap_k@1": [1e-3, 1e-4, 1e-5], "gap_k@2": [2e-3, 1e-4, 3e-5],
+                  "rank_rel@1": [4, 4, 4], "rank_rel@2": [5, 4, 4]})
+    checks = zangrando._wd(z)
+    assert [c.value for c in checks[:2]] == pytest.approx([-1.0, -1.0])
+    assert checks[2].value == pytest.approx(5 / 6) and checks[2].holds(checks[2].value) is False
+    assert checks[3].value == pytest.approx(2.0)
+
+
+def test_horizon_null_predicts_the_isotonic_fit():
+    f = pd.DataFrame({"widths": ["32-100-100-100-10"] * 4, "horizon": [0.0, 1.0, 2.0, 3.0],
+                      "rank_tol@1": [99, 50, 60, 10], "rank_tol@2": [99, 50, 60, 10]},
+                     index=list("abcd"))
+    runs = RunSet(f, pd.DataFrame())
+    predicted = nulls._isotonic(runs)
+    np.testing.assert_allclose(predicted.values, [99, 55, 55, 10])  # pools the violating pair
+
+
+def test_every_claim_of_the_builtin_matrix_has_a_baseline_and_back():
+    quick = {s.id for s in load(BUILTIN).scenario if "quick" in s.tiers}
+    ids = {h.id for h in BASELINES if h.paper != "null"}
+    assert ids == quick  # one hypothesis per claim id, one scenario per claim
+    for h in BASELINES:
+        assert set(h.scenarios) <= quick
+        assert h.cite or h.paper == "null"
+
+
+def test_the_example_file_loads_two_hypotheses_and_bad_files_are_explained(tmp_path):
+    found = load_file(EXAMPLE)
+    assert [h.id for h in found] == ["mine.noise_ratio", "mine.noise_ratio_rank"]
+    assert [h.kind for h in found] == ["trend", "predictor"]
+    empty = tmp_path / "empty.py"
+    empty.write_text("x = 1\n")
+    with pytest.raises(HypothesisError, match="defines no Trend or Predictor at module level"):
+        load_file(empty)
+    raising = tmp_path / "raising.py"
+    raising.write_text("raise RuntimeError('boom')\n")
+    with pytest.raises(HypothesisError, match=r"raised RuntimeError: boom\. Fix the file"):
+        load_file(raising)
+    with pytest.raises(HypothesisError, match="must be an existing .py file"):
+        load_file(tmp_path / "absent.py")
+
+
+def test_entry_points_register_hypotheses(monkeypatch):
+    class EP:
+        name, value = "mine", "pkg:hyps"
+
+        def load(self):
+            return [galanti.HYPOTHESES[0], "not a hypothesis"]
+
+    monkeypatch.setattr(hypotheses.importlib.metadata, "entry_points",
+                        lambda group: [EP()] if group == "rankbias.hypotheses" else [])
+    assert load_entry_points() == [galanti.HYPOTHESES[0]]
+
+
+def test_cli_compare_scores_a_file_beside_the_baselines(tmp_path):
+    ranks = {0.0: 99, 1e-3: 98, 5e-3: 70, 1e-2: 20, 2e-2: 12}
+    store, _ = plant(tmp_path, "galanti.wd", {"wd": WDS, "seeds": [0, 1]}, lambda wd, s: ranks[wd])
+    store.close()
+    out = tmp_path / "cmp.json"
+    args = ["compare", EXAMPLE, "--store", str(tmp_path / "planted.sqlite"), "--out", str(out), "--n-boot", "20"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    verdicts = {v["id"]: v for v in json.loads(out.read_text())}
+    assert verdicts["galanti.wd"]["verdict"] == "pass" and verdicts["galanti.wd"]["n"] == 10
+    mine = verdicts["mine.noise_ratio"]  # wd > 0 runs of galanti.wd; the other sweeps are not stored
+    assert mine["verdict"] == "inconclusive" and "not in the store" in mine["note"]
+    assert verdicts["mine.noise_ratio"]["statistics"][0]["value"] == pytest.approx(1.0)
+    assert verdicts["mine.noise_ratio_rank"]["verdict"] == "scored"
+    missing = CliRunner().invoke(app, ["compare", EXAMPLE, "--store", str(tmp_path / "none.sqlite")])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+    bad = CliRunner().invoke(app, ["compare", str(tmp_path / "nope.py"), "--store", str(tmp_path / "planted.sqlite")])
+    assert bad.exit_code == 2 and "must be an existing .py file" in " ".join(bad.output.split())
+    assert "Traceback" not in bad.output
