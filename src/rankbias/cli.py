@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,9 @@ from rankbias.spectral import ranks
 from rankbias.store import DEFAULT_PATH, StoreError
 from rankbias.weights import WeightFileError, load_matrices
 
-app = typer.Typer(add_completion=False, help="Measure and benchmark the low-rank bias of neural networks.")
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
+                  help="Measure and benchmark the low-rank bias of neural networks.")
+DEBUG = {"on": False}  # --debug: show the traceback behind an error
 console = Console()
 if not console.is_terminal:  # piped output: rich would fall back to 80 columns
     console.width = max(console.width, 120)
@@ -34,8 +37,10 @@ def _version(value: bool):
 @app.callback()
 def main(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    debug: bool = typer.Option(False, "--debug", help="Show the traceback behind an error message."),
 ):
     """Measure and benchmark the low-rank bias of neural networks."""
+    DEBUG["on"] = debug
 
 
 @app.command("ranks")
@@ -53,16 +58,13 @@ def ranks_cmd(
     try:
         matrices = load_matrices(path)
     except WeightFileError as err:
-        console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(code=2) from None
+        _fail(str(err))
     if not matrices:
-        console.print(f"[red]error:[/red] {path} holds no tensor with 2 or more dimensions: nothing to measure.")
-        raise typer.Exit(code=2)
+        _fail(f"{path} holds no tensor with 2 or more dimensions: nothing to measure.")
     try:
         rows = [_measure(name, w, tol, eps) for name, w in matrices.items()]
     except (TypeError, ValueError) as err:
-        console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(code=2) from None
+        _fail(str(err))
     if as_json:
         print(json.dumps(rows, indent=2))
         return
@@ -100,6 +102,9 @@ def _matrix(target: str, tier: str):
 
 
 def _fail(message: str, code: int = 2):
+    """Print ``message`` as an error (with the traceback behind it under --debug) and exit with ``code``."""
+    if DEBUG["on"] and sys.exc_info()[0] is not None:
+        console.print_exception()
     console.print(f"[red]error:[/red] {escape(message)}")
     raise typer.Exit(code=code)
 
@@ -171,22 +176,27 @@ def run_cmd(
             run_matrix(matrix, store, retry_failed, on_done=on_done, executor=executor)
         except ExecutorError as err:
             progress.stop()
-            console.print(f"[red]error:[/red] {escape(str(err))}")
-            raise typer.Exit(code=2) from None
+            _fail(str(err))
     console.print(f"{len(before.todo)} runs trained, {before.done} already stored, "
                   f"{before.failed_before} failed before (rerun with --retry-failed); store: {store.path}")
     _score_and_print(matrix, store, [], scorecard)
 
 
-def _score_and_print(matrix, store, extra: list, out: str, n_boot: int | None = None):
-    """Score the baselines (and ``extra`` hypotheses) on ``store``, print the table, write JSON to
-    ``out``; returns the verdicts and the ``score.Runs`` they were read from."""
+def _score_and_print(matrix, store, extra: list, out: str, n_boot: int | None = None, claims: list | None = None):
+    """Score the baselines (those named in ``claims``, or all that apply) and ``extra`` hypotheses on
+    ``store``, print the table, write JSON to ``out``; returns the verdicts and the ``score.Runs``."""
     from rankbias.hypotheses import BASELINES
     from rankbias.score import N_BOOT, Runs, scorecard
 
+    if n_boot is not None and n_boot < 0:
+        _fail(f"'--n-boot' must be an int >= 0 (0: the default {N_BOOT}); got {n_boot}.")
+    known = [h.id for h in BASELINES]
+    unknown = [c for c in claims or [] if c not in known]
+    if unknown:
+        _fail(f"unknown claim ids {unknown} for '--claim'; known: {', '.join(known)}. Pick from those.")
     data = Runs(store, matrix)
     scenarios = set(matrix.members)
-    baselines = [h for h in BASELINES if set(h.scenarios) & scenarios]
+    baselines = [h for h in BASELINES if set(h.scenarios) & scenarios and (not claims or h.id in claims)]
     with console.status("scoring (bootstrap over seeds)"):
         verdicts = scorecard([*baselines, *extra], data, n_boot or N_BOOT)
     table = _verdict_table(verdicts, f"scorecard: {matrix.tier} tier, {len(data.final)} stored runs")
@@ -208,8 +218,10 @@ def _fmt(value: float) -> str:
 
 def _verdict_table(verdicts, title: str) -> Table:
     """One row per hypothesis: verdict, its first criterion (value [95% CI] vs threshold), effect, runs."""
-    table = Table(title=title, caption="CI: 95% bootstrap over seeds; horizon: lr*wd*T range; "
-                                       f"stationary: wd>0 runs with ||grad L + wd theta|| / ||grad L|| <= gate")
+    from rankbias.score import GATE
+
+    table = Table(title=title, caption="CI: 95% bootstrap over seeds; horizon: lr*wd*T range; stationary: "
+                                       f"wd>0 runs with ||grad L + wd theta|| / ||grad L|| <= {GATE}")
     for col in ("claim", "verdict", "first criterion: value [95% CI]", "effect", "runs/seeds", "horizon", "stat."):
         table.add_column(col, overflow="fold")
     notes = []
@@ -234,10 +246,11 @@ def score_cmd(
     store_path: str = typer.Option(DEFAULT_PATH, "--store", help="SQLite store with the runs."),
     out: str = typer.Option("scorecard.json", "--out", help="Where the scorecard JSON goes ('' for none)."),
     n_boot: int = typer.Option(0, "--n-boot", help="Bootstrap resamples over seeds (0: the default)."),
+    claim: list[str] = typer.Option([], "--claim", help="Score only this claim id (repeatable)."),
 ):
     """Score the stored runs of a matrix tier against the baseline hypotheses (no training)."""
     _, _, matrix = _matrix(target, tier)
-    _score_and_print(matrix, _open_store(store_path), [], out, n_boot)
+    _score_and_print(matrix, _open_store(store_path), [], out, n_boot, claim)
 
 
 @app.command("compare")
@@ -348,8 +361,7 @@ def train_cmd(
     try:
         shape = tuple(int(w) for w in widths.split(","))
     except ValueError:
-        console.print(f"[red]error:[/red] '--widths' must be comma-separated ints like 32,100,10; got {widths!r}.")
-        raise typer.Exit(code=2) from None
+        _fail(f"'--widths' must be comma-separated ints like 32,100,10; got {widths!r}.")
     try:
         default_loss = {"separable": "logistic", "linear_teacher": "mse"}.get(data, "ce")
         config = RunConfig(
@@ -361,13 +373,11 @@ def train_cmd(
         )
         store = Store(store_path)
     except (ValueError, StoreError) as err:
-        console.print(f"[red]error:[/red] {escape(str(err))}")
-        raise typer.Exit(code=2) from None
+        _fail(str(err))
     with console.status(f"training {escape(config.name())}"):
         rec = run_one(config, store)
     if rec.status == "failed":
-        console.print(f"[red]error:[/red] {escape(rec.error)}")
-        raise typer.Exit(code=2 if rec.error.startswith("ValueError") else 1)
+        _fail(rec.error, code=2 if rec.error.startswith("ValueError") else 1)
     metrics = store.metrics(rec.name)
     last = metrics[metrics.step == metrics.step.max()]
     final = last.pivot(index="layer", columns="name", values="value")

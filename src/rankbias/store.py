@@ -4,11 +4,15 @@ One file (default ``rankbias.sqlite`` in the working directory), WAL mode, one
 transaction per finished run, so an interrupted writer leaves whole runs or
 none.  Tables:
 
-- ``runs``:    name (canonical, primary key), hash, config JSON, status
-               ("done" | "diverged" | "failed"), error, diverged_at, steps,
-               horizon, solver JSON, provenance JSON, started, finished
-- ``metrics``: (run, step, layer, name, value); layer -1 = whole network
-- ``spectra``: (run, step, layer, sigma) with sigma a float32 blob
+- ``runs``:    id (integer key), name (canonical, unique), hash, config JSON,
+               status ("done" | "diverged" | "failed"), error, diverged_at,
+               steps, horizon, solver JSON, provenance JSON, started, finished
+- ``metrics``: (run id, step, layer, name, value); layer -1 = whole network
+- ``spectra``: (run id, step, layer, sigma) with sigma a float32 blob
+
+Metric and spectrum rows refer to their run by its integer id and are stored
+clustered on their key (``WITHOUT ROWID``): keyed by the ~250-character run
+name instead, the quick tier's store took 160 MB.
 - ``meta``:    schema version and the marker that this is a rankbias store
 
 Queries return pandas DataFrames.
@@ -25,21 +29,23 @@ import numpy as np
 import pandas as pd
 
 DEFAULT_PATH = "rankbias.sqlite"
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
-    name TEXT PRIMARY KEY, hash TEXT NOT NULL, config TEXT NOT NULL, status TEXT NOT NULL,
-    error TEXT, diverged_at REAL, steps REAL, horizon REAL, solver TEXT,
+    id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL, hash TEXT NOT NULL, config TEXT NOT NULL,
+    status TEXT NOT NULL, error TEXT, diverged_at REAL, steps REAL, horizon REAL, solver TEXT,
     provenance TEXT NOT NULL, started REAL, finished REAL);
 CREATE TABLE IF NOT EXISTS metrics (
-    run TEXT NOT NULL, step REAL NOT NULL, layer INTEGER NOT NULL, name TEXT NOT NULL, value REAL,
-    PRIMARY KEY (run, step, layer, name));
+    run INTEGER NOT NULL, step REAL NOT NULL, layer INTEGER NOT NULL, name TEXT NOT NULL, value REAL,
+    PRIMARY KEY (run, step, layer, name)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS spectra (
-    run TEXT NOT NULL, step REAL NOT NULL, layer INTEGER NOT NULL, sigma BLOB NOT NULL,
-    PRIMARY KEY (run, step, layer));
+    run INTEGER NOT NULL, step REAL NOT NULL, layer INTEGER NOT NULL, sigma BLOB NOT NULL,
+    PRIMARY KEY (run, step, layer)) WITHOUT ROWID;
 """
+RUN_COLUMNS = ("name, hash, config, status, error, diverged_at, steps, horizon, solver, provenance, "
+               "started, finished")
 
 
 class StoreError(RuntimeError):
@@ -106,42 +112,46 @@ class Store:
     def write(self, rec: RunRecord) -> None:
         """Replace run ``rec.name`` and all its rows, atomically."""
         with self.db:
-            for table, key in (("metrics", "run"), ("spectra", "run"), ("runs", "name")):
-                self.db.execute(f"DELETE FROM {table} WHERE {key}=?", (rec.name,))
-            self.db.execute(
-                "INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            old = self.db.execute("SELECT id FROM runs WHERE name=?", (rec.name,)).fetchone()
+            if old is not None:
+                for table in ("metrics", "spectra"):
+                    self.db.execute(f"DELETE FROM {table} WHERE run=?", old)
+                self.db.execute("DELETE FROM runs WHERE id=?", old)
+            run = self.db.execute(
+                f"INSERT INTO runs ({RUN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (rec.name, rec.hash, json.dumps(rec.config, sort_keys=True), rec.status, rec.error,
                  rec.diverged_at, rec.steps, rec.horizon, json.dumps(rec.solver, sort_keys=True),
                  json.dumps(rec.provenance, sort_keys=True), rec.started, rec.finished),
-            )
-            self.db.executemany(
-                "INSERT INTO metrics VALUES (?,?,?,?,?)", [(rec.name, *row) for row in rec.metrics]
-            )
+            ).lastrowid
+            self.db.executemany("INSERT INTO metrics VALUES (?,?,?,?,?)", [(run, *row) for row in rec.metrics])
             self.db.executemany(
                 "INSERT INTO spectra VALUES (?,?,?,?)",
-                [(rec.name, step, layer, np.asarray(s, dtype=np.float32).tobytes()) for step, layer, s in rec.spectra],
+                [(run, step, layer, np.asarray(s, dtype=np.float32).tobytes()) for step, layer, s in rec.spectra],
             )
 
     def runs(self) -> pd.DataFrame:
         """One row per stored run; config, solver and provenance parsed from JSON."""
-        df = pd.read_sql_query("SELECT * FROM runs ORDER BY name", self.db)
+        df = pd.read_sql_query(f"SELECT {RUN_COLUMNS} FROM runs ORDER BY name", self.db)
         for col in ("config", "solver", "provenance"):
             df[col] = df[col].map(json.loads)
         return df
 
     def metrics(self, run: str | None = None, name: str | None = None) -> pd.DataFrame:
-        """Metric rows (run, step, layer, name, value), optionally of one run / metric."""
-        query, args = "SELECT * FROM metrics WHERE 1=1", []
-        for col, value in (("run", run), ("name", name)):
+        """Metric rows (run name, step, layer, name, value), optionally of one run / metric."""
+        query = ("SELECT r.name AS run, m.step, m.layer, m.name, m.value FROM metrics m "
+                 "JOIN runs r ON r.id = m.run WHERE 1=1")
+        args = []
+        for col, value in (("r.name", run), ("m.name", name)):
             if value is not None:
                 query += f" AND {col}=?"
                 args.append(value)
-        return pd.read_sql_query(query + " ORDER BY run, step, layer, name", self.db, params=args)
+        return pd.read_sql_query(query + " ORDER BY r.name, m.step, m.layer, m.name", self.db, params=args)
 
     def spectra(self, run: str) -> pd.DataFrame:
         """(step, layer, sigma) of one run, sigma as float32 arrays."""
         df = pd.read_sql_query(
-            "SELECT step, layer, sigma FROM spectra WHERE run=? ORDER BY step, layer", self.db, params=[run]
+            "SELECT s.step, s.layer, s.sigma FROM spectra s JOIN runs r ON r.id = s.run WHERE r.name=? "
+            "ORDER BY s.step, s.layer", self.db, params=[run]
         )
         df["sigma"] = df["sigma"].map(lambda b: np.frombuffer(b, dtype=np.float32))
         return df

@@ -1,0 +1,133 @@
+"""Bad input at the command line: every case exits 2 with one error that names
+what, where, the value and the fix, and shows no traceback unless --debug."""
+
+import sqlite3
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from rankbias.cli import app
+
+GOOD = """
+[[scenario]]
+id = "s1"
+paper = "p"
+data = { kind = "mixture", n = 60, dim = 6, classes = 3, std = 0.5, seed = 0 }
+net = { arch = "deep_relu", widths = [6, 8, 3] }
+dynamics = { kind = "sgd", loss = "ce", lr = 0.1, batch = 8, steps = 10, log_points = 2 }
+grid = { "dynamics.wd" = [0.0, 0.01] }
+"""
+
+
+def _matrix(tmp, text):
+    path = tmp / "m.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def _junk_store(tmp):
+    path = tmp / "junk.sqlite"
+    path.write_bytes(b"not a database" * 400)
+    return str(path)
+
+
+def _foreign_store(tmp):
+    path = tmp / "foreign.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE orders (id INTEGER)")
+    return str(path)
+
+
+def _future_store(tmp):
+    path = tmp / "future.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        db.execute("INSERT INTO meta VALUES ('schema', '99')")
+    return str(path)
+
+
+def _hypothesis(tmp, body):
+    path = tmp / "h.py"
+    path.write_text(body)
+    return str(path)
+
+
+def _weights(tmp):
+    path = tmp / "w.npy"
+    np.save(path, np.array([np.nan, 1.0]).reshape(1, 2))
+    return str(path)
+
+
+# (id, argv builder, fragment the one-paragraph error must contain)
+CASES = [
+    ("bad toml", lambda t: ["list", _matrix(t, "[[scenario]\nid = 1")], "is not valid TOML"),
+    ("unknown key", lambda t: ["list", _matrix(t, GOOD.replace('paper = "p"', 'paper = "p"\ncolour = 1'))],
+     "key 'colour': Extra inputs are not permitted. Got 1. Fix: remove the key"),
+    ("wrong type", lambda t: ["list", _matrix(t, GOOD.replace('id = "s1"', "id = 3"))],
+     "key 'id': Input should be a valid string. Got 3"),
+    ("negative lr", lambda t: ["list", _matrix(t, GOOD.replace("lr = 0.1", "lr = -0.1"))],
+     "every cell is invalid, e.g. 'lr' must be a finite float > 0 for sgd; got -0.1"),
+    ("batch above data", lambda t: ["list", _matrix(t, GOOD.replace("batch = 8", "batch = 500"))],
+     "batch 500 exceeds the 60 training samples"),
+    ("empty grid", lambda t: ["list", _matrix(t, GOOD.replace("[0.0, 0.01]", "[]"))],
+     "grid key 'dynamics.wd' has an empty list of values"),
+    ("unknown data kind", lambda t: ["list", _matrix(t, GOOD.replace('"mixture"', '"cifar10"'))],
+     "'kind' must be one of"),
+    ("widths misfit", lambda t: ["list", _matrix(t, GOOD.replace("[6, 8, 3]", "[7, 8, 3]"))],
+     "widths 7-8-3 do not fit the data (6 inputs, 3 outputs)"),
+    ("duplicate ids", lambda t: ["list", _matrix(t, GOOD + GOOD)], "scenario ids must be unique"),
+    ("missing matrix file", lambda t: ["run", str(t / "nope.toml")], "cannot read matrix file"),
+    ("unknown tier", lambda t: ["run", "--tier", "nightly", _matrix(t, GOOD)], "'--tier' must be one of"),
+    ("negative processes", lambda t: ["run", _matrix(t, GOOD), "--processes", "-2"], "'--processes' must be an int >= 0"),
+    ("corrupt store", lambda t: ["run", _matrix(t, GOOD), "--store", _junk_store(t)], "is not an SQLite database"),
+    ("foreign store", lambda t: ["score", "quick", "--store", _foreign_store(t)], "an SQLite database of another program"),
+    ("future store", lambda t: ["score", "quick", "--store", _future_store(t)], "has schema version 99"),
+    ("missing store", lambda t: ["score", "quick", "--store", str(t / "none.sqlite")], "does not exist"),
+    ("unreachable scheduler", lambda t: ["run", _matrix(t, GOOD), "--store", str(t / "s.sqlite"), "--quiet",
+                                         "--scheduler", "tcp://127.0.0.1:9"], "cannot reach the Dask scheduler"),
+    ("bad pool spec", lambda t: ["run", _matrix(t, GOOD), "--store", str(t / "s.sqlite"), "--quiet",
+                                 "--scheduler", "process:zero"], "must be 'process:N' with N >= 1"),
+    ("unknown claim id", lambda t: ["score", "quick", "--store", _empty_store(t), "--claim", "galanti.nope"],
+     "unknown claim ids ['galanti.nope']"),
+    ("negative n-boot", lambda t: ["score", "quick", "--store", _empty_store(t), "--n-boot", "-1"],
+     "'--n-boot' must be an int >= 0"),
+    ("hypothesis raises", lambda t: ["compare", _hypothesis(t, "1 / 0\n"), "--store", _empty_store(t)],
+     "raised ZeroDivisionError: division by zero. Fix the file"),
+    ("hypothesis file empty", lambda t: ["compare", _hypothesis(t, "x = 1\n"), "--store", _empty_store(t)],
+     "defines no Trend or Predictor"),
+    ("hypothesis of no scenario", lambda t: ["compare", _hypothesis(t, NOWHERE), "--store", _empty_store(t)],
+     "apply to no scenario of this matrix"),
+    ("bad weight file", lambda t: ["ranks", _weights(t)], "must be finite"),
+    ("bad widths", lambda t: ["train", "--widths", "32,a,10"], "'--widths' must be comma-separated ints"),
+    ("bad train dynamics", lambda t: ["train", "--widths", "6,8,3", "--dynamics", "adam", "--store",
+                                      str(t / "s.sqlite")], "'kind' must be one of ['gd', 'sgd', 'gf']"),
+]
+
+NOWHERE = """
+from rankbias.hypotheses import Check, Trend
+mine = Trend("mine.x", "mine", ("no.such.scenario",), "nothing", lambda runs: [Check("x", 1.0, ">=", 0)])
+"""
+
+
+def _empty_store(tmp):
+    from rankbias.store import Store
+
+    path = tmp / "empty.sqlite"
+    Store(path).close()
+    return str(path)
+
+
+@pytest.mark.parametrize("argv,fragment", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_exits_2_with_one_clear_error(tmp_path, argv, fragment):
+    result = CliRunner().invoke(app, argv(tmp_path))
+    flat = " ".join(result.output.split())
+    assert result.exit_code == 2, result.output
+    assert "error:" in flat and fragment in flat
+    assert "Traceback" not in result.output
+
+
+def test_debug_shows_the_traceback_behind_the_error(tmp_path):
+    argv = ["--debug", "score", "quick", "--store", _foreign_store(tmp_path)]
+    result = CliRunner().invoke(app, argv)
+    assert result.exit_code == 2 and "Traceback" in result.output and "StoreError" in result.output
