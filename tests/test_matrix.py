@@ -1,5 +1,7 @@
 """Matrix files: validation with clear errors, expansion, shared runs, skipped cells."""
 
+import json
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -117,3 +119,49 @@ def test_expansion_counts_and_names_are_consistent(wds, batches, seeds):
     assert len(matrix.skipped) == len(wds) * (len(batches) - len(usable))
     for name, config in matrix.runs.items():
         assert config.name() == name and name.startswith("sgd[")
+
+
+SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True),
+                    st.text(max_size=8))
+VALUES = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                                             max_size=3), max_leaves=8)
+
+
+def _toml_value(v) -> str:
+    """A TOML literal for v (None has none: it becomes an empty inline table)."""
+    if v is None:
+        return "{}"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return "nan" if v != v else ("inf" if v == float("inf") else "-inf" if v == float("-inf") else repr(v))
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return "{ " + ", ".join(f"{json.dumps(k)} = {_toml_value(x)}" for k, x in v.items()) + " }"
+
+
+FIELDS = ["id", "paper", "tiers", "seeds", "data.n", "data.std", "data.kind", "net.widths", "net.arch",
+          "dynamics.lr", "dynamics.batch", "dynamics.steps", "dynamics.kind", "grid", "colour"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(field=st.sampled_from(FIELDS), value=VALUES)
+def test_any_single_edit_is_accepted_or_explained(field, value):
+    """Whatever one key of a good scenario is set to, the file either expands or
+    raises MatrixError naming the file: never another exception."""
+    raw = tomllib.loads(BASE)
+    scenario = raw["scenario"][0]
+    section, _, key = field.partition(".")
+    if key:
+        scenario[section][key] = value
+    else:
+        scenario[section] = value
+    text = "\n".join(f"{k} = {_toml_value(v)}" for k, v in scenario.items())
+    try:
+        expand(parse("[[scenario]]\n" + text, "edited.toml"), "quick", "edited.toml")
+    except MatrixError as err:
+        assert str(err).startswith("edited.toml") and "Fix" in str(err)

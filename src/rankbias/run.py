@@ -241,14 +241,15 @@ def train_group(group: list[RunConfig]) -> list[RunRecord]:
 
 def run_many(configs: list[RunConfig], store: Store | None = None, on_done: Callable | None = None) -> list[RunRecord]:
     """Run every config in this process, as ensembles where they share an
-    ``ensemble_key``; each run is written to ``store`` in its own transaction as
-    soon as its group finishes, and ``on_done(record)`` is called per run.
+    ``ensemble_key``; each group's runs are written to ``store`` in one
+    transaction as soon as it finishes, and ``on_done(record)`` is called per run.
     Returns the records in the order of ``configs``."""
     records: dict[int, RunRecord] = {}
     for members in group_configs(configs):
-        for i, rec in zip(members, train_group([configs[i] for i in members])):
-            if store is not None:
-                store.write(rec)
+        recs = train_group([configs[i] for i in members])
+        if store is not None:
+            store.write_many(recs)  # a group's runs land in one transaction
+        for i, rec in zip(members, recs):
             if on_done is not None:
                 on_done(rec)
             records[i] = rec

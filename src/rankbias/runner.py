@@ -15,7 +15,7 @@ to an executor:
   its worker dies.
 
 Workers only compute; the client is the single writer of the store, one
-transaction per run as results arrive, so concurrent workers cannot lose or
+transaction per group as its results arrive, so concurrent workers cannot lose or
 double rows and an interrupted matrix resumes where it stopped.  A group that
 keeps failing is stored as failed with its error and the rest goes on.
 """
@@ -103,8 +103,8 @@ def run_matrix(matrix: Matrix, store: Store, retry_failed: bool = False,
     steps = plan(matrix, store, retry_failed)
 
     def deliver(records: list[RunRecord]) -> None:
+        store.write_many(records)  # a group's runs land in one transaction
         for rec in records:
-            store.write(rec)
             if on_done is not None:
                 on_done(rec)
 

@@ -64,7 +64,7 @@ class Scenario(BaseModel):
     @classmethod
     def _data(cls, value: dict) -> dict:
         kind = value.get("kind")
-        if kind not in GENERATORS:
+        if not isinstance(kind, str) or kind not in GENERATORS:
             raise ValueError(f"'kind' must be one of {sorted(GENERATORS)}; got {kind!r}")
         params = {k for k in inspect.signature(GENERATORS[kind]).parameters}
         unknown = sorted(set(value) - params - {"kind", "task"})

@@ -1,8 +1,8 @@
 """The run store: SQLite, the only code that touches disk.
 
 One file (default ``rankbias.sqlite`` in the working directory), WAL mode, one
-transaction per finished run, so an interrupted writer leaves whole runs or
-none.  Tables:
+transaction per finished group of runs, so an interrupted writer leaves whole
+groups or none.  Tables:
 
 - ``runs``:    id (integer key), name (canonical, unique), hash, config JSON,
                status ("done" | "diverged" | "failed"), error, diverged_at,
@@ -111,23 +111,33 @@ class Store:
 
     def write(self, rec: RunRecord) -> None:
         """Replace run ``rec.name`` and all its rows, atomically."""
+        self.write_many([rec])
+
+    def write_many(self, records: list[RunRecord]) -> None:
+        """Replace every run of ``records`` and all their rows in one transaction
+        (an ensemble's runs land together or not at all)."""
         with self.db:
-            old = self.db.execute("SELECT id FROM runs WHERE name=?", (rec.name,)).fetchone()
-            if old is not None:
-                for table in ("metrics", "spectra"):
-                    self.db.execute(f"DELETE FROM {table} WHERE run=?", old)
-                self.db.execute("DELETE FROM runs WHERE id=?", old)
-            run = self.db.execute(
-                f"INSERT INTO runs ({RUN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (rec.name, rec.hash, json.dumps(rec.config, sort_keys=True), rec.status, rec.error,
-                 rec.diverged_at, rec.steps, rec.horizon, json.dumps(rec.solver, sort_keys=True),
-                 json.dumps(rec.provenance, sort_keys=True), rec.started, rec.finished),
-            ).lastrowid
-            self.db.executemany("INSERT INTO metrics VALUES (?,?,?,?,?)", [(run, *row) for row in rec.metrics])
-            self.db.executemany(
-                "INSERT INTO spectra VALUES (?,?,?,?)",
-                [(run, step, layer, np.asarray(s, dtype=np.float32).tobytes()) for step, layer, s in rec.spectra],
-            )
+            for rec in records:
+                self._replace(rec)
+
+    def _replace(self, rec: RunRecord) -> None:
+        """Delete run ``rec.name`` and its rows if stored, then insert ``rec`` (inside a transaction)."""
+        old = self.db.execute("SELECT id FROM runs WHERE name=?", (rec.name,)).fetchone()
+        if old is not None:
+            for table in ("metrics", "spectra"):
+                self.db.execute(f"DELETE FROM {table} WHERE run=?", old)
+            self.db.execute("DELETE FROM runs WHERE id=?", old)
+        run = self.db.execute(
+            f"INSERT INTO runs ({RUN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (rec.name, rec.hash, json.dumps(rec.config, sort_keys=True), rec.status, rec.error,
+             rec.diverged_at, rec.steps, rec.horizon, json.dumps(rec.solver, sort_keys=True),
+             json.dumps(rec.provenance, sort_keys=True), rec.started, rec.finished),
+        ).lastrowid
+        self.db.executemany("INSERT INTO metrics VALUES (?,?,?,?,?)", [(run, *row) for row in rec.metrics])
+        self.db.executemany(
+            "INSERT INTO spectra VALUES (?,?,?,?)",
+            [(run, step, layer, np.asarray(s, dtype=np.float32).tobytes()) for step, layer, s in rec.spectra],
+        )
 
     def runs(self) -> pd.DataFrame:
         """One row per stored run; config, solver and provenance parsed from JSON."""
