@@ -122,3 +122,33 @@ def test_bad_executors_are_refused_clearly(tmp_path):
     with pytest.raises(ExecutorError, match=r"cannot reach the Dask scheduler at 'tcp://127\.0\.0\.1:1'.*Check the address"):
         run_matrix(matrix, store, executor="tcp://127.0.0.1:1")
     assert len(store.runs()) == 0  # nothing half-written
+
+
+def test_a_worker_that_dies_once_is_retried_and_the_matrix_completes(tmp_path, monkeypatch):
+    import crashy
+
+    monkeypatch.setenv("RANKBIAS_TEST_MARKER", str(tmp_path / "died"))
+    store = Store(tmp_path / "s.sqlite")
+    run_matrix(expand(parse(TEXT), "quick"), store, executor="process:2", task=crashy.die_once)
+    assert (tmp_path / "died").exists()  # a worker did die
+    runs = store.runs()
+    assert len(runs) == 6 and set(runs.status) == {"done"}
+    reference = Store(tmp_path / "ref.sqlite")
+    run_matrix(expand(parse(TEXT), "quick"), reference)
+    np.testing.assert_allclose(_rows(store).value.to_numpy(), _rows(reference).value.to_numpy(), rtol=1e-6, atol=1e-9)
+
+
+def test_a_group_that_keeps_killing_its_worker_is_stored_as_failed_and_the_rest_goes_on(tmp_path):
+    import crashy
+
+    store = Store(tmp_path / "s.sqlite")
+    # two ensemble groups: s (B = 8) holds the poisoned wd = 0.05, t (B = 16) does not
+    text = TEXT.replace('"dynamics.wd" = [0.0, 0.01, 0.05]', '"dynamics.wd" = [0.05]') + TEXT.replace(
+        'id = "s"', 'id = "t"').replace("batch = 8", "batch = 16").replace("0.01, 0.05]", "0.01]")
+    run_matrix(expand(parse(text), "quick"), store, executor="process:2", task=crashy.die_on_wd, retries=1)
+    runs = store.runs().set_index("name")
+    poisoned = runs[[c["wd"] == 0.05 for c in runs.config]]
+    assert len(poisoned) == 2 and set(poisoned.status) == {"failed"}
+    assert all("its worker process died 2 times running it alone" in e for e in poisoned.error)
+    healthy = runs[[c["wd"] != 0.05 for c in runs.config]]
+    assert len(healthy) == 4 and set(healthy.status) == {"done"}

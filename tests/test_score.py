@@ -171,6 +171,9 @@ def test_cli_compare_scores_a_file_beside_the_baselines(tmp_path):
     args = ["compare", EXAMPLE, "--store", str(tmp_path / "planted.sqlite"), "--out", str(out), "--n-boot", "20"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
+    from rankbias import __version__
+
+    assert f"runs made by rankbias {__version__}@" in result.output  # the code version is shown
     verdicts = {v["id"]: v for v in json.loads(out.read_text())}
     assert verdicts["galanti.wd"]["verdict"] == "pass" and verdicts["galanti.wd"]["n"] == 10
     mine = verdicts["mine.noise_ratio"]  # wd > 0 runs of galanti.wd; the other sweeps are not stored

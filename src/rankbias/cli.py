@@ -203,6 +203,8 @@ def _score_and_print(matrix, store, extra: list, out: str, n_boot: int | None = 
     console.print(table)
     for note in table.notes:
         console.print(f"  note: {escape(note)}")
+    versions = ", ".join(f"{code} ({n} runs)" for code, n in data.code.value_counts().items())
+    console.print(f"runs made by rankbias {escape(versions) or '-'}")
     if out:
         Path(out).write_text(json.dumps([v.to_dict() for v in verdicts], indent=1, default=float))
         console.print(f"scorecard written to {out}")

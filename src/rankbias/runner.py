@@ -8,8 +8,8 @@ to an executor:
 
 - ``"local"`` (default): in this process, ``run.train_group`` in a loop;
 - ``"process:N"``: a local pool of N spawned processes (``concurrent.futures``),
-  each pinned to one torch thread so N workers share N cores without
-  oversubscription; a worker that dies fails its group (``--retry-failed``);
+  each single-threaded so N workers share N cores without oversubscription; the
+  groups in flight when a worker dies are retried one by one (``_run_pool``);
 - ``"tcp://HOST:PORT"`` or a ``distributed.Client``: an existing Dask cluster
   (the ``[dask]`` extra), each group a task retried up to ``retries`` times if
   its worker dies.
@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import os
 import multiprocessing
+import os
 import time
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Callable
 
@@ -98,8 +99,10 @@ def _groups(todo: list[RunConfig]) -> list[list[RunConfig]]:
 
 
 def run_matrix(matrix: Matrix, store: Store, retry_failed: bool = False,
-               on_done: Callable[[RunRecord], None] | None = None, executor="local", retries: int = 2) -> Plan:
-    """Train what ``store`` lacks of ``matrix`` on ``executor``; returns the plan it followed."""
+               on_done: Callable[[RunRecord], None] | None = None, executor="local", retries: int = 2,
+               task: Callable[[list[RunConfig]], list[RunRecord]] = train_group) -> Plan:
+    """Train what ``store`` lacks of ``matrix`` on ``executor``; returns the plan it followed.
+    ``task`` is the unit of work shipped per group (``run.train_group``; tests pass others)."""
     steps = plan(matrix, store, retry_failed)
 
     def deliver(records: list[RunRecord]) -> None:
@@ -111,25 +114,60 @@ def run_matrix(matrix: Matrix, store: Store, retry_failed: bool = False,
     groups = _groups(steps.todo)
     if executor == "local":
         for group in groups:
-            deliver(train_group(group))
+            deliver(task(group))
     elif isinstance(executor, str) and executor.startswith("process:"):
-        workers = _workers(executor)
-        # spawn, not fork: forking a process that has run OpenMP regions (Numba, torch) kills the child.
-        # Each worker gets one thread in every pool (torch, OpenMP, BLAS, Numba) through its
-        # environment, read before its imports: spinning idle pool threads of N workers on N
-        # cores slowed training 20x in a measurement (189 s vs 7.9 s for one ensemble).
-        context = multiprocessing.get_context("spawn")
-        with _single_threaded_children(), concurrent.futures.ProcessPoolExecutor(
-                workers, mp_context=context, initializer=_one_thread) as pool:
-            futures = {pool.submit(train_group, g): g for g in groups}
-            for future in concurrent.futures.as_completed(futures):
+        _run_pool(_workers(executor), groups, deliver, retries, task)
+    else:
+        _run_dask(executor, groups, deliver, retries, task)
+    return steps
+
+
+def _run_pool(workers: int, groups, deliver, retries: int, task) -> None:
+    """Groups on a pool of ``workers`` spawned processes.  A worker that dies breaks the
+    pool, and the death cannot be pinned on one of the groups then in flight: they
+    become suspects, the rest go on in a fresh pool, and each suspect then runs alone
+    in a one-process pool, where a death is its own.  A suspect whose worker dies
+    ``retries + 1`` times alone is stored as failed."""
+    queue, suspects = list(range(len(groups))), []
+    while queue:
+        queue, in_flight = _pool_pass(workers, queue, groups, deliver, task)
+        suspects += in_flight
+    for i in suspects:
+        for _ in range(retries + 1):
+            if not _pool_pass(1, [i], groups, deliver, task)[1]:
+                break
+        else:
+            deliver(_failed(groups[i], RuntimeError(f"its worker process died {retries + 1} times running it alone")))
+
+
+def _pool_pass(workers: int, queue: list[int], groups, deliver, task) -> tuple[list[int], list[int]]:
+    """Run ``queue`` (group indices) on a fresh pool, at most one group in flight per worker,
+    until it is empty or a worker dies; returns (groups never started, groups in flight
+    when the pool broke)."""
+    queue = list(queue)
+    # spawn, not fork: forking a process that has run OpenMP regions (Numba, torch) kills the child.
+    # Each worker gets one thread in every pool (torch, OpenMP, BLAS, Numba) through its
+    # environment, read before its imports: spinning idle pool threads of N workers on N
+    # cores slowed training 20x in a measurement (189 s vs 7.9 s for one ensemble).
+    context = multiprocessing.get_context("spawn")
+    with _single_threaded_children(), concurrent.futures.ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_one_thread) as pool:
+        running: dict = {}
+        broken: list[int] = []
+        while (queue or running) and not broken:
+            while queue and len(running) < workers:
+                i = queue.pop(0)
+                running[pool.submit(task, groups[i])] = i
+            done, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
+            for future in done:
+                i = running.pop(future)
                 try:
                     deliver(future.result())
-                except Exception as err:  # a worker that died or raised
-                    deliver(_failed(futures[future], err))
-    else:
-        _run_dask(executor, groups, deliver, retries)
-    return steps
+                except BrokenProcessPool:  # a worker died while this group was in flight
+                    broken.append(i)
+                except Exception as err:  # the task raised in its worker
+                    deliver(_failed(groups[i], err))
+        return queue, broken + list(running.values())
 
 
 def _workers(spec: str) -> int:
@@ -142,7 +180,7 @@ def _workers(spec: str) -> int:
     return workers
 
 
-def _run_dask(executor, groups, deliver, retries: int) -> None:
+def _run_dask(executor, groups, deliver, retries: int, task) -> None:
     try:
         from distributed import Client, as_completed
     except ImportError:
@@ -161,7 +199,7 @@ def _run_dask(executor, groups, deliver, retries: int) -> None:
     else:
         client = executor
     try:
-        futures = {client.submit(train_group, g, retries=retries, pure=False): g for g in groups}
+        futures = {client.submit(task, g, retries=retries, pure=False): g for g in groups}
         for future in as_completed(list(futures)):
             try:
                 deliver(future.result())

@@ -102,6 +102,8 @@ class Runs:
         label = np.where(last.layer < 0, last.name, last.name + "@" + last.layer.astype(str))
         wide = last.assign(label=label).pivot_table(index="run", columns="label", values="value", aggfunc="last")
         self.final = pd.concat([config, runs[["status", "horizon", "steps"]], wide.reindex(runs.index)], axis=1)
+        # the code that made each run: "version@commit" (the commit where the package sat in a git checkout)
+        self.code = runs.provenance.map(lambda p: f"{p.get('rankbias')}@{(p.get('git_commit') or 'unknown')[:10]}")
         self.spectra = functools.lru_cache(maxsize=None)(store.spectra)
 
     def names(self, scenarios) -> list[str]:
