@@ -152,3 +152,17 @@ def test_a_group_that_keeps_killing_its_worker_is_stored_as_failed_and_the_rest_
     assert all("its worker process died 2 times running it alone" in e for e in poisoned.error)
     healthy = runs[[c["wd"] != 0.05 for c in runs.config]]
     assert len(healthy) == 4 and set(healthy.status) == {"done"}
+
+
+def test_dask_reschedules_the_group_of_a_worker_that_died(tmp_path, monkeypatch):
+    import crashy
+    from distributed import Client, LocalCluster
+
+    monkeypatch.setenv("RANKBIAS_TEST_MARKER", str(tmp_path / "died"))
+    store = Store(tmp_path / "s.sqlite")
+    with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None,
+                      processes=True) as cluster, Client(cluster) as client:
+        run_matrix(expand(parse(TEXT + GF), "quick"), store, executor=client, task=crashy.die_once)
+    assert (tmp_path / "died").exists()  # a worker did die
+    runs = store.runs()
+    assert len(runs) == 8 and set(runs.status) == {"done"}
