@@ -1,10 +1,11 @@
 """Public spectral API: randomized SVD, exact singular values, rank measures.
 
-Each function takes a numpy array or a CPU torch tensor shaped (..., m, n),
+Each function takes a numpy array or a torch tensor shaped (..., m, n),
 float16/bfloat16/float32/float64 (half precision is measured in float32),
 validates it once, runs a compiled kernel from ``rankbias.kernels`` over the
 flattened batch, and returns results of the input's type with the input's
-leading dimensions.
+leading dimensions.  ``rsvd``, ``svdvals`` and ``ranks`` of a CUDA tensor run
+on its device and return CUDA tensors (``rankbias.spectral_cuda``).
 
 Threads: a batch at least as large as Numba's thread count runs one matrix per
 thread with BLAS held to one thread (threadpoolctl); a smaller batch runs
@@ -25,7 +26,7 @@ import scipy.linalg.cython_blas  # noqa: F401  loads the BLAS Numba calls, so th
 from threadpoolctl import ThreadpoolController
 
 from rankbias import kernels
-from rankbias.inputs import as_batch, check_finite, check_int, check_seed, check_tolerance
+from rankbias.inputs import as_batch, check_finite, check_int, check_seed, check_tolerance, is_tensor
 
 _controller: ThreadpoolController | None = None
 
@@ -38,6 +39,31 @@ def _blas_limit(parallel: bool):
     if _controller is None:
         _controller = ThreadpoolController()
     return _controller.limit(limits=1, user_api="blas")
+
+
+def _on_cuda(A) -> bool:
+    return is_tensor(A) and A.device.type == "cuda"
+
+
+def _cuda_batch(A, func: str):
+    """(spectral_cuda module, A as (batch, m, n) float32/float64, leading dims) of a CUDA tensor."""
+    import torch
+
+    from rankbias import spectral_cuda
+
+    spectral_cuda.require(func)
+    if A.ndim < 2 or min(A.shape[-2:]) < 1 or A.is_complex() or not A.is_floating_point():
+        raise ValueError(
+            f"The 'A' parameter of {func} must be a real floating tensor shaped (..., m, n) with m, n >= 1. "
+            f"Got dtype {A.dtype} and shape {tuple(A.shape)} instead. Pass a float32 or float64 matrix stack."
+        )
+    lead = tuple(A.shape[:-2])
+    flat = A.reshape(-1, *A.shape[-2:])
+    flat = flat if flat.dtype in (torch.float32, torch.float64) else flat.float()  # half precision: in float32
+    if not bool(flat.isfinite().all()):
+        raise ValueError(f"The 'A' parameter of {func} must be finite. Got NaN or Inf entries. "
+                         f"Replace them (e.g. torch.nan_to_num) or drop the diverged matrices.")
+    return spectral_cuda, flat.contiguous(), lead
 
 
 def _validated(A, func: str):
@@ -87,14 +113,11 @@ def rsvd(A, k: int, *, oversample: int = 10, power_iters: int = 2, seed: int | N
     (a Marchenko-Pastur bulk) power_iters=2 leaves ~1-5% relative error in the
     lower part of the top k.  Raise power_iters or oversample for more.
     """
+    if _on_cuda(A):
+        return _rsvd_cuda(A, k, oversample, power_iters, seed)
     arr, batch, fro, parallel = _validated(A, "rsvd")
     m, n = batch.m, batch.n
-    r = min(m, n)
-    k = check_int(k, "rsvd", "k", 1, r, f" = min(m, n) for A of shape {(m, n)}")
-    oversample = check_int(oversample, "rsvd", "oversample", 0, 10**6)
-    power_iters = check_int(power_iters, "rsvd", "power_iters", 0, 100)
-    seed = check_seed(seed, "rsvd")
-    l = min(k + oversample, r)
+    k, l, power_iters, seed = _rsvd_params(m, n, k, oversample, power_iters, seed)
     b = batch.size
     omega = _sketch(b, n, l, arr.dtype, seed, parallel)
     U = np.empty((b, m, k), dtype=arr.dtype)
@@ -103,6 +126,29 @@ def rsvd(A, k: int, *, oversample: int = 10, power_iters: int = 2, seed: int | N
     with _blas_limit(parallel):
         (kernels.rsvd_batched if parallel else kernels.rsvd_serial)(arr, omega, k, power_iters, U, s, Vt)
     return RSVD(batch.restore(U), batch.restore(s), batch.restore(Vt), batch.restore(fro))
+
+
+def _rsvd_params(m: int, n: int, k, oversample, power_iters, seed) -> tuple[int, int, int, int]:
+    """Validated (k, sketch width l, power_iters, seed) of rsvd on m x n matrices."""
+    r = min(m, n)
+    k = check_int(k, "rsvd", "k", 1, r, f" = min(m, n) for A of shape {(m, n)}")
+    oversample = check_int(oversample, "rsvd", "oversample", 0, 10**6)
+    power_iters = check_int(power_iters, "rsvd", "power_iters", 0, 100)
+    return k, min(k + oversample, r), power_iters, check_seed(seed, "rsvd")
+
+
+def _rsvd_cuda(A, k, oversample, power_iters, seed) -> RSVD:
+    sc, flat, lead = _cuda_batch(A, "rsvd")
+    m, n = flat.shape[-2:]
+    k, l, power_iters, seed = _rsvd_params(m, n, k, oversample, power_iters, seed)
+    if l > sc.MAX_L:
+        raise ValueError(
+            f"The sketch width k + oversample of rsvd on CUDA must be <= {sc.MAX_L} (the Jacobi step holds "
+            f"l x l factors). Got {l} instead. Lower k or oversample, or pass A.cpu()."
+        )
+    U, s, Vt = sc.rsvd(flat, k, l, power_iters, seed)
+    fro = flat.double().flatten(1).norm(dim=1)
+    return RSVD(U.reshape(*lead, m, k), s.reshape(*lead, k), Vt.reshape(*lead, k, n), fro.reshape(lead))
 
 
 def _svdvals_and_fro(A, func: str, backward_stable_f64: bool = False):
@@ -127,6 +173,9 @@ def svdvals(A):
     error <= c r u_64 (sigma_1 / sigma_i)^2 / 2 against float64 LAPACK, i.e.
     < 1e-5 for sigma_i >= 1e-4 sigma_1 up to r = min(m, n) = 1024.
     """
+    if _on_cuda(A):
+        sc, flat, lead = _cuda_batch(A, "svdvals")
+        return sc.svdvals(flat).reshape(*lead, -1)
     s, batch, _ = _svdvals_and_fro(A, "svdvals")
     return batch.restore(s)
 
@@ -160,6 +209,11 @@ def ranks(A, measures=MEASURES, *, tol: float = 1e-3, eps: float = 1e-3, k: int 
         )
     tol = check_tolerance(tol, "ranks", "tol")
     eps = check_tolerance(eps, "ranks", "eps")
+    if _on_cuda(A):
+        sc, flat, lead = _cuda_batch(A, "ranks")
+        k = check_int(k, "ranks", "k", 1, min(flat.shape[-2:]), f" = min(m, n) for A of shape {tuple(flat.shape[-2:])}")
+        rows = sc.ranks(flat, tol, eps, k)  # (7, batch), in MEASURES order
+        return {name: rows[MEASURES.index(name)].reshape(lead) for name in measures}
     s, batch, fro = _svdvals_and_fro(A, "ranks", backward_stable_f64="numerical_rank" in measures)
     m, n = batch.m, batch.n
     k = check_int(k, "ranks", "k", 1, min(m, n), f" = min(m, n) for A of shape {(m, n)}")

@@ -1,0 +1,132 @@
+"""The GPU path of the spectral API: CUDA tensors stay on their device.
+
+``rankbias.svdvals`` / ``rsvd`` / ``ranks`` send a CUDA tensor here.  The big
+products go through cuBLAS (torch.bmm on the tensor's own memory); the small
+per-matrix steps are numba-cuda kernels of ``rankbias.kernels`` handed the same
+memory through ``__cuda_array_interface__``:
+
+- ``svdvals``: one-sided Jacobi (``kernels.jacobi_cuda``) on the float64 matrix
+  itself when min(m, n) <= 64, one block per matrix; larger matrices go to
+  torch.linalg.svdvals on the device for now.
+- ``rsvd``: HMT Alg. 4.1 + 4.4 with shifted CholeskyQR2 (float64 Gram on
+  cuBLAS, batched Cholesky and triangular solves) for every basis, then the
+  Jacobi SVD of the l x n projection B^T (Alg. 5.1), l = k + oversample <= 64.
+- ``ranks``: the spectrum as above, then ``kernels.rank_cuda`` on the device.
+
+Under Numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1, the tests' way without a
+GPU) the same code takes CPU tensors, whose numpy views the simulator runs on.
+"""
+
+from __future__ import annotations
+
+import numba
+import torch
+
+MAX_L = 64
+
+
+def _cuda():
+    from numba import cuda
+
+    return cuda
+
+
+def available() -> bool:
+    """Whether numba-cuda can run kernels here (a GPU, or the simulator)."""
+    try:
+        return bool(_cuda().is_available())
+    except Exception:  # numba-cuda missing or its driver unusable
+        return False
+
+
+def require(func: str, name: str = "A") -> None:
+    """Raise a clear error when a CUDA tensor reaches a machine where numba-cuda cannot run."""
+    if not available():
+        raise ValueError(
+            f"The '{name}' parameter of {func} is a CUDA tensor, but numba-cuda cannot use a GPU here "
+            f"(numba.cuda.is_available() is False). Install the CUDA extra (pip install 'rankbias[cuda]') "
+            f"on a machine with an NVIDIA driver, or pass {name}.cpu() to use the CPU core."
+        )
+
+
+def _dev(t: torch.Tensor):
+    """The kernel-side view of tensor t: its numpy view under the simulator, else a device array."""
+    if numba.config.ENABLE_CUDASIM:
+        return t.numpy()
+    return _cuda().as_cuda_array(t.detach())
+
+
+def jacobi(M: torch.Tensor, sweeps: int = 30, tol: float = 1e-15):
+    """One-sided Jacobi SVD of M (b, m, n), n <= 64 -> (S (b, n) descending, V (b, n, n),
+    W (b, m, n) = M V), all float64 with columns in the order of S."""
+    b, m, n = M.shape
+    npad = n + n % 2  # the kernel pairs columns: pad an odd n with a zero column
+    W = torch.zeros((b, m, npad), dtype=torch.float64, device=M.device)
+    W[:, :, :n] = M
+    V = torch.empty((b, npad, npad), dtype=torch.float64, device=M.device)
+    S = torch.empty((b, npad), dtype=torch.float64, device=M.device)
+    order = torch.empty((b, npad), dtype=torch.int32, device=M.device)
+    from rankbias.kernels import jacobi_cuda
+
+    jacobi_cuda.jacobi_svd[b, npad // 2](_dev(W), _dev(V), _dev(S), _dev(order), sweeps, tol)
+    keep = order.long()
+    keep = keep[keep < n].view(b, n)  # drop the pad column wherever it sorted
+    W = W.gather(2, keep[:, None, :].expand(b, m, n))
+    S = S[order < n].view(b, n)
+    V = V[:, :n, :].gather(2, keep[:, None, :].expand(b, n, n))
+    return S, V, W
+
+
+def svdvals(A: torch.Tensor) -> torch.Tensor:
+    """Singular values of A (b, m, n) -> (b, min(m, n)) descending, in A's dtype."""
+    M = A.mT if A.shape[-2] < A.shape[-1] else A  # columns = the smaller side
+    if M.shape[-1] > MAX_L:
+        return torch.linalg.svdvals(A)
+    return jacobi(M.double())[0].to(A.dtype)
+
+
+def _cholqr(Y: torch.Tensor, shift: bool) -> torch.Tensor:
+    """Q of Y (b, m, l) by CholeskyQR with a float64 Gram matrix; ``shift`` adds
+    11 (m l + l (l + 1)) u ||Y||^2 to the diagonal (Fukaya et al. 2020, shifted
+    CholeskyQR3), which keeps the factorization defined for ill-conditioned Y."""
+    b, m, l = Y.shape
+    G = Y.mT.double() @ Y.double()  # (b, l, l)
+    if shift:
+        norm2 = torch.diagonal(G, dim1=1, dim2=2).sum(-1)  # ||Y||_F^2 >= ||Y||_2^2
+        G = G + (11 * (m * l + l * (l + 1)) * 2.0**-53 * norm2)[:, None, None] * torch.eye(l, dtype=G.dtype,
+                                                                                              device=G.device)
+    L, _ = torch.linalg.cholesky_ex(G)
+    return torch.linalg.solve_triangular(L.mT.to(Y.dtype), Y, upper=True, left=False)  # Y R^-1
+
+
+def _basis(Y: torch.Tensor) -> torch.Tensor:
+    """Orthonormal basis of Y's range: shifted CholeskyQR, then twice plain."""
+    return _cholqr(_cholqr(_cholqr(Y, True), False), False)
+
+
+def rsvd(A: torch.Tensor, k: int, l: int, power_iters: int, seed: int):
+    """Top-k U (b, m, k), s (b, k), Vt (b, k, n) of A (b, m, n), sketch width l <= 64."""
+    b, m, n = A.shape
+    gen = torch.Generator(device=A.device).manual_seed(seed)
+    omega = torch.randn((b, n, l), generator=gen, device=A.device, dtype=A.dtype)
+    Q = _basis(A @ omega)  # (b, m, l)
+    for _ in range(power_iters):
+        Q = _basis(A @ _basis(A.mT @ Q))
+    B = Q.mT @ A  # (b, l, n)
+    S, V, W = jacobi(B.mT.double())  # B^T V = W: B = V diag(S) (W / S)^T
+    U = Q @ V[:, :, :k].to(A.dtype)
+    Vt = (W[:, :, :k] / torch.where(S[:, None, :k] > 0, S[:, None, :k], 1.0)).mT.to(A.dtype)
+    return U, S[:, :k].to(A.dtype), Vt
+
+
+def ranks(A: torch.Tensor, tol: float, eps: float, k: int) -> torch.Tensor:
+    """Every measure of ``kernels.rank_cuda.MEASURES`` for A (b, m, n) -> (7, b) float64."""
+    from rankbias.kernels import rank_cuda
+
+    b, m, n = A.shape
+    s = svdvals(A).double().contiguous()
+    fro = torch.linalg.vector_norm(A.double(), dim=(-2, -1))
+    out = torch.empty((7, b), dtype=torch.float64, device=A.device)
+    mach = float(torch.finfo(A.dtype).eps)
+    rank_cuda.ranks_all[(b + 127) // 128, 128](_dev(s), _dev(fro), tol, eps, k, m, n, mach, _dev(out))
+    return out

@@ -1,0 +1,55 @@
+"""GPU kernel speed against torch on the same device, side by side; skipped
+without a CUDA device.  Every timed call ends with torch.cuda.synchronize().
+
+    pytest --benchmark-only tests/test_bench_cuda.py
+"""
+
+import functools
+
+import pytest
+import torch
+
+import rankbias as rb
+from bench.cases import CUDA_CASES, CUDA_K, K, OVERSAMPLE, POWER_ITERS, exact_svdvals, max_rel_err_above, nn_like, topk_rel_err
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@functools.cache
+def _case(name: str):
+    A = nn_like(*CUDA_CASES[name])
+    return torch.from_numpy(A).cuda(), exact_svdvals(A)
+
+
+def _synced(fn):
+    def run(A):
+        out = fn(A)
+        torch.cuda.synchronize()
+        return out
+    return run
+
+
+def _k(case):
+    return CUDA_K.get(case, K)
+
+
+@pytest.mark.parametrize("peer", ["rankbias", "torch.svd_lowrank"])
+@pytest.mark.parametrize("case", list(CUDA_CASES))
+def test_rsvd_cuda(benchmark, case, peer):
+    A, exact = _case(case)
+    k = _k(case)
+    fns = {"rankbias": lambda A: rb.rsvd(A, k, oversample=OVERSAMPLE, power_iters=POWER_ITERS, seed=0).s,
+           "torch.svd_lowrank": lambda A: torch.svd_lowrank(A, q=k + OVERSAMPLE, niter=POWER_ITERS)[1]}
+    benchmark.group = f"cuda rsvd {case} k={k} p={OVERSAMPLE} q={POWER_ITERS}"
+    s = benchmark(_synced(fns[peer]), A)
+    benchmark.extra_info["topk_rel_err"] = topk_rel_err(s.cpu().numpy(), exact, k)
+
+
+@pytest.mark.parametrize("peer", ["rankbias", "torch.linalg.svdvals"])
+@pytest.mark.parametrize("case", ["1024x64x64", "256x256x256"])
+def test_svdvals_cuda(benchmark, case, peer):
+    A, exact = _case(case)
+    fns = {"rankbias": rb.svdvals, "torch.linalg.svdvals": torch.linalg.svdvals}
+    benchmark.group = f"cuda svdvals {case}"
+    s = benchmark(_synced(fns[peer]), A)
+    benchmark.extra_info["max_rel_err_above_1e-4"] = max_rel_err_above(s.cpu().numpy(), exact)

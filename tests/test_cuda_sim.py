@@ -1,0 +1,163 @@
+"""The CUDA kernels under Numba's CUDA simulator (no GPU needed), on small sizes,
+against float64 LAPACK and the CPU rank kernels.
+
+The simulator must be switched on before numba.cuda is first imported, so the
+checks run in a child process with NUMBA_ENABLE_CUDASIM=1 and report JSON.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from rankbias import kernels
+
+CHILD = r"""
+import json
+import numpy as np
+from numba import cuda
+from rankbias.kernels import jacobi_cuda, rank_cuda
+
+assert cuda.is_available()  # the simulator stands in for a device
+rng = np.random.default_rng(0)
+cases = {
+    "square": rng.standard_normal((2, 8, 8)),
+    "tall_odd": rng.standard_normal((2, 12, 5)),       # odd n: padded with a zero column
+    "graded": rng.standard_normal((2, 9, 6)) @ np.diag([1.0, 1e-3, 1e-6, 1.0, 2.0, 3.0]),
+    "rank2": rng.standard_normal((2, 7, 2)) @ rng.standard_normal((2, 2, 6)),
+}
+out = {}
+for name, A in cases.items():
+    batch, m, n = A.shape
+    npad = n + n % 2
+    W = np.zeros((batch, m, npad)); W[:, :, :n] = A
+    V = np.zeros((batch, npad, npad)); S = np.zeros((batch, npad)); order = np.zeros((batch, npad), np.int32)
+    jacobi_cuda.jacobi_svd[batch, npad // 2](W, V, S, order, 30, 1e-15)
+    out[name] = {"A": A.tolist(), "W": W.tolist(), "V": V.tolist(), "S": S.tolist(), "order": order.tolist()}
+s = np.sort(rng.random((5, 6)), axis=1)[:, ::-1].copy()
+s[3] = 0.0
+s[4, 3:] = 0.0
+fro = np.sqrt((s**2).sum(1)) * np.array([1.0, 1.2, 1.0, 1.0, 1.0])  # row 1: a truncated spectrum
+res = np.zeros((7, 5))
+rank_cuda.ranks_all[1, 8](s, fro, 0.3, 0.4, 2, 6, 9, 2.0**-52, res)
+out["ranks"] = {"s": s.tolist(), "fro": fro.tolist(), "out": res.tolist()}
+print(json.dumps(out))
+"""
+
+
+def _simulate(script: str) -> dict:
+    """Run ``script`` in a child under the CUDA simulator; its last stdout line is JSON."""
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def sim():
+    return _simulate(CHILD)
+
+
+@pytest.mark.parametrize("name", ["square", "tall_odd", "graded", "rank2"])
+def test_jacobi_matches_lapack_and_gives_orthogonal_factors(sim, name):
+    got = {k: np.array(v) for k, v in sim[name].items()}
+    A, n = got["A"], got["A"].shape[2]
+    for b in range(A.shape[0]):
+        ref = np.linalg.svd(A[b], compute_uv=False)
+        S = got["S"][b][:n]
+        assert got["S"][b][n:].max(initial=0.0) <= 1e-12 * ref[0]  # the zero pad column stays last
+        # relative accuracy down to sigma_min, except exact zeros (rank-deficient): absolute there
+        np.testing.assert_allclose(S, ref, rtol=1e-9, atol=1e-12 * ref[0])
+        V = got["V"][b][:, got["order"][b]][:n, :n]
+        np.testing.assert_allclose(V.T @ V, np.eye(n), atol=1e-12)
+        W = got["W"][b][:, got["order"][b]][:, :n]  # = A V, columns sigma_j u_j
+        np.testing.assert_allclose(W, A[b] @ V, atol=1e-12 * ref[0])
+        keep = S > 1e-9 * S[0]
+        U = W[:, keep] / S[keep]
+        np.testing.assert_allclose(U.T @ U, np.eye(int(keep.sum())), atol=1e-10)
+        np.testing.assert_allclose(U * S[keep] @ V[:, keep].T, A[b], atol=1e-10 * ref[0])
+
+
+def test_rank_kernel_matches_the_cpu_kernels(sim):
+    s, fro = np.array(sim["ranks"]["s"]), np.array(sim["ranks"]["fro"])
+    got = np.array(sim["ranks"]["out"])
+    want = [
+        kernels.rank_tol(s, fro, 0.3),
+        kernels.rank_rel(s, 0.4),
+        kernels.stable_rank(s, fro),
+        kernels.effective_rank(s),
+        kernels.tail_k(s, fro, 2),
+        kernels.gd_rank(s, 6, 9),
+        kernels.numerical_rank(s, 6, 9, 2.0**-52),
+    ]
+    np.testing.assert_allclose(got, np.array(want), rtol=1e-12, atol=1e-15)
+    assert (got[:, 3] == 0).all()  # a zero matrix has every measure 0
+
+
+GLUE = r"""
+import json
+import numpy as np
+import torch
+from rankbias import spectral_cuda as sc
+
+g = torch.Generator().manual_seed(0)
+A = torch.randn(3, 12, 9, generator=g, dtype=torch.float64)
+planted = torch.randn(2, 24, 20, generator=g) @ torch.diag(0.5 ** torch.arange(20.0)) @ torch.linalg.qr(
+    torch.randn(2, 20, 20, generator=g))[0]
+U, s, Vt = sc.rsvd(planted, 4, 10, 2, 7)
+out = {
+    "A": A.tolist(), "svdvals": sc.svdvals(A).tolist(), "svdvals_wide": sc.svdvals(A.mT.contiguous()).tolist(),
+    "planted": planted.tolist(), "U": U.tolist(), "s": s.tolist(), "Vt": Vt.tolist(),
+    "ranks": sc.ranks(A.float(), 0.05, 0.2, 2).tolist(), "dtype": str(sc.rsvd(planted, 4, 10, 2, 7)[1].dtype),
+}
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def glue():
+    return _simulate(GLUE)
+
+
+def test_gpu_path_svdvals_and_ranks_match_the_cpu_core(glue):
+    import rankbias as rb
+
+    A = np.array(glue["A"])
+    ref = np.linalg.svd(A, compute_uv=False)
+    np.testing.assert_allclose(glue["svdvals"], ref, rtol=1e-10)
+    np.testing.assert_allclose(glue["svdvals_wide"], ref, rtol=1e-10)
+    cpu = rb.ranks(A.astype(np.float32), tol=0.05, eps=0.2, k=2)
+    np.testing.assert_allclose(glue["ranks"], [cpu[name] for name in rb.MEASURES], rtol=1e-5)
+
+
+def test_gpu_path_rsvd_finds_the_top_of_a_planted_spectrum(glue):
+    planted, U, s, Vt = (np.array(glue[k]) for k in ("planted", "U", "s", "Vt"))
+    assert glue["dtype"] == "torch.float32"
+    for b in range(2):
+        ref = np.linalg.svd(planted[b].astype(np.float64), compute_uv=False)[:4]
+        np.testing.assert_allclose(s[b], ref, rtol=1e-4)  # geometric decay: q = 2 converges fully
+        np.testing.assert_allclose(U[b].T @ U[b], np.eye(4), atol=1e-5)
+        np.testing.assert_allclose(Vt[b] @ Vt[b].T, np.eye(4), atol=1e-5)
+        top = U[b] * s[b] @ Vt[b]
+        best = np.linalg.svd(planted[b].astype(np.float64))
+        np.testing.assert_allclose(top, best[0][:, :4] * best[1][:4] @ best[2][:4], atol=1e-4 * ref[0])
+
+
+def test_a_cuda_tensor_without_a_gpu_gets_a_clear_error(monkeypatch):
+    import torch
+
+    import rankbias as rb
+    from rankbias import spectral, spectral_cuda
+    from rankbias.kernels import rank_cuda  # importable with no GPU: kernels compile on first launch
+
+    assert rank_cuda.MEASURES == rb.MEASURES  # the device kernel's rows are the API's measures
+    monkeypatch.setattr(spectral, "_on_cuda", lambda A: True)  # as if A lived on a GPU
+    monkeypatch.setattr(spectral_cuda, "available", lambda: False)
+    for call in (lambda A: rb.svdvals(A), lambda A: rb.ranks(A), lambda A: rb.rsvd(A, 2)):
+        with pytest.raises(ValueError, match=r"The 'A' parameter of (svdvals|ranks|rsvd) is a CUDA tensor, but "
+                                             r"numba-cuda cannot use a GPU here.*pip install 'rankbias\[cuda\]'.*"
+                                             r"or pass A\.cpu\(\)"):
+            call(torch.ones(4, 3))
