@@ -8,7 +8,6 @@ torch side by side; ``track_*`` records accuracy against float64 LAPACK, so a
 speed-up that costs accuracy shows in the history.
 """
 
-import numpy as np
 import torch
 
 import rankbias as rb

@@ -53,7 +53,7 @@ def report(tmp_path_factory):
 def test_the_report_holds_the_scorecard_and_its_plots(report):
     page = (report / "index.html").read_text()
     for claim in ("galanti.wd", "kuzborskij.merge_overlap"):
-        assert f"<td rowspan='" in page and claim in page
+        assert "<td rowspan='" in page and claim in page
     for png in ("galanti.wd.png", "spectra.png", "merging.png"):
         assert (report / png).stat().st_size > 5000 and f"src='{png}'" in page
         assert (report / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -2,7 +2,6 @@
 runs, user hypotheses from files and entry points, and the CLI."""
 
 import json
-import math
 import time
 
 import numpy as np

@@ -26,9 +26,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from rankbias.hypotheses.base import hidden_mean, hidden_square  # noqa: E402
+from rankbias.hypotheses.base import RunSet, hidden_mean, hidden_square  # noqa: E402
 from rankbias.hypotheses.galanti import tail_erank  # noqa: E402
-from rankbias.hypotheses.base import RunSet  # noqa: E402
 
 # (scenario, grid column, what is plotted, log x, log y)
 SWEEPS = [

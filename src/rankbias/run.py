@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from rankbias import __version__, data, geometry
-from rankbias.dynamics import DynamicsSpec, train
+from rankbias.dynamics import DynamicsSpec, accuracy, loss_value, train
 from rankbias.metrics import Tracker
 from rankbias.nets import NetSpec, build
 from rankbias.store import RunRecord, Store
@@ -170,8 +170,6 @@ def run_one(config: RunConfig, store: Store | None = None) -> RunRecord:
 
 def merge_rows(net_a, net_b, data_a: data.Dataset, data_b: data.Dataset, loss: str) -> dict[str, float]:
     """How the merged net does on each net's own task (train split); see the module docstring."""
-    from rankbias.dynamics import accuracy, loss_value
-
     both = geometry.merged(net_a, net_b)
     ratios, drops, accs, owns = [], [], [], []
     with torch.no_grad():

@@ -28,7 +28,7 @@ class HypothesisError(ValueError):
     """A hypothesis file or entry point that cannot be used; the message says why and how to fix it."""
 
 
-def _collect(objects, source: str) -> list:
+def _collect(objects) -> list:
     found = []
     for obj in objects:
         if isinstance(obj, (Trend, Predictor)):
@@ -50,7 +50,7 @@ def load_file(path: str | Path) -> list:
         spec.loader.exec_module(module)
     except Exception as err:  # the user's code: report it as the file's error
         raise HypothesisError(f"hypothesis file {path} raised {type(err).__name__}: {err}. Fix the file.") from None
-    found = _collect(vars(module).values(), str(path))
+    found = _collect(vars(module).values())
     if not found:
         raise HypothesisError(
             f"hypothesis file {path} defines no Trend or Predictor at module level. "
@@ -65,7 +65,7 @@ def load_entry_points() -> list:
     found = []
     for ep in importlib.metadata.entry_points(group=GROUP):
         try:
-            found.extend(_collect([ep.load()], ep.value))
+            found.extend(_collect([ep.load()]))
         except Exception as err:
             raise HypothesisError(f"entry point {ep.name} = {ep.value} failed to load: {err}. "
                                   f"Fix or uninstall the package that registers it.") from None

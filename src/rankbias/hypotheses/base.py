@@ -119,6 +119,13 @@ def hidden_mean(final: pd.DataFrame, metric: str) -> pd.Series:
     return final.apply(one, axis=1)
 
 
+def rank_spread(final: pd.DataFrame, by: list[str]) -> float:
+    """(max - min) over the cells of columns ``by`` of the mean (over seeds) rank_tol of the
+    hidden square layers, relative to the hidden width: 0 when rank ignores ``by``."""
+    means = hidden_mean(final, "rank_tol").groupby([final[c] for c in by]).mean()
+    return float((means.max() - means.min()) / width_of(final))
+
+
 def cell_means(final: pd.DataFrame, x: str, y: pd.Series) -> pd.Series:
     """Mean of y over the runs of each value of column x (seeds averaged), sorted by x."""
     return y.groupby(final[x]).mean().sort_index()

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from rankbias.hypotheses.base import Check, RunSet, Trend, at, cell_means, hidden_mean, spearman, width_of
+from rankbias.hypotheses.base import Check, RunSet, Trend, at, cell_means, hidden_mean, rank_spread, spearman, width_of
 
 CITE = "Galanti, Siegel, Gupte & Poggio 2022, arXiv 2206.05794"
 TAIL = 200  # steps the steady-state claims average over
@@ -53,9 +53,7 @@ def _lr(runs: RunSet) -> list[Check]:
 
 
 def _no_wd(runs: RunSet) -> list[Check]:
-    f, width = runs.final, width_of(runs.final)
-    means = _rank(runs).groupby([f["batch"], f["lr"]]).mean()
-    spread = (means.max() - means.min()) / width
+    spread = rank_spread(runs.final, ["batch", "lr"])
     return [Check("(max - min) rank / width over (B, lr)", spread, "<=", 0.03), Check("effect: spread", spread)]
 
 

@@ -14,20 +14,17 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pandas as pd
 from sklearn.isotonic import IsotonicRegression
 
-from rankbias.hypotheses.base import Check, Predictor, RunSet, Trend, hidden_mean, spearman, width_of
+from rankbias.hypotheses.base import Check, Predictor, RunSet, Trend, hidden_mean, rank_spread, spearman, width_of
 
 GALANTI_SGD = ("galanti.wd", "galanti.batch_epochs", "galanti.batch_steps", "galanti.lr", "galanti.no_wd")
 
 
 def _flat(column: str):
     def checks(runs: RunSet) -> list[Check]:
-        f = runs.final
-        means = hidden_mean(f, "rank_tol").groupby(f[column]).mean()
-        spread = (means.max() - means.min()) / width_of(f)
+        spread = rank_spread(runs.final, [column])
         return [Check(f"(max - min) rank / width over {column}", spread, "<=", 0.03), Check("effect: spread", spread)]
     return checks
 
