@@ -91,3 +91,22 @@ def test_transposed_and_strided_inputs():
     np.testing.assert_allclose(rb.rsvd(At, 5, power_iters=3, seed=0).s, lapack_svdvals(A)[:, :5], rtol=1e-9)
     strided = np.asfortranarray(A[0])[::2, ::3]
     np.testing.assert_allclose(rb.svdvals(strided), lapack_svdvals(strided), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("scale", [1e-37, 1e-20, 1e20])
+def test_tiny_and_huge_matrices_scale_exactly(scale):
+    """Entries near float32's smallest normal or far above 1 once made the float32
+    products underflow (NaN from rsvd); results now scale with the matrix."""
+    A = np.random.default_rng(3).standard_normal((2, 20, 10)).astype(np.float32)
+    big = (A * np.float32(scale)).astype(np.float32)
+    exact = np.linalg.svd(big.astype(np.float64), compute_uv=False)
+    np.testing.assert_allclose(rb.rsvd(big, 10, seed=0).s, exact, rtol=1e-4)
+    np.testing.assert_allclose(rb.svdvals(big), exact, rtol=1e-4)
+    assert (rb.eps_rank(big, 1e-3).rank == rb.eps_rank(A, 1e-3).rank).all()
+    assert (rb.ranks(big)["rank_tol"] == rb.ranks(A)["rank_tol"]).all()
+
+
+def test_a_matrix_of_two_smallest_normals_keeps_its_singular_values():
+    A = np.zeros((1, 4, 3), np.float32)
+    A[0, 1, 0], A[0, 2, 1] = 1.17549435e-38, 2.3694278e-38  # the case hypothesis found
+    assert rb.rsvd(A, 2, seed=0).s[0] == pytest.approx([2.3694278e-38, 1.17549435e-38], rel=1e-6)

@@ -67,8 +67,9 @@ def _cuda_batch(A, func: str):
 
 
 def _validated(A, func: str):
-    """(batch, m, n) array, its Batch record, its Frobenius norms (batch,), and
-    whether the batch is large enough to run one matrix per Numba thread."""
+    """(batch, m, n) array, its Batch record, its Frobenius norms (batch,), whether
+    the batch is large enough to run one matrix per Numba thread, and the scale
+    of ``_safe_range``: the array returned is A times it (None: A unchanged)."""
     arr, batch = as_batch(A, func)
     parallel = batch.size >= numba.get_num_threads()
     if parallel:
@@ -76,7 +77,28 @@ def _validated(A, func: str):
     else:
         fro = np.array([kernels.frobenius(a) for a in arr])
     check_finite(fro, arr, func)
-    return arr, batch, fro, parallel
+    arr, scale = _safe_range(arr, fro)
+    return arr, batch, fro, parallel, scale
+
+
+SAFE = 2.0**30  # matrices with ||A||_F outside [1 / SAFE, SAFE] are rescaled
+
+
+def _safe_range(arr: np.ndarray, fro: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Scale matrices whose ||A||_F lies outside [2^-30, 2^30] by the power of two
+    that brings it into [1/2, 1), exactly (only the exponent changes): the kernels'
+    float32 products A^T (A Omega) and Gram matrices would underflow to 0 or
+    overflow otherwise (a matrix of entries ~1e-38 gave NaN).  Singular values scale
+    with A, so callers divide them by the scale.  -> (array, scale (batch,)) or (arr, None)."""
+    far = (fro > 0) & ((fro < 1 / SAFE) | (fro > SAFE))
+    if not far.any():
+        return arr, None
+    scale = np.ones(len(arr))
+    scale[far] = np.ldexp(1.0, -np.frexp(fro[far])[1])
+    out = arr.copy()
+    # in float64: the factor itself may not fit float32 (2^139 for a subnormal matrix)
+    out[far] = (arr[far] * scale[far][:, None, None]).astype(arr.dtype)
+    return out, scale
 
 
 def _sketch(batch: int, n: int, l: int, dtype, seed: int, parallel: bool) -> np.ndarray:
@@ -115,7 +137,7 @@ def rsvd(A, k: int, *, oversample: int = 10, power_iters: int = 2, seed: int | N
     """
     if _on_cuda(A):
         return _rsvd_cuda(A, k, oversample, power_iters, seed)
-    arr, batch, fro, parallel = _validated(A, "rsvd")
+    arr, batch, fro, parallel, scale = _validated(A, "rsvd")
     m, n = batch.m, batch.n
     k, l, power_iters, seed = _rsvd_params(m, n, k, oversample, power_iters, seed)
     b = batch.size
@@ -125,6 +147,8 @@ def rsvd(A, k: int, *, oversample: int = 10, power_iters: int = 2, seed: int | N
     Vt = np.empty((b, k, n), dtype=arr.dtype)
     with _blas_limit(parallel):
         (kernels.rsvd_batched if parallel else kernels.rsvd_serial)(arr, omega, k, power_iters, U, s, Vt)
+    if scale is not None:
+        s = (s / scale[:, None]).astype(arr.dtype)
     return RSVD(batch.restore(U), batch.restore(s), batch.restore(Vt), batch.restore(fro))
 
 
@@ -157,12 +181,15 @@ def _svdvals_and_fro(A, func: str, backward_stable_f64: bool = False):
     backward_stable_f64: for float64 input, take LAPACK gesdd (numpy) instead of
     the Gram kernel, whose ~1e-8 sigma_1 resolution is coarser than tolerances
     of order u_64 sigma_1."""
-    arr, batch, fro, parallel = _validated(A, func)
+    arr, batch, fro, parallel, scale = _validated(A, func)
     if backward_stable_f64 and arr.dtype == np.float64:
-        return np.linalg.svd(arr, compute_uv=False), batch, fro
-    s = np.empty((batch.size, min(batch.m, batch.n)), dtype=arr.dtype)
-    with _blas_limit(parallel):
-        (kernels.svdvals_batched if parallel else kernels.svdvals_serial)(arr, s)
+        s = np.linalg.svd(arr, compute_uv=False)
+    else:
+        s = np.empty((batch.size, min(batch.m, batch.n)), dtype=arr.dtype)
+        with _blas_limit(parallel):
+            (kernels.svdvals_batched if parallel else kernels.svdvals_serial)(arr, s)
+    if scale is not None:
+        s = (s / scale[:, None]).astype(arr.dtype)
     return s, batch, fro
 
 
@@ -247,7 +274,7 @@ def eps_rank(A, eps: float = 1e-3, *, block: int = 10, power_iters: int = 2, see
     the count can miss values within a few percent of the threshold.  Cheaper
     than ``ranks`` only when the rank is far below min(m, n).
     """
-    arr, batch, _, parallel = _validated(A, "eps_rank")
+    arr, batch, _, parallel, scale = _validated(A, "eps_rank")
     eps = check_tolerance(eps, "eps_rank", "eps")
     block = check_int(block, "eps_rank", "block", 1, 10**6)
     power_iters = check_int(power_iters, "eps_rank", "power_iters", 0, 100)
@@ -260,4 +287,6 @@ def eps_rank(A, eps: float = 1e-3, *, block: int = 10, power_iters: int = 2, see
         (kernels.eps_rank_batched if parallel else kernels.eps_rank_serial)(
             arr, eps, block, power_iters, seed, rank, used, tail
         )
+    if scale is not None:
+        tail = tail / scale
     return EpsRank(batch.restore(rank), batch.restore(used), batch.restore(tail))
