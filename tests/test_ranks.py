@@ -86,3 +86,13 @@ def test_subset_of_measures_and_string():
     A, _ = planted("fast_decay", 2, 10, 10, seed=23)
     assert set(rb.ranks(A, ["stable_rank", "gd_rank"])) == {"stable_rank", "gd_rank"}
     assert set(rb.ranks(A, "rank_tol")) == {"rank_tol"}
+
+
+def test_rank_measures_of_a_subnormal_matrix_are_those_of_its_scaled_copy():
+    """Found by hypothesis: [[8.4e-43, 8.4e-43]] read a stable rank of 1.00027,
+    its singular value rounded to float32's subnormal grid; measures are ratios,
+    so they are now taken before the values go back to the input's scale."""
+    A = np.array([[8.4e-43, 8.4e-43]], np.float32)
+    tiny, unit = rb.ranks(A), rb.ranks(np.array([[1.0, 1.0]], np.float32))
+    for name in rb.MEASURES:
+        assert tiny[name] == pytest.approx(unit[name], abs=1e-6), name

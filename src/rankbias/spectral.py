@@ -176,7 +176,9 @@ def _rsvd_cuda(A, k, oversample, power_iters, seed) -> RSVD:
 
 
 def _svdvals_and_fro(A, func: str, backward_stable_f64: bool = False):
-    """Exact singular values (batch, min(m, n)), Batch record, Frobenius norms.
+    """Exact singular values (batch, min(m, n)), Batch record, Frobenius norms,
+    both of A times the ``_safe_range`` scale (None: of A itself), which rank
+    measures, being ratios, do not see.
 
     backward_stable_f64: for float64 input, take LAPACK gesdd (numpy) instead of
     the Gram kernel, whose ~1e-8 sigma_1 resolution is coarser than tolerances
@@ -188,9 +190,7 @@ def _svdvals_and_fro(A, func: str, backward_stable_f64: bool = False):
         s = np.empty((batch.size, min(batch.m, batch.n)), dtype=arr.dtype)
         with _blas_limit(parallel):
             (kernels.svdvals_batched if parallel else kernels.svdvals_serial)(arr, s)
-    if scale is not None:
-        s = (s / scale[:, None]).astype(arr.dtype)
-    return s, batch, fro
+    return s, batch, fro if scale is None else fro * scale, scale
 
 
 def svdvals(A):
@@ -203,7 +203,9 @@ def svdvals(A):
     if _on_cuda(A):
         sc, flat, lead = _cuda_batch(A, "svdvals")
         return sc.svdvals(flat).reshape(*lead, -1)
-    s, batch, _ = _svdvals_and_fro(A, "svdvals")
+    s, batch, _, scale = _svdvals_and_fro(A, "svdvals")
+    if scale is not None:
+        s = (s / scale[:, None]).astype(s.dtype)
     return batch.restore(s)
 
 
@@ -241,7 +243,7 @@ def ranks(A, measures=MEASURES, *, tol: float = 1e-3, eps: float = 1e-3, k: int 
         k = check_int(k, "ranks", "k", 1, min(flat.shape[-2:]), f" = min(m, n) for A of shape {tuple(flat.shape[-2:])}")
         rows = sc.ranks(flat, tol, eps, k)  # (7, batch), in MEASURES order
         return {name: rows[MEASURES.index(name)].reshape(lead) for name in measures}
-    s, batch, fro = _svdvals_and_fro(A, "ranks", backward_stable_f64="numerical_rank" in measures)
+    s, batch, fro, _ = _svdvals_and_fro(A, "ranks", backward_stable_f64="numerical_rank" in measures)
     m, n = batch.m, batch.n
     k = check_int(k, "ranks", "k", 1, min(m, n), f" = min(m, n) for A of shape {(m, n)}")
     compute = {
