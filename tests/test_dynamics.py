@@ -6,7 +6,7 @@ import scipy.linalg
 import torch
 
 from rankbias import data as D
-from rankbias.dynamics import DynamicsSpec, batch_indices, log_steps, train
+from rankbias.dynamics import DynamicsSpec, batch_indices, log_steps, loss_and_grad, loss_per_sample, train
 from rankbias.nets import NetSpec, build
 
 
@@ -88,6 +88,18 @@ def test_a_diverging_run_is_reported_not_raised():
                    DynamicsSpec("gd", "ce", lr=1e5, wd=0.01, steps=100))
     assert result.status == "diverged" and 0 < result.diverged_at < 100
     assert result.horizon == pytest.approx(1e5 * 0.01 * result.diverged_at)
+
+
+@pytest.mark.parametrize("loss", ["ce", "logistic", "mse"])
+def test_closed_form_loss_gradient_equals_autograd(loss):
+    g = torch.Generator().manual_seed(0)
+    out = (3 * torch.randn(5, 7, 1 if loss == "logistic" else 4, generator=g)).requires_grad_(True)  # (R, B, k)
+    y = {"ce": torch.randint(0, 4, (5, 7), generator=g), "logistic": torch.randint(0, 2, (5, 7), generator=g) * 2.0 - 1,
+         "mse": torch.randn(5, 7, 4, generator=g)}[loss]
+    per_sample, grad = loss_and_grad(loss, out.detach(), y)
+    (expected,) = torch.autograd.grad(loss_per_sample(loss, out, y).sum(), out)
+    torch.testing.assert_close(per_sample, loss_per_sample(loss, out, y).detach())
+    torch.testing.assert_close(grad, expected)
 
 
 def test_log_steps_are_geometric_unique_and_include_both_ends():

@@ -49,6 +49,19 @@ def test_gd_members_match_and_the_outer_layer_can_be_fixed():
         assert torch.equal(nets[r].weights()[1], build(spec, member.seed).weights()[1])  # never trained
 
 
+def test_deep_linear_mse_members_match_their_solo_runs():
+    data = D.linear_teacher(64, 6, 4, seed=2, test=16)
+    spec = NetSpec("deep_linear", (6, 10, 10, 4))
+    members = [DynamicsSpec("sgd", "mse", lr=0.05, wd=wd, batch=16, steps=60, seed=s) for s, wd in ((0, 0.0), (1, 0.05))]
+    nets = {}
+    train_ensemble(spec, data, members, on_log=lambda at, ens, alive: nets.update({r: ens.member(r) for r in alive}))
+    for r, member in enumerate(members):
+        solo = build(spec, member.seed)
+        train(solo, data, member)
+        for wa, wb in zip(nets[r].weights(), solo.weights()):
+            torch.testing.assert_close(wa, wb, rtol=1e-4, atol=1e-5)
+
+
 def test_a_diverging_member_is_frozen_and_the_others_go_on():
     spec = NetSpec("deep_relu", (8, 32, 32, 3))
     members = [DynamicsSpec("gd", "ce", lr=lr, wd=0.01, steps=60, seed=0) for lr in (0.1, 1e5, 0.2)]

@@ -7,32 +7,38 @@ per-member scalar s_r that carries the weight decay:
 
     h_0 = x[idx_r]                              # (R, B, d): member r's own mini-batch
     z_k = s_k * (h_{k-1} @ V_k)                 # (R, B, n_k), torch.bmm
-    h_k = act(z_k)
-    delta_k = dL/dz_k                           # autograd, w.r.t. pre-activations only
-    s_k <- (1 - lr wd) s_k                      # W <- (1 - lr wd) W - lr grad_W,
-    V_k <- V_k - (lr / s_k) h_{k-1}^T delta_k   #  PyTorch's SGD, in one fused baddbmm_
+    h_k = act(z_k)                              # z, relu(z), or h_{k-1} + relu(z)
+    s_k' = (1 - lr wd) s_k                      # W <- (1 - lr wd) W - lr grad_W: PyTorch's SGD
+    g_k = -(lr / s_k') dL/dh_k                  # the backward pass in units of V_k's update
+    e_k = g_k * [z_k > 0 if ReLU]               #   = -(lr / s_k') dL/dz_k
+    g_{k-1} = (s_k' / s_{k-1}') (s_k e_k @ V_k^T [+ g_k if residual])
+    V_k <- V_k + h_{k-1}^T e_k                  # the whole update, one fused baddbmm_
 
-with L = sum_r mean_b loss (members are independent).  No weight-gradient
-buffer is ever formed and the update is one pass over V instead of three.
-s_k is folded back into V when it falls below 1e-3.
+with L = sum_r mean_b loss (members are independent) and dL/dh_L in closed
+form (``dynamics.loss_and_grad``).  The backward pass is written out instead
+of asked of autograd: it needs only the e_k, builds no graph, and measured 25%
+faster per step; carrying it in units of the update saves a pass per layer.
+No weight-gradient buffer is ever formed and the update is one pass over V
+instead of three.  s_k is folded back into V when it falls below 1e-3.
 
-Member r draws its init from ``nets.build(spec, seed_r)`` and, each epoch, the
-permutation ``dynamics.batch_indices`` would draw from a generator seeded by
-seed_r, exactly as its run alone would, so its trajectory matches the solo
-run's up to floating-point reassociation.  A member whose loss turns
+Member r draws its init from ``nets.init_params(spec, seed_r)``, as
+``nets.build`` does, and, each epoch, the permutation ``dynamics.batch_indices``
+would draw from a generator seeded by seed_r, exactly as its run alone would,
+so its trajectory matches the solo run's up to floating-point reassociation.  A member whose loss turns
 non-finite is frozen and reported as diverged; the others go on.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from typing import Callable
 
 import torch
 
 from rankbias.data import Dataset
-from rankbias.dynamics import DynamicsSpec, RunResult, accuracy, budget, log_steps, loss_per_sample
-from rankbias.nets import Net, NetSpec, activate, build
+from rankbias.dynamics import DynamicsSpec, RunResult, accuracy, budget, log_steps, loss_and_grad
+from rankbias.nets import Net, NetSpec, activate, build, init_params
 
 SHARED = ("kind", "loss", "steps", "epochs", "batch", "log_points", "tail_logs")
 
@@ -55,56 +61,73 @@ class Ensemble:
 
     def __init__(self, spec: NetSpec, seeds: list[int]):
         self.spec = spec
-        nets = [build(spec, s) for s in seeds]
+        params = [init_params(spec, s) for s in seeds]  # what build(spec, s) starts from
         R = len(seeds)
-        # V requires grad only to put the z_k in the autograd graph: grad() is asked for
-        # dL/dz_k alone, and the engine skips the weight-gradient edges nobody asked for
-        self.V = [
-            torch.stack([net.layers[k].weight.detach().T for net in nets]).contiguous().requires_grad_(True)
-            for k in range(spec.depth)
-        ]
+        self.V = [torch.stack([p[k][0].T for p in params]).contiguous() for k in range(spec.depth)]  # (R, in, out)
         self.scale = [torch.ones(R, 1, 1) for _ in range(spec.depth)]  # s_k, (R, 1, 1)
-        self.bias = (
-            [torch.stack([net.layers[k].bias.detach() for net in nets]) for k in range(spec.depth)] if spec.bias else None
-        )
+        self._floor = 1.0  # a lower bound of every s_k, kept on the host: no device sync per step
+        self.bias = [torch.stack([p[k][1] for p in params]) for k in range(spec.depth)] if spec.bias else None
         self.trainable = [k for k in range(spec.depth) if not (spec.fixed_outer and k == spec.depth - 1)]
-        self._template = nets[0]
+        self._template = build(spec, seeds[0])
 
     def forward(self, x: torch.Tensor, keep: list | None = None) -> torch.Tensor:
         """x (R, B, d_in) -> (R, B, d_out); appends (h_{k-1}, z_k) of each layer to ``keep``."""
         h = x
         for k, v in enumerate(self.V):
-            z = torch.bmm(h, v) * self.scale[k]  # (R, B, n_k)
+            z = torch.bmm(h, v).mul_(self.scale[k])  # (R, B, n_k)
             if self.bias is not None:
-                z = z + self.bias[k][:, None, :]
+                z.add_(self.bias[k][:, None, :])
             if keep is not None:
                 keep.append((h, z))
-            h = activate(self.spec, k, h, z)
+                h = activate(self.spec, k, h, z)
+            elif self.spec.relu_after(k):  # nothing keeps z: the activation overwrites it
+                h = z.relu_().add_(h) if self._residual(k) else z.relu_()
+            else:
+                h = z
         return h
 
     def step(self, loss: str, x: torch.Tensor, y: torch.Tensor, lr: torch.Tensor, wd: torch.Tensor) -> torch.Tensor:
         """One SGD step of every member on its batch x (R, B, d), y; returns losses (R,).
 
-        lr, wd: (R,); a member with lr = 0 does not move (frozen)."""
-        keep: list = []
-        losses = loss_per_sample(loss, self.forward(x, keep), y).mean(1)  # (R,)
-        finite = torch.isfinite(losses)
-        zs = [keep[k][1] for k in self.trainable]
-        deltas = torch.autograd.grad(torch.where(finite, losses, 0.0).sum(), zs)  # dL/dz_k, (R, B, n_k)
+        lr, wd: (R,); a member with lr = 0 does not move (frozen), nor does one
+        whose loss is not finite (its gradient is zeroed)."""
         with torch.no_grad():
+            keep: list = []
+            per_sample, g = loss_and_grad(loss, self.forward(x, keep), y)  # (R, B), (R, B, d_out)
+            losses = per_sample.mean(1)  # (R,)
+            finite = torch.isfinite(losses)[:, None, None]
             decay = (1 - lr * wd)[:, None, None]  # (R, 1, 1)
-            for k, delta in zip(self.trainable, deltas):
-                h = keep[k][0]
-                if self.bias is not None:
-                    self.bias[k].mul_(decay[:, :, 0]).sub_(lr[:, None] * delta.sum(1))
-                self.scale[k].mul_(decay)
-                step = delta * (-lr[:, None, None] / self.scale[k])  # (R, B, n_k), lr folded in
-                self.V[k].baddbmm_(h.transpose(1, 2), step)  # V += h^T step: the fused update
-                small = self.scale[k] < 1e-3
-                if bool(small.any()):
-                    self.V[k].mul_(torch.where(small, self.scale[k], 1.0))
-                    self.scale[k] = torch.where(small, 1.0, self.scale[k])
-        return losses.detach()
+            self._floor *= float(decay.min())
+            old = list(self.scale)  # s_k; self.scale becomes s_k'
+            for k in self.trainable:
+                self.scale[k] = old[k] * decay
+            top = self.spec.depth - 1
+            g = torch.where(finite, g, 0.0).mul_(-lr[:, None, None] / (self.scale[top] * x.shape[1]))  # g_L
+            for k in reversed(range(self.spec.depth)):
+                h, z = keep[k]
+                e = torch.ops.aten.threshold_backward(g, z, 0.0) if self.spec.relu_after(k) else g  # (R, B, n_k)
+                if k > 0:
+                    to_below = self.scale[k] / self.scale[k - 1]  # s_k' / s_{k-1}'
+                    back = torch.bmm(e, self.V[k].transpose(1, 2))  # (R, B, n_{k-1})
+                    g = back.mul_(old[k]).add_(g).mul_(to_below) if self._residual(k) else back.mul_(old[k] * to_below)
+                if k in self.trainable:
+                    if self.bias is not None:  # b <- (1 - lr wd) b - lr dL/db, and -lr dL/dz_k = s_k' e_k
+                        self.bias[k].mul_(decay[:, :, 0]).add_(self.scale[k][:, :, 0] * e.sum(1))
+                    self.V[k].baddbmm_(h.transpose(1, 2), e)  # V_k += h^T e_k
+            if self._floor < 1e-3:
+                self._fold_scales()
+        return losses
+
+    def _fold_scales(self) -> None:
+        """Fold every s_k below 1e-3 back into V_k (W = s V is unchanged) before s_k underflows."""
+        for k in self.trainable:
+            small = self.scale[k] < 1e-3  # (R, 1, 1)
+            self.V[k].mul_(torch.where(small, self.scale[k], 1.0))
+            self.scale[k] = torch.where(small, 1.0, self.scale[k])
+        self._floor = min(float(self.scale[k].min()) for k in self.trainable)
+
+    def _residual(self, k: int) -> bool:
+        return self.spec.arch == "residual_relu" and self.spec.relu_after(k) and self.V[k].shape[1] == self.V[k].shape[2]
 
     def effective(self) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
         """Every member's weights W = s V^T, [(R, n_k, n_{k-1})], and biases."""
@@ -122,19 +145,25 @@ class Ensemble:
                     layer.bias.copy_(self.bias[k][r])
         return net
 
-    def evaluate(self, data: Dataset, loss: str) -> list[dict]:
-        """Every member's train (and test) loss and accuracy, in one batched pass."""
+    def evaluate(self, data: Dataset, loss: str, chunk: int = 256) -> list[dict]:
+        """Every member's train (and test) loss and accuracy, batched over members and
+        taken ``chunk`` samples at a time: (R, chunk, width) activations stay in cache
+        (measured 1.8x faster than the whole set at once, R = 64, N = 1000)."""
         R = self.V[0].shape[0]
         rows = [dict() for _ in range(R)]
         with torch.no_grad():
             for split, x, y in (("train", data.x_train, data.y_train), ("test", data.x_test, data.y_test)):
                 if len(x) == 0:
                     continue
-                out = self.forward(x.expand(R, *x.shape))  # (R, N, d_out)
-                values = loss_per_sample(loss, out, y.expand(R, *y.shape)).mean(1)
-                for r in range(R):
-                    rows[r][f"{split}_loss"] = float(values[r])
-                    rows[r][f"{split}_acc"] = accuracy(data.task, out[r], y)
+                loss_sum, hits = torch.zeros(R), torch.zeros(R)
+                for start in range(0, len(x), chunk):
+                    xc, yc = x[start : start + chunk], y[start : start + chunk]
+                    out = self.forward(xc.expand(R, *xc.shape))  # (R, n, d_out)
+                    yc = yc.expand(R, *yc.shape)
+                    loss_sum += loss_and_grad(loss, out, yc)[0].sum(1)
+                    hits += accuracy(data.task, out, yc) * len(xc)
+                for r, (value, acc) in enumerate(zip((loss_sum / len(x)).tolist(), (hits / len(x)).tolist())):
+                    rows[r][f"{split}_loss"], rows[r][f"{split}_acc"] = value, acc
         return rows
 
 
@@ -154,24 +183,22 @@ def train_ensemble(
     ens = Ensemble(spec, [m.seed for m in members])
     lr = torch.tensor([m.lr for m in members])  # (R,)
     wd = torch.tensor([m.wd for m in members])
-    alive = torch.ones(R, dtype=torch.bool)
+    alive = list(range(R))  # members still training, on the host: no device sync per step
     results = [RunResult("done", 0, 0.0) for _ in members]
     gens = [torch.Generator().manual_seed(m.seed) for m in members]
     per_epoch = n // batch
-    steps_done = torch.zeros(R, dtype=torch.int64)
     logs = set(log_steps(total, first.log_points, first.tail_logs))
     for step in range(total + 1):
         if step in logs:
-            for r, row in enumerate(ens.evaluate(data, first.loss)):
-                if not bool(alive[r]):
-                    continue
-                if not torch.isfinite(torch.tensor(row["train_loss"])):
+            rows = ens.evaluate(data, first.loss)
+            for r in list(alive):
+                if math.isfinite(rows[r]["train_loss"]):
+                    results[r].log.append({"at": step, **rows[r]})
+                else:
                     _freeze(results[r], alive, r, members[r], step, lr)
-                    continue
-                results[r].log.append({"at": step, **row})
-            if on_log is not None and bool(alive.any()):
-                on_log(step, ens, torch.nonzero(alive).flatten().tolist())
-        if step == total or not bool(alive.any()):
+            if on_log is not None and alive:
+                on_log(step, ens, list(alive))
+        if step == total or not alive:
             break
         if batch == n:
             xb, yb = data.x_train.expand(R, -1, -1), data.y_train.expand(R, *data.y_train.shape)
@@ -183,18 +210,18 @@ def train_ensemble(
             xb, yb = data.x_train[idx], data.y_train[idx]  # (R, B, d), (R, B[, k])
         losses = ens.step(first.loss, xb, yb, lr, wd)
         if not bool(torch.isfinite(losses).all()):
-            for r in torch.nonzero(alive & ~torch.isfinite(losses)).flatten().tolist():
-                _freeze(results[r], alive, r, members[r], step, lr)
-        steps_done += alive
+            for r in torch.nonzero(~torch.isfinite(losses)).flatten().tolist():
+                if r in alive:
+                    _freeze(results[r], alive, r, members[r], step, lr)
     for r, m in enumerate(members):
-        results[r].steps = int(steps_done[r])
         if results[r].status == "done":
-            results[r].horizon = m.lr * m.wd * total
+            results[r].steps, results[r].horizon = total, m.lr * m.wd * total
     return results
 
 
-def _freeze(result: RunResult, alive: torch.Tensor, r: int, member: DynamicsSpec, step: int, lr: torch.Tensor):
-    result.status, result.diverged_at = "diverged", step
+def _freeze(result: RunResult, alive: list[int], r: int, member: DynamicsSpec, step: int, lr: torch.Tensor):
+    """Member r's loss turned non-finite at ``step``: it stops there, and its lr becomes 0."""
+    result.status, result.diverged_at, result.steps = "diverged", step, step
     result.horizon = member.lr * member.wd * step
-    alive[r] = False
+    alive.remove(r)
     lr[r] = 0.0

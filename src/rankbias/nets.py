@@ -11,7 +11,7 @@ One ``Net`` covers the four architectures of claims.md, set by a frozen
 
 Init: PyTorch's default for nn.Linear, W_ij ~ U(-b, b) with b = 1 / sqrt(fan_in)
 (kaiming_uniform with a = sqrt(5)), times ``init_scale``, drawn from a
-``torch.Generator`` seeded by the caller: no global RNG.
+``torch.Generator`` seeded by the caller (``init_params``): no global RNG.
 """
 
 from __future__ import annotations
@@ -76,21 +76,34 @@ def activate(spec: NetSpec, k: int, h: torch.Tensor, z: torch.Tensor) -> torch.T
     return torch.relu(z)
 
 
+def init_params(spec: NetSpec, seed: int) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+    """Each layer's initial (weight (out, in), bias (out,) or None), first layer first:
+    U(-b, b) with b = init_scale / sqrt(fan_in), drawn in this order from one
+    generator seeded by ``seed``."""
+    generator = torch.Generator().manual_seed(seed)
+    params = []
+    for a, b in zip(spec.widths[:-1], spec.widths[1:]):
+        bound = spec.init_scale / a**0.5
+        weight = (2 * torch.rand((b, a), generator=generator) - 1) * bound
+        bias = (2 * torch.rand((b,), generator=generator) - 1) * bound if spec.bias else None
+        params.append((weight, bias))
+    return params
+
+
 class Net(nn.Module):
     """A bias-free (by default) MLP of one of ``ARCHS``; see the module docstring."""
 
-    def __init__(self, spec: NetSpec, generator: torch.Generator):
+    def __init__(self, spec: NetSpec, seed: int):
         super().__init__()
         self.spec = spec
         self.layers = nn.ModuleList(
             nn.Linear(a, b, bias=spec.bias) for a, b in zip(spec.widths[:-1], spec.widths[1:])
         )
         with torch.no_grad():
-            for layer in self.layers:
-                bound = spec.init_scale / layer.in_features**0.5
-                layer.weight.copy_((2 * torch.rand(layer.weight.shape, generator=generator) - 1) * bound)
-                if layer.bias is not None:
-                    layer.bias.copy_((2 * torch.rand(layer.bias.shape, generator=generator) - 1) * bound)
+            for layer, (weight, bias) in zip(self.layers, init_params(spec, seed)):
+                layer.weight.copy_(weight)
+                if bias is not None:
+                    layer.bias.copy_(bias)
         if spec.fixed_outer:
             self.layers[-1].requires_grad_(False)
 
@@ -108,4 +121,4 @@ class Net(nn.Module):
 
 def build(spec: NetSpec, seed: int) -> Net:
     """A freshly initialized ``Net`` for ``spec``, deterministic in ``seed``."""
-    return Net(spec, torch.Generator().manual_seed(seed))
+    return Net(spec, seed)

@@ -176,8 +176,8 @@ def merge_rows(net_a, net_b, data_a: data.Dataset, data_b: data.Dataset, loss: s
         for net, d in ((net_a, data_a), (net_b, data_b)):
             own, mixed = net(d.x_train), both(d.x_train)
             ratios.append(float(loss_value(loss, mixed, d.y_train) / loss_value(loss, own, d.y_train)))
-            accs.append(accuracy(d.task, mixed, d.y_train))
-            owns.append(accuracy(d.task, own, d.y_train))
+            accs.append(float(accuracy(d.task, mixed, d.y_train)))
+            owns.append(float(accuracy(d.task, own, d.y_train)))
             drops.append(owns[-1] - accs[-1])
     return {"merge_ratio": max(ratios), "merge_acc_drop": max(drops), "merged_acc": sum(accs) / len(accs),
             "own_acc": sum(owns) / len(owns)}
