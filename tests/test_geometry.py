@@ -92,7 +92,22 @@ def test_collapse_matches_the_definitions_on_random_features():
     nc1 = float(torch.trace(sigma_w @ torch.linalg.pinv(between.T @ between / 5))) / 5
     var = torch.stack([(centered[y == c] ** 2).sum(1).mean() for c in range(5)])
     cdnv = np.mean([float((var[a] + var[b]) / (2 * ((mu[a] - mu[b]) ** 2).sum())) for a in range(5) for b in range(5) if a != b])
-    got = {k: float(v[0]) for k, v in G.collapse(h[None], y, 7).items()}  # classes 5, 6 empty: skipped
+    out = G.collapse(h[None], y, 7)  # classes 5, 6 empty: skipped
+    got = {k: float(out[k][0]) for k in ("nc1", "cdnv", "tcv")}
     assert got["nc1"] == pytest.approx(nc1, rel=1e-9)
     assert got["cdnv"] == pytest.approx(cdnv, rel=1e-9)
     assert got["tcv"] == pytest.approx(float((centered**2).sum(1).mean()), rel=1e-12)
+    torch.testing.assert_close(out["spread"][0], centered.norm(dim=1))
+
+
+def test_collapse_stays_accurate_in_float32_when_classes_collapse():
+    """Means of norm ~100, within-class offsets ~1e-3: a float32 Gram route
+    (E||h||^2 - ||mu||^2) would lose every digit of TCV ~1e-6."""
+    g = torch.Generator().manual_seed(1)
+    y = torch.arange(400) % 4
+    means = 100 * torch.randn(4, 16, generator=g, dtype=torch.float64)
+    h = means[y] + 1e-3 * torch.randn(400, 16, generator=g, dtype=torch.float64)
+    exact = G.collapse(h[None], y, 4)
+    fast = G.collapse(h.float()[None], y, 4)
+    for name in ("tcv", "nc1", "cdnv"):
+        assert float(fast[name][0]) == pytest.approx(float(exact[name][0]), rel=0.05), name

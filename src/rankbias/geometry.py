@@ -47,31 +47,40 @@ def stacked(net) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
     return weights, biases
 
 
+def class_centered(h: torch.Tensor, y: torch.Tensor, classes: int):
+    """Features h (R, N, n) minus their class means: (mu (R, K, n), centered (R, N, n),
+    counts (K,)), in h's dtype; an empty class has mean 0 and count 0.
+
+    Subtracting the means before any product keeps float32 accurate when the
+    classes collapse: the error of ||h_i - mu_c|| is ~eps ||h_i||, where the
+    Gram-matrix route E||h||^2 - ||mu_c||^2 loses ~eps ||h_i||^2 of a tiny square."""
+    onehot = torch.nn.functional.one_hot(y, classes).to(h.dtype)  # (N, K)
+    counts = onehot.sum(0)
+    mu = torch.matmul(onehot.T, h) / counts.clamp_min(1)[:, None]  # (R, K, n)
+    return mu, h - mu[:, y], counts
+
+
 def collapse(h: torch.Tensor, y: torch.Tensor, classes: int) -> dict[str, torch.Tensor]:
-    """NC1, CDNV and TCV of features h (R, N, n) with int labels y (N,) -> each (R,).
+    """NC1, CDNV and TCV of features h (R, N, n) with int labels y (N,) -> each (R,),
+    float64, and ``spread`` (R, N) = ||h_i - mu_{y_i}||.
 
     TCV  = (1/N) sum_i ||h_i - mu_{y_i}||^2 = tr(Sigma_W)           (total within-class variability)
     NC1  = tr(Sigma_W Sigma_B^+) / K                              (Papyan et al. 2020)
     CDNV = mean_{c != c'} (V_c + V_c') / (2 ||mu_c - mu_c'||^2),   V_c = E_{i in c} ||h_i - mu_c||^2
-    Sigma_W = H^T H / N - sum_c (N_c / N) mu_c mu_c^T is the within-class
-    covariance and Sigma_B the covariance of the class means around the global
-    mean; both come from Gram matrices, so no (R, N, n) temporary is formed.
-    Classes without samples are skipped.  Sigma_B^+ comes from the thin SVD of
-    the (K, n) between-class matrix, with torch.linalg.pinv's default cutoff
-    (s > s_max max(K, n) eps)."""
-    n = h.shape[1]
-    onehot = torch.nn.functional.one_hot(y, classes).to(h.dtype)  # (N, K)
-    counts = onehot.sum(0)
-    onehot = onehot[:, counts > 0]
-    counts = counts[counts > 0].double()
+    Sigma_W = C^T C / N is the within-class covariance of the class-centered
+    features C (``class_centered``) and Sigma_B the covariance of the class
+    means around the global mean.  Classes without samples are skipped.
+    Sigma_B^+ comes from the thin SVD of the (K, n) between-class matrix, with
+    torch.linalg.pinv's default cutoff (s > s_max max(K, n) eps)."""
+    N = h.shape[1]
+    mu, centered, counts = class_centered(h, y, classes)
+    present = counts > 0
+    mu, counts = mu[:, present].double(), counts[present].double()  # (R, K', n), (K',)
     k = len(counts)
-    sums = torch.einsum("nk,rnd->rkd", onehot, h).double()  # (R, K, n) per-class sums
-    mu = sums / counts[:, None]  # class means
-    gram = torch.bmm(h.transpose(1, 2), h).double()  # (R, n, n) = H^T H
-    sq_by_class = ((h.double() ** 2).sum(-1) @ onehot.double())  # (R, K): sum_{i in c} ||h_i||^2
-    var = sq_by_class / counts - (mu**2).sum(-1)  # V_c = E||h||^2 - ||mu_c||^2
-    sigma_w = gram / n - torch.einsum("k,rkd,rke->rde", counts / n, mu, mu)  # (R, n, n)
-    tcv = torch.diagonal(sigma_w, dim1=1, dim2=2).sum(-1)
+    sq = (centered * centered).sum(-1).double()  # (R, N): ||h_i - mu_c||^2
+    var = (sq @ torch.nn.functional.one_hot(y, classes)[:, present].double()) / counts  # (R, K'): V_c
+    sigma_w = torch.bmm(centered.transpose(1, 2), centered).double() / N  # (R, n, n)
+    tcv = sq.sum(1) / N
     between = (mu - mu.mean(1, keepdim=True)) / k**0.5  # Sigma_B = between^T between
     _, sv, vt = torch.linalg.svd(between, full_matrices=False)  # (R, m), (R, m, n)
     keep = sv > sv.amax(-1, keepdim=True) * max(between.shape[1:]) * torch.finfo(torch.float64).eps
@@ -80,8 +89,8 @@ def collapse(h: torch.Tensor, y: torch.Tensor, classes: int) -> dict[str, torch.
     dist2 = torch.cdist(mu, mu) ** 2  # (R, K, K)
     off = ~torch.eye(k, dtype=torch.bool)
     ratio = (var[:, :, None] + var[:, None, :]) / (2 * dist2)
-    cdnv = ratio[:, off].mean(-1) if k > 1 else torch.full((h.shape[0],), float("nan"))
-    return {"tcv": tcv, "nc1": nc1, "cdnv": cdnv}
+    cdnv = ratio[:, off].mean(-1) if k > 1 else torch.full((h.shape[0],), float("nan"), dtype=torch.float64)
+    return {"tcv": tcv, "nc1": nc1, "cdnv": cdnv, "spread": sq.sqrt()}
 
 
 def span_basis(x: torch.Tensor, rtol: float = 1e-6) -> torch.Tensor:

@@ -78,7 +78,7 @@ def _rank_values(s: np.ndarray, m: int, n: int, tail: int) -> dict[str, np.ndarr
 
 class Tracker:
     """Measures R networks of one ``NetSpec`` at each log point of their training,
-    remembering D_k(0) and span(X_train) from the first call."""
+    remembering D_k(0), span(X_train) and the inputs' class spread from the first call."""
 
     def __init__(self, spec, loss: str, wd):
         self.spec, self.loss = spec, loss
@@ -86,6 +86,7 @@ class Tracker:
         self.d0: list[torch.Tensor] | None = None
         self.scale: list[torch.Tensor] = []
         self.span = None
+        self.input_spread = None
 
     def __call__(self, weights: list[torch.Tensor], biases, data) -> list[tuple[list[tuple], list[np.ndarray]]]:
         R = weights[0].shape[0]
@@ -127,18 +128,22 @@ class Tracker:
         values[(-1, "stationarity")] = torch.where(gnorm > 0, (g + self.wd[:, None] * theta).norm(dim=1) / gnorm, nan).numpy()
         values[(-1, "grad_norm")] = gnorm.numpy()
         self._pre, self._post = [z.detach() for z in pre], [h.detach() for h in post]
-        self._inputs = [x.detach()] + self._post[:-1]  # each layer's input h (R, N, n_{k-1})
         self._deltas = [d.detach() for d in deltas]
         self._wgrads = {k: g.detach() for k, g in zip(trainable, grads)}
 
     def _geometry(self, weights, spectra, data, values):
         """Collapse, data span and invariance drift, from the traced features."""
         if data.task == "classes":
+            if self.input_spread is None:  # of the training inputs, shared by all members: (1, N)
+                self.input_spread = geometry.collapse(data.x_train[None], data.y_train, data.outputs)["spread"]
+            spreads = [self.input_spread]
             for k, h in enumerate(self._post[:-1]):
-                for name, v in geometry.collapse(h, data.y_train, data.outputs).items():
+                out = geometry.collapse(h, data.y_train, data.outputs)
+                spreads.append(out.pop("spread"))  # of layer k + 1's input
+                for name, v in out.items():
                     values[(k, name)] = v.numpy()
             for k in self._wgrads:
-                values[(k, "collapse_bound")] = self._collapse_bound(k, weights[k], spectra[k], data)
+                values[(k, "collapse_bound")] = self._collapse_bound(k, weights[k], spectra[k], spreads[k], data)
         for k in range(len(weights) - 1):
             if not self.spec.relu_after(k):
                 values[(k, "adjacent_alignment")] = geometry.top_alignment(weights[k], weights[k + 1]).numpy()
@@ -155,15 +160,12 @@ class Tracker:
             for name, v in geometry.drift_by_class(d0, d1, classes, self.scale[k]).items():
                 values[(k, name)] = v.numpy()
 
-    def _collapse_bound(self, k: int, w: torch.Tensor, s: np.ndarray, data) -> np.ndarray:
-        """``collapse_bound`` of layer k for every member -> (R,); see the module docstring."""
+    def _collapse_bound(self, k: int, w: torch.Tensor, s: np.ndarray, spread: torch.Tensor, data) -> np.ndarray:
+        """``collapse_bound`` of layer k for every member -> (R,), with spread (R or 1, N) =
+        ||h_i - mu_c(i)|| of the layer's inputs; see the module docstring."""
         K = data.outputs
-        h, delta = self._inputs[k].double(), self._deltas[k].double()  # (R, N, n_{k-1}), (R, N, n_k)
-        onehot = torch.nn.functional.one_hot(data.y_train, K).double()  # (N, K)
-        mu = torch.einsum("nk,rnd->rkd", onehot, h) / onehot.sum(0).clamp_min(1)[:, None]  # (R, K, n_{k-1})
-        spread = (h - mu[:, data.y_train]).norm(dim=-1)  # (R, N): ||h_i - mu_c(i)||
         residual = (self._wgrads[k].double() + self.wd[:, None, None] * w.double()).flatten(1).norm(dim=1)
-        rhs = residual + (delta.norm(dim=-1) * spread).sum(1)  # (R,)
+        rhs = residual + (self._deltas[k].norm(dim=-1).double() * spread).sum(1)  # (R,)
         tail = torch.as_tensor(np.sqrt((s[:, K:] ** 2).sum(1)))  # distance of W_k to rank K
         lhs = self.wd * tail
         return torch.where(rhs > 0, lhs / torch.where(rhs > 0, rhs, 1.0), torch.where(lhs > 0, torch.inf, 0.0)).numpy()
