@@ -1,13 +1,15 @@
 """asv suites of the experiment engine: ensemble throughput against a plain
 per-run loop, and the cost of metrics at the default cadence."""
 
+from dataclasses import replace
+
 from rankbias.dynamics import DynamicsSpec, train
 from rankbias.ensemble import train_ensemble
 from rankbias.geometry import stacked
 from rankbias.metrics import Tracker
 from rankbias.nets import NetSpec, build
 
-from .cases import ENGINE_WIDTHS, engine_data, engine_members, plain_loop
+from .cases import ENGINE_WIDTHS, engine_data, engine_members, plain_loop, tracked_ensemble
 
 STEPS = 200
 
@@ -47,3 +49,21 @@ class MetricsSuite:
         net_spec = NetSpec("deep_relu", ENGINE_WIDTHS)
         tracker = Tracker(net_spec, self.spec.loss, self.spec.wd)
         train(build(net_spec, 0), self.data, self.spec, on_log=lambda at, net: tracker(*stacked(net), self.data))
+
+
+class EnsembleMetricsSuite:
+    """64 SGD runs x 2000 steps (B = 16, N = 1000) with and without every metric at 20 log points."""
+
+    timeout = 600
+    number = 1
+    repeat = (1, 2, 120.0)
+
+    def setup(self):
+        self.data = engine_data()
+        self.members = [replace(m, log_points=20) for m in engine_members(2000)]
+
+    def time_ensemble(self):
+        train_ensemble(NetSpec("deep_relu", ENGINE_WIDTHS), self.data, self.members)
+
+    def time_ensemble_with_metrics(self):
+        tracked_ensemble(self.data, self.members)

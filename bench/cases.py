@@ -67,12 +67,33 @@ def engine_members(steps: int):
             for s in range(8) for wd in ENGINE_WDS]
 
 
-def plain_loop(data, members) -> None:
-    """What a researcher writes without rankbias: one nn.Sequential and optimizer per run."""
+def tracked_ensemble(data, members) -> int:
+    """An ensemble measured by ``metrics.Tracker`` at every log point, as a matrix run is;
+    returns how many (member, log point) measurements it made."""
+    from rankbias.ensemble import train_ensemble
+    from rankbias.metrics import Tracker
+    from rankbias.nets import NetSpec
+
+    spec = NetSpec("deep_relu", ENGINE_WIDTHS)
+    tracker, count = Tracker(spec, members[0].loss, [m.wd for m in members]), [0]
+
+    def on_log(at, ens, alive):
+        count[0] += len(tracker(*ens.effective(), data))
+
+    train_ensemble(spec, data, members, on_log=on_log)
+    return count[0]
+
+
+def plain_loop(data, members) -> list[list[tuple]]:
+    """What a researcher writes without rankbias: one nn.Sequential and optimizer per run,
+    logging the train loss and accuracy at the ensemble's log steps (the same work)."""
     import torch
     from torch import nn
 
+    from rankbias.dynamics import log_steps
+
     n = len(data.x_train)
+    logs = []
     for spec in members:
         torch.manual_seed(spec.seed)
         layers = []
@@ -82,9 +103,19 @@ def plain_loop(data, members) -> None:
         opt = torch.optim.SGD(model.parameters(), lr=spec.lr, weight_decay=spec.wd)
         order = torch.randperm(n, generator=torch.Generator().manual_seed(spec.seed))
         usable = n - n % spec.batch
-        for step in range(spec.steps):
+        at, log = set(log_steps(spec.steps, spec.log_points)), []
+        for step in range(spec.steps + 1):
+            if step in at:
+                with torch.no_grad():
+                    out = model(data.x_train)
+                    log.append((step, float(nn.functional.cross_entropy(out, data.y_train)),
+                                float((out.argmax(1) == data.y_train).float().mean())))
+            if step == spec.steps:
+                break
             start = (step * spec.batch) % usable
             idx = order[start : start + spec.batch]
             opt.zero_grad()
             nn.functional.cross_entropy(model(data.x_train[idx]), data.y_train[idx]).backward()
             opt.step()
+        logs.append(log)
+    return logs
