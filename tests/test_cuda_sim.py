@@ -19,7 +19,7 @@ CHILD = r"""
 import json
 import numpy as np
 from numba import cuda
-from rankbias.kernels import jacobi_cuda, rank_cuda
+from rankbias.kernels import cholqr_cuda, jacobi_cuda, rank_cuda
 
 assert cuda.is_available()  # the simulator stands in for a device
 rng = np.random.default_rng(0)
@@ -44,6 +44,14 @@ fro = np.sqrt((s**2).sum(1)) * np.array([1.0, 1.2, 1.0, 1.0, 1.0])  # row 1: a t
 res = np.zeros((7, 5))
 rank_cuda.ranks_all[1, 8](s, fro, 0.3, 0.4, 2, 6, 9, 2.0**-52, res)
 out["ranks"] = {"s": s.tolist(), "fro": fro.tolist(), "out": res.tolist()}
+Y = rng.standard_normal((3, 10, 6))
+Y[1, :, 3] = Y[1, :, 0] - 2 * Y[1, :, 1]  # a dependent column
+Y[2, :, 2] = 0.0  # a zero column
+G = np.ascontiguousarray(Y.transpose(0, 2, 1) @ Y)
+for shift in (False, True):
+    Rinv = np.full_like(G, np.nan)
+    cholqr_cuda.chol_inverse[3, cholqr_cuda.MAX_L](G, Rinv, 10, shift)
+    out[f"chol_{shift}"] = {"Y": Y.tolist(), "Rinv": Rinv.tolist()}
 print(json.dumps(out))
 """
 
@@ -97,6 +105,30 @@ def test_rank_kernel_matches_the_cpu_kernels(sim):
     assert (got[:, 3] == 0).all()  # a zero matrix has every measure 0
 
 
+def test_cholesky_inverse_matches_lapack_and_drops_dependent_columns(sim):
+    Y, Rinv = (np.array(sim["chol_False"][k]) for k in ("Y", "Rinv"))
+    R = np.linalg.cholesky(Y[0].T @ Y[0]).T
+    np.testing.assert_allclose(Rinv[0], np.linalg.inv(R), rtol=1e-10, atol=1e-13)
+    assert (np.tril(Rinv[0], -1) == 0).all()
+    for b, dead in ((1, 3), (2, 2)):  # the dependent / zero column comes out as a zero column of Q
+        Q = Y[b] @ Rinv[b]
+        assert np.abs(Q[:, dead]).max() == 0.0
+        live = np.delete(Q, dead, axis=1)
+        np.testing.assert_allclose(live.T @ live, np.eye(5), atol=1e-10)
+        proj = live @ live.T  # Q spans Y's range
+        np.testing.assert_allclose(proj @ Y[b], Y[b], atol=1e-10 * np.abs(Y[b]).max())
+
+
+def test_shifted_cholesky_inverse_is_that_of_the_shifted_gram(sim):
+    Y, Rinv = (np.array(sim["chol_True"][k]) for k in ("Y", "Rinv"))
+    G = Y[0].T @ Y[0]
+    lift = 11 * (10 * 6 + 6 * 7) * 2.0**-53 * np.trace(G)
+    R = np.linalg.cholesky(G + lift * np.eye(6)).T
+    np.testing.assert_allclose(Rinv[0], np.linalg.inv(R), rtol=1e-10, atol=1e-13)
+    # with the shift, a dependent column gets a tiny positive pivot instead of a zero one: Q stays finite
+    assert np.isfinite(Rinv).all()
+
+
 GLUE = r"""
 import json
 import numpy as np
@@ -113,6 +145,11 @@ out = {
     "planted": planted.tolist(), "U": U.tolist(), "s": s.tolist(), "Vt": Vt.tolist(),
     "ranks": sc.ranks(A.float(), 0.05, 0.2, 2).tolist(), "dtype": str(sc.rsvd(planted, 4, 10, 2, 7)[1].dtype),
 }
+# condition number 1e12: plain CholeskyQR's Gram (1e24) is not positive definite in float64
+Yc = torch.linalg.qr(torch.randn(2, 40, 8, generator=g, dtype=torch.float64))[0] @ torch.diag(
+    10.0 ** -torch.linspace(0, 12, 8, dtype=torch.float64)) @ torch.linalg.qr(torch.randn(2, 8, 8, generator=g,
+                                                                                     dtype=torch.float64))[0]
+out["ill"] = {"Y": Yc.tolist(), "Q": sc._basis(Yc).tolist()}
 print(json.dumps(out))
 """
 
@@ -144,6 +181,13 @@ def test_gpu_path_rsvd_finds_the_top_of_a_planted_spectrum(glue):
         top = U[b] * s[b] @ Vt[b]
         best = np.linalg.svd(planted[b].astype(np.float64))
         np.testing.assert_allclose(top, best[0][:, :4] * best[1][:4] @ best[2][:4], atol=1e-4 * ref[0])
+
+
+def test_gpu_path_basis_is_orthonormal_for_an_ill_conditioned_panel(glue):
+    Y, Q = (np.array(glue["ill"][k]) for k in ("Y", "Q"))
+    for b in range(2):
+        np.testing.assert_allclose(Q[b].T @ Q[b], np.eye(8), atol=1e-12)  # shifted CholeskyQR3: O(u)
+        np.testing.assert_allclose(Q[b] @ (Q[b].T @ Y[b]), Y[b], atol=1e-13)
 
 
 def test_a_cuda_tensor_without_a_gpu_gets_a_clear_error(monkeypatch):

@@ -8,9 +8,9 @@ memory through ``__cuda_array_interface__``:
 - ``svdvals``: one-sided Jacobi (``kernels.jacobi_cuda``) on the float64 matrix
   itself when min(m, n) <= 64, one block per matrix; larger matrices go to
   torch.linalg.svdvals on the device for now.
-- ``rsvd``: HMT Alg. 4.1 + 4.4 with shifted CholeskyQR2 (float64 Gram on
-  cuBLAS, batched Cholesky and triangular solves) for every basis, then the
-  Jacobi SVD of the l x n projection B^T (Alg. 5.1), l = k + oversample <= 64.
+- ``rsvd``: HMT Alg. 4.1 + 4.4 with shifted CholeskyQR3 for every basis (the
+  float64 Gram matrix and Q = Y R^-1 on cuBLAS, R^-1 from ``kernels.cholqr_cuda``),
+  then the Jacobi SVD of the l x n projection B^T (Alg. 5.1), l = k + oversample <= 64.
 - ``ranks``: the spectrum as above, then ``kernels.rank_cuda`` on the device.
 
 Under Numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1, the tests' way without a
@@ -86,17 +86,17 @@ def svdvals(A: torch.Tensor) -> torch.Tensor:
 
 
 def _cholqr(Y: torch.Tensor, shift: bool) -> torch.Tensor:
-    """Q of Y (b, m, l) by CholeskyQR with a float64 Gram matrix; ``shift`` adds
-    11 (m l + l (l + 1)) u ||Y||^2 to the diagonal (Fukaya et al. 2020, shifted
-    CholeskyQR3), which keeps the factorization defined for ill-conditioned Y."""
+    """Q of Y (b, m, l) by CholeskyQR: the float64 Gram matrix and Q = Y R^-1 on
+    cuBLAS, R^-1 from ``kernels.cholqr_cuda`` (``shift``: Fukaya et al. 2020's
+    shifted CholeskyQR, defined for ill-conditioned Y; dependent columns of Y
+    come out as zero columns of Q)."""
+    from rankbias.kernels import cholqr_cuda
+
     b, m, l = Y.shape
-    G = Y.mT.double() @ Y.double()  # (b, l, l)
-    if shift:
-        norm2 = torch.diagonal(G, dim1=1, dim2=2).sum(-1)  # ||Y||_F^2 >= ||Y||_2^2
-        G = G + (11 * (m * l + l * (l + 1)) * 2.0**-53 * norm2)[:, None, None] * torch.eye(l, dtype=G.dtype,
-                                                                                              device=G.device)
-    L, _ = torch.linalg.cholesky_ex(G)
-    return torch.linalg.solve_triangular(L.mT.to(Y.dtype), Y, upper=True, left=False)  # Y R^-1
+    G = (Y.mT.double() @ Y.double()).contiguous()  # (b, l, l)
+    Rinv = torch.empty_like(G)
+    cholqr_cuda.chol_inverse[b, cholqr_cuda.MAX_L](_dev(G), _dev(Rinv), m, shift)
+    return Y @ Rinv.to(Y.dtype)  # (b, m, l)
 
 
 def _basis(Y: torch.Tensor) -> torch.Tensor:
