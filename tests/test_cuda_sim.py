@@ -150,6 +150,8 @@ Yc = torch.linalg.qr(torch.randn(2, 40, 8, generator=g, dtype=torch.float64))[0]
     10.0 ** -torch.linspace(0, 12, 8, dtype=torch.float64)) @ torch.linalg.qr(torch.randn(2, 8, 8, generator=g,
                                                                                      dtype=torch.float64))[0]
 out["ill"] = {"Y": Yc.tolist(), "Q": sc._basis(Yc).tolist()}
+low = torch.randn(2, 30, 2, generator=g) @ torch.randn(2, 2, 25, generator=g)  # rank 2 < l = 10
+out["low"] = {"A": low.tolist(), "s": sc.rsvd(low, 4, 10, 2, 7)[1].tolist()}
 print(json.dumps(out))
 """
 
@@ -188,6 +190,14 @@ def test_gpu_path_basis_is_orthonormal_for_an_ill_conditioned_panel(glue):
     for b in range(2):
         np.testing.assert_allclose(Q[b].T @ Q[b], np.eye(8), atol=1e-12)  # shifted CholeskyQR3: O(u)
         np.testing.assert_allclose(Q[b] @ (Q[b].T @ Y[b]), Y[b], atol=1e-13)
+
+
+def test_gpu_path_rsvd_of_a_rank_deficient_matrix_is_finite_and_exact(glue):
+    A, s = np.array(glue["low"]["A"]), np.array(glue["low"]["s"])
+    for b in range(2):
+        ref = np.linalg.svd(A[b].astype(np.float64), compute_uv=False)
+        np.testing.assert_allclose(s[b][:2], ref[:2], rtol=1e-5)
+        assert np.isfinite(s[b]).all() and s[b][2:].max() <= 1e-5 * ref[0]
 
 
 def test_a_cuda_tensor_without_a_gpu_gets_a_clear_error(monkeypatch):

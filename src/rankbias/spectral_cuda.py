@@ -10,7 +10,9 @@ memory through ``__cuda_array_interface__``:
   torch.linalg.svdvals on the device for now.
 - ``rsvd``: HMT Alg. 4.1 + 4.4 with shifted CholeskyQR3 for every basis (the
   float64 Gram matrix and Q = Y R^-1 on cuBLAS, R^-1 from ``kernels.cholqr_cuda``),
-  then the Jacobi SVD of the l x n projection B^T (Alg. 5.1), l = k + oversample <= 64.
+  then the SVD of the l x n projection B (Alg. 5.1), l = k + oversample <= 64:
+  B^T = Q_B R_B by shifted CholeskyQR2 in float64, and Jacobi on the l x l R_B,
+  so no thread of the Jacobi kernel walks n rows.
 - ``ranks``: the spectrum as above, then ``kernels.rank_cuda`` on the device.
 
 Under Numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1, the tests' way without a
@@ -112,8 +114,10 @@ def rsvd(A: torch.Tensor, k: int, l: int, power_iters: int, seed: int):
     Q = _basis(A @ omega)  # (b, m, l)
     for _ in range(power_iters):
         Q = _basis(A @ _basis(A.mT @ Q))
-    B = Q.mT @ A  # (b, l, n)
-    S, V, W = jacobi(B.mT.double())  # B^T V = W: B = V diag(S) (W / S)^T
+    Bt = (Q.mT @ A).mT.double()  # B^T, (b, n, l)
+    Qb = _cholqr(_cholqr(Bt, True), False)  # B^T = Qb Rb: Jacobi then runs on l x l, not n x l
+    S, V, Wr = jacobi(Qb.mT @ Bt)  # Rb V = Wr
+    W = Qb @ Wr  # B^T V = W: B = V diag(S) (W / S)^T, (b, n, l)
     U = Q @ V[:, :, :k].to(A.dtype)
     Vt = (W[:, :, :k] / torch.where(S[:, None, :k] > 0, S[:, None, :k], 1.0)).mT.to(A.dtype)
     return U, S[:, :k].to(A.dtype), Vt
