@@ -69,7 +69,8 @@ def collapse(h: torch.Tensor, y: torch.Tensor, classes: int) -> dict[str, torch.
     CDNV = mean_{c != c'} (V_c + V_c') / (2 ||mu_c - mu_c'||^2),   V_c = E_{i in c} ||h_i - mu_c||^2
     Sigma_W = C^T C / N is the within-class covariance of the class-centered
     features C (``class_centered``) and Sigma_B the covariance of the class
-    means around the global mean.  Classes without samples are skipped.
+    means around the global mean; NC1 needs Sigma_W only along Sigma_B's K - 1
+    directions v_i, as ||C v_i||^2 / N.  Classes without samples are skipped.
     Sigma_B^+ comes from the thin SVD of the (K, n) between-class matrix, with
     torch.linalg.pinv's default cutoff (s > s_max max(K, n) eps)."""
     N = h.shape[1]
@@ -79,12 +80,12 @@ def collapse(h: torch.Tensor, y: torch.Tensor, classes: int) -> dict[str, torch.
     k = len(counts)
     sq = (centered * centered).sum(-1).double()  # (R, N): ||h_i - mu_c||^2
     var = (sq @ torch.nn.functional.one_hot(y, classes)[:, present].double()) / counts  # (R, K'): V_c
-    sigma_w = torch.bmm(centered.transpose(1, 2), centered).double() / N  # (R, n, n)
     tcv = sq.sum(1) / N
     between = (mu - mu.mean(1, keepdim=True)) / k**0.5  # Sigma_B = between^T between
     _, sv, vt = torch.linalg.svd(between, full_matrices=False)  # (R, m), (R, m, n)
     keep = sv > sv.amax(-1, keepdim=True) * max(between.shape[1:]) * torch.finfo(torch.float64).eps
-    quad = torch.einsum("rmd,rde,rme->rm", vt, sigma_w, vt)  # v_i^T Sigma_W v_i
+    along = torch.bmm(centered, vt.mT.to(centered.dtype))  # (R, N, m): C v_i, no n x n Sigma_W needed
+    quad = (along.double() ** 2).sum(1) / N  # v_i^T Sigma_W v_i = ||C v_i||^2 / N
     nc1 = torch.where(keep, quad / torch.where(keep, sv, 1.0) ** 2, 0.0).sum(-1) / k
     dist2 = torch.cdist(mu, mu) ** 2  # (R, K, K)
     off = ~torch.eye(k, dtype=torch.bool)
