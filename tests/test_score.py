@@ -26,9 +26,10 @@ DATA = dict(kind="mixture", n=1000, dim=32, classes=10, std=1.0, seed=0, test=20
 NET = NetSpec("deep_relu", (32, 100, 100, 100, 10))
 
 
-def plant(tmp_path, scenario: str, cells: dict, rank) -> tuple[Store, Matrix]:
+def plant(tmp_path, scenario: str, cells: dict, rank, acc=lambda wd, s: 1.0) -> tuple[Store, Matrix]:
     """A store holding one done SGD run per (wd, seed) of ``cells`` whose hidden
-    layers have rank_tol = rank(wd, seed) at the last step, with no training."""
+    layers have rank_tol = rank(wd, seed) and train accuracy acc(wd, seed) at the
+    last step, with no training."""
     store, matrix = Store(tmp_path / "planted.sqlite"), Matrix("quick")
     names = []
     for wd in cells["wd"]:
@@ -37,7 +38,8 @@ def plant(tmp_path, scenario: str, cells: dict, rank) -> tuple[Store, Matrix]:
             rec = RunRecord(cfg.name(), cfg.hash(), cfg.flat(), "done", provenance(), time.time(), time.time(),
                             steps=10000, horizon=0.1 * wd * 10000)
             rec.metrics = [(10000.0, k, "rank_tol", float(rank(wd, seed))) for k in range(4)]
-            rec.metrics += [(10000.0, -1, "stationarity", 0.05 if wd > 0.01 else 0.5), (10000.0, -1, "train_acc", 1.0)]
+            rec.metrics += [(10000.0, -1, "stationarity", 0.05 if wd > 0.01 else 0.5),
+                            (10000.0, -1, "train_acc", acc(wd, seed))]
             store.write(rec)
             matrix.runs[cfg.name()] = cfg
             names.append(cfg.name())
@@ -65,6 +67,20 @@ def test_a_planted_trend_passes_with_its_statistics_horizon_and_gate(tmp_path):
     assert v.horizon == (0.0, pytest.approx(20.0))
     assert v.stationary == (3, 12)  # wd = 2e-2 runs only are below the gate
     assert GATE == 0.1
+
+
+def test_runs_at_chance_accuracy_are_counted_and_noted_but_scored_as_they_are(tmp_path):
+    ranks = {0.0: 99, 1e-3: 98, 5e-3: 70, 1e-2: 20, 2e-2: 12}
+    rank = lambda wd, s: ranks[wd] + (s % 2)  # noqa: E731
+    cells = {"wd": WDS, "seeds": [0, 1, 2]}
+    (tmp_path / "clean").mkdir(), (tmp_path / "chance").mkdir()
+    clean = score(_galanti_wd(), Runs(*plant(tmp_path / "clean", "galanti.wd", cells, rank)), n_boot=50)
+    # 10 classes: chance is 0.1; 0.14 is within the 0.05 margin, 0.16 is not
+    acc = lambda wd, s: 0.14 if (wd, s) == (2e-2, 0) else 0.16 if (wd, s) == (1e-2, 1) else 1.0  # noqa: E731
+    v = score(_galanti_wd(), Runs(*plant(tmp_path / "chance", "galanti.wd", cells, rank, acc)), n_boot=50)
+    assert clean.untrained == 0 and clean.note == ""
+    assert v.untrained == 1 and "1 of 15 runs ended within 0.05 of chance train accuracy" in v.note
+    assert [s.value for s in v.statistics] == [s.value for s in clean.statistics] and v.verdict == clean.verdict
 
 
 def test_a_flat_rank_fails_and_disagreeing_seeds_are_inconclusive(tmp_path):

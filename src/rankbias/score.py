@@ -38,6 +38,7 @@ from rankbias.store import Store
 
 GATE = 0.1
 N_BOOT = 300
+CHANCE_MARGIN = 0.05
 
 
 @dataclass
@@ -69,6 +70,7 @@ class Verdict:
     stationary: tuple[int, int]  # (passed the gate, runs with wd > 0)
     runs: list[str] = field(default_factory=list)
     note: str = ""
+    untrained: int = 0  # done runs that ended within CHANCE_MARGIN of chance train accuracy
 
     @property
     def statistic(self) -> Statistic | None:
@@ -113,6 +115,17 @@ class Runs:
             for name in self.matrix.members.get(sid, []):
                 seen.setdefault(name)
         return list(seen)
+
+
+def _at_chance(done: pd.DataFrame) -> int:
+    """How many classification runs ended with train accuracy <= chance + CHANCE_MARGIN
+    (chance: 1/K for cross-entropy on K classes, 1/2 for logistic): runs that did not
+    train, whose ranks say little.  Informational; no criterion reads it."""
+    if "train_acc" not in done or "loss" not in done:
+        return 0
+    classes = done["widths"].map(lambda w: int(str(w).split("-")[-1]))
+    chance = np.where(done["loss"] == "ce", 1.0 / classes, np.where(done["loss"] == "logistic", 0.5, np.nan))
+    return int((done["train_acc"].to_numpy(float) <= chance + CHANCE_MARGIN).sum())
 
 
 def _resamples(final: pd.DataFrame, n_boot: int, seed: int):
@@ -183,9 +196,15 @@ def score(h: Trend | Predictor, data: Runs, n_boot: int = N_BOOT, seed: int = 0)
     else:
         marks = [s.status for s in verdict.statistics if s.op is not None]
         verdict.verdict = "fail" if "fail" in marks else "pass" if marks and all(m == "pass" for m in marks) else "inconclusive"
+    notes = []
     if verdict.missing:
         verdict.verdict = "inconclusive" if verdict.verdict != "scored" else "scored"
-        verdict.note = f"{verdict.missing} of {len(names)} runs not in the store yet"
+        notes.append(f"{verdict.missing} of {len(names)} runs not in the store yet")
+    verdict.untrained = _at_chance(done)
+    if verdict.untrained:
+        notes.append(f"{verdict.untrained} of {len(done)} runs ended within {CHANCE_MARGIN} of chance train "
+                     f"accuracy (scored as they are)")
+    verdict.note = "; ".join(notes)
     return verdict
 
 
