@@ -52,6 +52,12 @@ for shift in (False, True):
     Rinv = np.full_like(G, np.nan)
     cholqr_cuda.chol_inverse[3, cholqr_cuda.MAX_L](G, Rinv, 10, shift)
     out[f"chol_{shift}"] = {"Y": Y.tolist(), "Rinv": Rinv.tolist()}
+for l in (1, 40):  # one column; more columns than a warp has threads
+    Yl = rng.standard_normal((2, 3 * l, l))
+    Gl = np.ascontiguousarray(Yl.transpose(0, 2, 1) @ Yl)
+    Rl = np.full_like(Gl, np.nan)
+    cholqr_cuda.chol_inverse[2, cholqr_cuda.MAX_L](Gl, Rl, 3 * l, False)
+    out[f"chol_l{l}"] = {"Y": Yl.tolist(), "Rinv": Rl.tolist()}
 print(json.dumps(out))
 """
 
@@ -117,6 +123,15 @@ def test_cholesky_inverse_matches_lapack_and_drops_dependent_columns(sim):
         np.testing.assert_allclose(live.T @ live, np.eye(5), atol=1e-10)
         proj = live @ live.T  # Q spans Y's range
         np.testing.assert_allclose(proj @ Y[b], Y[b], atol=1e-10 * np.abs(Y[b]).max())
+
+
+@pytest.mark.parametrize("l", [1, 40])
+def test_cholesky_inverse_orthonormalizes_one_column_and_more_than_a_warp(sim, l):
+    Y, Rinv = (np.array(sim[f"chol_l{l}"][k]) for k in ("Y", "Rinv"))
+    for b in range(2):
+        Q = Y[b] @ Rinv[b]
+        np.testing.assert_allclose(Q.T @ Q, np.eye(l), atol=1e-9)
+        np.testing.assert_allclose(Rinv[b], np.linalg.inv(np.linalg.cholesky(Y[b].T @ Y[b]).T), rtol=1e-8, atol=1e-12)
 
 
 def test_shifted_cholesky_inverse_is_that_of_the_shifted_gram(sim):
