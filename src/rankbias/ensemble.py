@@ -24,8 +24,10 @@ instead of three.  s_k is folded back into V when it falls below 1e-3.
 Member r draws its init from ``nets.init_params(spec, seed_r)``, as
 ``nets.build`` does, and, each epoch, the permutation ``dynamics.batch_indices``
 would draw from a generator seeded by seed_r, exactly as its run alone would,
-so its trajectory matches the solo run's up to floating-point reassociation.  A member whose loss turns
-non-finite is frozen and reported as diverged; the others go on.
+so its trajectory matches the solo run's up to floating-point reassociation
+(over long unstable runs, e.g. B = 1 at lr 0.1, that difference can grow until
+the two runs end differently).  A member whose loss turns non-finite is frozen
+and reported as diverged; the others go on.
 """
 
 from __future__ import annotations
