@@ -17,7 +17,7 @@ from rankbias.hypotheses import galanti, kuzborskij, nulls, zangrando
 from rankbias.matrix import Matrix
 from rankbias.nets import NetSpec
 from rankbias.run import RunConfig, provenance
-from rankbias.score import GATE, Runs, score
+from rankbias.score import GATE, Runs, score, scorecard
 from rankbias.spec import BUILTIN, load
 from rankbias.store import RunRecord, Store
 
@@ -148,6 +148,43 @@ def test_every_claim_of_the_builtin_matrix_has_a_baseline_and_back():
     for h in BASELINES:
         assert set(h.scenarios) <= quick
         assert h.cite or h.paper == "null"
+
+
+def test_every_full_tier_scenario_is_scored_as_a_variant_of_a_claim():
+    full_only = {s.id for s in load(BUILTIN).scenario if s.tiers == ["full"]}
+    assert full_only  # wider, deeper and real-data versions of claims
+    for sid in full_only:
+        assert any(sid.startswith(h.id + ".") for h in BASELINES), sid
+
+
+FALLS = {0.0: 0.99, 1e-3: 0.8, 5e-3: 0.5, 1e-2: 0.2, 2e-2: 0.1}  # rank / width by wd
+SLOWER = {0.0: 0.99, 1e-3: 0.9, 5e-3: 0.7, 1e-2: 0.5, 2e-2: 0.3}  # still falling, but ends above 0.2
+
+
+def test_a_variant_is_scored_once_per_network_with_its_own_width(tmp_path):
+    store, matrix = Store(tmp_path / "variants.sqlite"), Matrix("full")
+    for sid, widths in (("galanti.wd", [100]), ("galanti.wd.width", [50, 200])):
+        matrix.members[sid] = []
+        for width in widths:
+            net = NetSpec("deep_relu", (32, width, width, width, 10))
+            for wd in WDS:
+                for seed in (0, 1):
+                    cfg = RunConfig(DATA, net, DynamicsSpec("sgd", "ce", wd=wd, lr=0.1, batch=4, epochs=40), seed=seed)
+                    rec = RunRecord(cfg.name(), cfg.hash(), cfg.flat(), "done", provenance(), time.time(), time.time(),
+                                    steps=10000, horizon=0.1 * wd * 10000)
+                    rank = width * (FALLS[wd] if width != 50 else SLOWER[wd])
+                    rec.metrics = [(10000.0, k, "rank_tol", rank) for k in range(4)]
+                    rec.metrics += [(10000.0, -1, "train_acc", 1.0)]
+                    store.write(rec)
+                    matrix.runs[cfg.name()] = cfg
+                    matrix.members[sid].append(cfg.name())
+    verdicts = {v.id: v for v in scorecard([_galanti_wd()], Runs(store, matrix), n_boot=20)}
+    assert list(verdicts) == ["galanti.wd", "galanti.wd.width[widths=32-200-200-200-10]",
+                              "galanti.wd.width[widths=32-50-50-50-10]"]
+    wide, narrow = verdicts["galanti.wd.width[widths=32-200-200-200-10]"], verdicts["galanti.wd.width[widths=32-50-50-50-10]"]
+    assert wide.n == narrow.n == 10 and wide.verdict == "pass" and narrow.verdict == "fail"
+    assert narrow.statistics[2].value == pytest.approx(0.3)  # rank / its own width, not the other's
+    assert [s.status for s in narrow.statistics[:3]] == ["pass", "pass", "fail"]
 
 
 def test_the_example_file_loads_two_hypotheses_and_bad_files_are_explained(tmp_path):

@@ -157,16 +157,37 @@ def _evaluate(h, runs: RunSet) -> list[Check]:
     return _predictor_checks(h, runs) if isinstance(h, Predictor) else h.checks(runs)
 
 
-def score(h: Trend | Predictor, data: Runs, n_boot: int = N_BOOT, seed: int = 0) -> Verdict:
-    """The verdict of one hypothesis on the stored runs of its scenarios."""
-    names = data.names(h.scenarios)
+def variant_sets(h: Trend | Predictor, data: Runs) -> list[tuple[str, list[str]]]:
+    """(verdict id, run names) for each variant of h's claim in this matrix: the
+    scenarios named ``<h.id>.<name>`` (the full tier's wider, deeper and real-data
+    versions of a claim), one set per network of a variant, as criteria read one
+    width; such a set's id ends in ``[widths=...]``."""
+    out = []
+    for sid in data.matrix.members:
+        if not sid.startswith(h.id + "."):
+            continue
+        names = data.names([sid])
+        widths = {n: "-".join(map(str, data.matrix.runs[n].net.widths)) for n in names}
+        kinds = sorted(set(widths.values()))
+        if len(kinds) == 1:
+            out.append((sid, names))
+        else:
+            out.extend((f"{sid}[widths={w}]", [n for n in names if widths[n] == w]) for w in kinds)
+    return out
+
+
+def score(h: Trend | Predictor, data: Runs, n_boot: int = N_BOOT, seed: int = 0,
+          names: list[str] | None = None, as_id: str | None = None) -> Verdict:
+    """The verdict of one hypothesis on the stored runs of its scenarios, or on
+    ``names`` (then reported as ``as_id``, e.g. a variant from ``variant_sets``)."""
+    names = data.names(h.scenarios) if names is None else names
     present = data.final.reindex([n for n in names if n in data.final.index])
     done = present[present.status == "done"]
     excluded = present[present.status != "done"].status.value_counts().to_dict()
     decayed = done[done.get("wd", pd.Series(0.0, index=done.index)) > 0]
     gate = int((decayed.get("stationarity", pd.Series(dtype=float)) <= GATE).sum())
     verdict = Verdict(
-        h.id, h.paper, h.kind, h.predicts, "inconclusive", [], len(done),
+        as_id or h.id, h.paper, h.kind, h.predicts, "inconclusive", [], len(done),
         sorted(int(s) for s in done["seed"].unique()) if len(done) else [], len(names) - len(present), excluded,
         (float(done.horizon.min()), float(done.horizon.max())) if len(done) else (math.nan, math.nan),
         (gate, len(decayed)), list(done.index),
@@ -188,7 +209,8 @@ def score(h: Trend | Predictor, data: Runs, n_boot: int = N_BOOT, seed: int = 0)
     values = np.array(boots, dtype=float).reshape(len(boots), len(point))
     for j, check in enumerate(point):
         column = values[:, j][~np.isnan(values[:, j])]
-        low, high = (np.percentile(column, [2.5, 97.5]) if len(column) else (math.nan, math.nan))
+        with np.errstate(invalid="ignore"):  # inf among the resamples: a NaN bound, no warning
+            low, high = (np.percentile(column, [2.5, 97.5]) if len(column) else (math.nan, math.nan))
         verdict.statistics.append(Statistic(check.name, float(check.value), float(low), float(high), check.op,
                                             check.threshold, _status(check, float(check.value), low, high)))
     if isinstance(h, Predictor):
@@ -209,5 +231,10 @@ def score(h: Trend | Predictor, data: Runs, n_boot: int = N_BOOT, seed: int = 0)
 
 
 def scorecard(hypotheses, data: Runs, n_boot: int = N_BOOT, seed: int = 0) -> list[Verdict]:
-    """Verdicts of ``hypotheses`` on ``data``, in order."""
-    return [score(h, data, n_boot, seed) for h in hypotheses]
+    """Verdicts of ``hypotheses`` on ``data``, in order, each followed by those of
+    its claim's variants in the matrix (``variant_sets``)."""
+    out = []
+    for h in hypotheses:
+        out.append(score(h, data, n_boot, seed))
+        out.extend(score(h, data, n_boot, seed, names, vid) for vid, names in variant_sets(h, data))
+    return out
