@@ -32,7 +32,6 @@ and reported as diverged; the others go on.
 
 from __future__ import annotations
 
-import copy
 import math
 from typing import Callable
 
@@ -70,7 +69,6 @@ class Ensemble:
         self._floor = 1.0  # a lower bound of every s_k, kept on the host: no device sync per step
         self.bias = [torch.stack([p[k][1] for p in params]) for k in range(spec.depth)] if spec.bias else None
         self.trainable = [k for k in range(spec.depth) if not (spec.fixed_outer and k == spec.depth - 1)]
-        self._template = build(spec, seeds[0])
 
     def forward(self, x: torch.Tensor, keep: list | None = None) -> torch.Tensor:
         """x (R, B, d_in) -> (R, B, d_out); appends (h_{k-1}, z_k) of each layer to ``keep``."""
@@ -81,11 +79,7 @@ class Ensemble:
                 z.add_(self.bias[k][:, None, :])
             if keep is not None:
                 keep.append((h, z))
-                h = activate(self.spec, k, h, z)
-            elif self.spec.relu_after(k):  # nothing keeps z: the activation overwrites it
-                h = z.relu_().add_(h) if self._residual(k) else z.relu_()
-            else:
-                h = z
+            h = activate(self.spec, k, h, z, inplace=keep is None)  # nothing keeps z: overwrite it
         return h
 
     def step(self, loss: str, x: torch.Tensor, y: torch.Tensor, lr: torch.Tensor, wd: torch.Tensor) -> torch.Tensor:
@@ -111,7 +105,7 @@ class Ensemble:
                 if k > 0:
                     to_below = self.scale[k] / self.scale[k - 1]  # s_k' / s_{k-1}'
                     back = torch.bmm(e, self.V[k].transpose(1, 2))  # (R, B, n_{k-1})
-                    g = back.mul_(old[k]).add_(g).mul_(to_below) if self._residual(k) else back.mul_(old[k] * to_below)
+                    g = back.mul_(old[k]).add_(g).mul_(to_below) if self.spec.residual_at(k) else back.mul_(old[k] * to_below)
                 if k in self.trainable:
                     if self.bias is not None:  # b <- (1 - lr wd) b - lr dL/db, and -lr dL/dz_k = s_k' e_k
                         self.bias[k].mul_(decay[:, :, 0]).add_(self.scale[k][:, :, 0] * e.sum(1))
@@ -128,9 +122,6 @@ class Ensemble:
             self.scale[k] = torch.where(small, 1.0, self.scale[k])
         self._floor = min(float(self.scale[k].min()) for k in self.trainable)
 
-    def _residual(self, k: int) -> bool:
-        return self.spec.arch == "residual_relu" and self.spec.relu_after(k) and self.V[k].shape[1] == self.V[k].shape[2]
-
     def effective(self) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
         """Every member's weights W = s V^T, [(R, n_k, n_{k-1})], and biases."""
         with torch.no_grad():
@@ -139,7 +130,7 @@ class Ensemble:
 
     def member(self, r: int) -> Net:
         """Member r as a standalone ``Net`` (a copy of its current weights)."""
-        net = copy.deepcopy(self._template)
+        net = build(self.spec, 0)  # the architecture; its weights are overwritten below
         with torch.no_grad():
             for k, layer in enumerate(net.layers):
                 layer.weight.copy_((self.V[k][r] * self.scale[k][r]).T)

@@ -64,16 +64,22 @@ class NetSpec:
             return False
         return i < self.depth - self.linear_layers
 
+    def residual_at(self, i: int) -> bool:
+        """Whether layer i adds its input back: a ReLU layer of a residual net whose widths agree."""
+        return self.arch == "residual_relu" and self.relu_after(i) and self.widths[i] == self.widths[i + 1]
 
-def activate(spec: NetSpec, k: int, h: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+
+def activate(spec: NetSpec, k: int, h: torch.Tensor, z: torch.Tensor, inplace: bool = False) -> torch.Tensor:
     """Output of layer k from its input h (..., n_{k-1}) and pre-activation z (..., n_k):
     z itself after a linear layer, relu(z) after a ReLU layer, and h + relu(z) for a
-    residual ReLU layer whose widths agree.  Every forward pass uses this rule."""
+    residual ReLU layer whose widths agree.  Every forward pass uses this rule;
+    ``inplace`` overwrites z (for callers that keep no pre-activations)."""
     if not spec.relu_after(k):
         return z
-    if spec.arch == "residual_relu" and h.shape[-1] == z.shape[-1]:
-        return h + torch.relu(z)
-    return torch.relu(z)
+    out = z.relu_() if inplace else torch.relu(z)
+    if spec.residual_at(k):
+        return out.add_(h) if inplace else h + out
+    return out
 
 
 def init_params(spec: NetSpec, seed: int) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
