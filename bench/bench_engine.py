@@ -5,11 +5,9 @@ from dataclasses import replace
 
 from rankbias.dynamics import DynamicsSpec, train
 from rankbias.ensemble import train_ensemble
-from rankbias.geometry import stacked
-from rankbias.metrics import Tracker
 from rankbias.nets import NetSpec, build
 
-from .cases import ENGINE_WIDTHS, engine_data, engine_members, plain_loop, tracked_ensemble
+from .cases import ENGINE_WIDTHS, engine_data, engine_members, plain_loop, tracked_ensemble, tracked_run
 
 STEPS = 200
 
@@ -46,9 +44,7 @@ class MetricsSuite:
         train(build(NetSpec("deep_relu", ENGINE_WIDTHS), 0), self.data, self.spec)
 
     def time_train_with_metrics(self):
-        net_spec = NetSpec("deep_relu", ENGINE_WIDTHS)
-        tracker = Tracker(net_spec, self.spec.loss, self.spec.wd)
-        train(build(net_spec, 0), self.data, self.spec, on_log=lambda at, net: tracker(*stacked(net), self.data))
+        tracked_run(self.data, self.spec)
 
 
 class EnsembleMetricsSuite:

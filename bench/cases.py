@@ -67,6 +67,18 @@ def engine_members(steps: int):
             for s in range(8) for wd in ENGINE_WDS]
 
 
+def tracked_run(data, spec) -> None:
+    """One run measured by ``metrics.Tracker`` at every log point, as a matrix run is."""
+    from rankbias.dynamics import train
+    from rankbias.geometry import stacked
+    from rankbias.metrics import Tracker
+    from rankbias.nets import NetSpec, build
+
+    net_spec = NetSpec("deep_relu", ENGINE_WIDTHS)
+    tracker = Tracker(net_spec, spec.loss, spec.wd)
+    train(build(net_spec, 0), data, spec, on_log=lambda at, net: tracker(*stacked(net), data))
+
+
 def tracked_ensemble(data, members) -> int:
     """An ensemble measured by ``metrics.Tracker`` at every log point, as a matrix run is;
     returns how many (member, log point) measurements it made."""

@@ -15,11 +15,10 @@ from bench.cases import (
     engine_members,
     plain_loop,
     tracked_ensemble,
+    tracked_run,
 )
 from rankbias.dynamics import DynamicsSpec, log_steps, train
 from rankbias.ensemble import train_ensemble
-from rankbias.geometry import stacked
-from rankbias.metrics import Tracker
 from rankbias.nets import NetSpec, build
 
 STEPS = 500  # runs of the claims take 2k-20k steps; 500 amortizes set-up as they do
@@ -50,13 +49,7 @@ def test_training_without_metrics(benchmark):
 
 def test_training_with_all_metrics(benchmark):
     benchmark.group = "one run, 10k SGD steps (B=4), default 20 log points"
-
-    def run():
-        spec = NetSpec("deep_relu", ENGINE_WIDTHS)
-        tracker = Tracker(spec, LONG.loss, LONG.wd)
-        train(build(spec, 0), DATA, LONG, on_log=lambda at, net: tracker(*stacked(net), DATA))
-
-    benchmark.pedantic(run, rounds=3, iterations=1)
+    benchmark.pedantic(tracked_run, args=(DATA, LONG), rounds=3, iterations=1)
 
 
 # an ensemble's steps are ~10x cheaper per run, full-batch metrics are not: their share is larger
