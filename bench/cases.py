@@ -13,6 +13,7 @@ K, OVERSAMPLE, POWER_ITERS = 32, 10, 2
 # GPU cases (issue: launch-bound batches of small and mid-size matrices, and one big one)
 CUDA_CASES = {"1024x64x64": (1024, 64, 64), "256x256x256": (256, 256, 256), "16x1024x1024": (16, 1024, 1024),
               "1x4096x4096": (1, 4096, 4096)}
+CUDA_SVDVALS_CASES = ["1024x64x64", "256x256x256", "16x1024x1024"]  # Jacobi, then block Jacobi twice
 CUDA_K = {"1024x64x64": 16}  # l = k + p must fit the 64-column Jacobi step: 16 + 10 on 64 x 64
 
 

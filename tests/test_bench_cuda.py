@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import rankbias as rb
-from bench.cases import CUDA_CASES, CUDA_K, K, OVERSAMPLE, POWER_ITERS, exact_svdvals, max_rel_err_above, nn_like, topk_rel_err
+from bench.cases import CUDA_CASES, CUDA_K, CUDA_SVDVALS_CASES, K, OVERSAMPLE, POWER_ITERS, exact_svdvals, max_rel_err_above, nn_like, topk_rel_err
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -46,7 +46,7 @@ def test_rsvd_cuda(benchmark, case, peer):
 
 
 @pytest.mark.parametrize("peer", ["rankbias", "torch.linalg.svdvals"])
-@pytest.mark.parametrize("case", ["1024x64x64", "256x256x256"])
+@pytest.mark.parametrize("case", CUDA_SVDVALS_CASES)
 def test_svdvals_cuda(benchmark, case, peer):
     A, exact = _case(case)
     fns = {"rankbias": rb.svdvals, "torch.linalg.svdvals": torch.linalg.svdvals}

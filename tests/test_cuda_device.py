@@ -16,7 +16,8 @@ def _nn_like(b, m, n, seed):
     return torch.randn(b, m, n, generator=g) @ torch.diag(1.0 / (1 + torch.arange(n, dtype=torch.float32)))
 
 
-@pytest.mark.parametrize("shape", [(16, 48, 40), (4, 96, 80)], ids=["jacobi", "over-64"])
+@pytest.mark.parametrize("shape", [(16, 48, 40), (4, 96, 80), (8, 300, 256), (1, 300, 200)],
+                         ids=["jacobi", "block-jacobi", "block-jacobi-wide", "one-matrix-cusolver"])
 def test_svdvals_on_the_device_equal_the_cpu_core(shape):
     A = _nn_like(*shape, seed=0)
     got = rb.svdvals(A.cuda())

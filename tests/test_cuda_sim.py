@@ -167,6 +167,12 @@ Yc = torch.linalg.qr(torch.randn(2, 40, 8, generator=g, dtype=torch.float64))[0]
 out["ill"] = {"Y": Yc.tolist(), "Q": sc._basis(Yc).tolist()}
 low = torch.randn(2, 30, 2, generator=g) @ torch.randn(2, 2, 25, generator=g)  # rank 2 < l = 10
 out["low"] = {"A": low.tolist(), "s": sc.rsvd(low, 4, 10, 2, 7)[1].tolist()}
+# block Jacobi with 4-column blocks (64 on a GPU): the Jacobi kernel diagonalizes 8 x 8 pair Grams
+Ab = torch.randn(2, 20, 13, generator=g, dtype=torch.float64) @ torch.diag(10.0 ** -torch.linspace(0, 8, 13,
+                                                                                                 dtype=torch.float64))
+wide32 = sc.svdvals(Ab.float().mT.contiguous(), block_width=4)
+out["block"] = {"A": Ab.tolist(), "s": sc.svdvals(Ab, block_width=4).tolist(), "wide32": wide32.tolist(),
+                "dtype": str(wide32.dtype), "one": sc.svdvals(Ab[:1], block_width=4).tolist()}
 print(json.dumps(out))
 """
 
@@ -213,6 +219,15 @@ def test_gpu_path_rsvd_of_a_rank_deficient_matrix_is_finite_and_exact(glue):
         ref = np.linalg.svd(A[b].astype(np.float64), compute_uv=False)
         np.testing.assert_allclose(s[b][:2], ref[:2], rtol=1e-5)
         assert np.isfinite(s[b]).all() and s[b][2:].max() <= 1e-5 * ref[0]
+
+
+def test_gpu_path_block_jacobi_with_the_jacobi_kernel_matches_lapack(glue):
+    A = np.array(glue["block"]["A"])  # (2, 20, 13), graded over 8 decades: 4 blocks of 4 after padding
+    ref = np.linalg.svd(A, compute_uv=False)
+    np.testing.assert_allclose(glue["block"]["s"], ref, rtol=1e-12)
+    np.testing.assert_allclose(glue["block"]["one"], ref[:1], rtol=1e-12)  # a single matrix: cuSOLVER's route
+    assert glue["block"]["dtype"] == "torch.float32"
+    np.testing.assert_array_less(np.abs(np.array(glue["block"]["wide32"]) - ref) / ref[:, :1], 1e-6)
 
 
 def test_a_cuda_tensor_without_a_gpu_gets_a_clear_error(monkeypatch):

@@ -6,8 +6,11 @@ per-matrix steps are numba-cuda kernels of ``rankbias.kernels`` handed the same
 memory through ``__cuda_array_interface__``:
 
 - ``svdvals``: one-sided Jacobi (``kernels.jacobi_cuda``) on the float64 matrix
-  itself when min(m, n) <= 64, one block per matrix; larger matrices go to
-  torch.linalg.svdvals on the device for now.
+  itself when min(m, n) <= 64, one block per matrix; a batch of larger ones
+  by block one-sided Jacobi (``rankbias.block_jacobi``: cuBLAS GEMMs, with
+  the same kernel diagonalizing each 64 x 64 block-pair Gram matrix); a single
+  larger matrix by torch.linalg.svdvals (cuSOLVER), as there is no per-matrix
+  loop to save.
 - ``rsvd``: HMT Alg. 4.1 + 4.4 with shifted CholeskyQR3 for every basis (the
   float64 Gram matrix and Q = Y R^-1 on cuBLAS, R^-1 from ``kernels.cholqr_cuda``),
   then the SVD of the l x n projection B (Alg. 5.1), l = k + oversample <= 64:
@@ -79,12 +82,22 @@ def jacobi(M: torch.Tensor, sweeps: int = 30, tol: float = 1e-15):
     return S, V, W
 
 
-def svdvals(A: torch.Tensor) -> torch.Tensor:
+def _pair_eig(G: torch.Tensor) -> torch.Tensor:
+    """Eigenvectors V of symmetric PSD G (p, 64, 64): Jacobi on G gives G V = W with
+    orthogonal columns, so V^T G V is diagonal."""
+    return jacobi(G)[1]
+
+
+def svdvals(A: torch.Tensor, block_width: int = MAX_L // 2) -> torch.Tensor:
     """Singular values of A (b, m, n) -> (b, min(m, n)) descending, in A's dtype."""
     M = A.mT if A.shape[-2] < A.shape[-1] else A  # columns = the smaller side
-    if M.shape[-1] > MAX_L:
+    if M.shape[-1] <= 2 * block_width:
+        return jacobi(M.double())[0].to(A.dtype)
+    if M.shape[0] == 1:
         return torch.linalg.svdvals(A)
-    return jacobi(M.double())[0].to(A.dtype)
+    from rankbias import block_jacobi
+
+    return block_jacobi.svdvals(M.double(), _pair_eig, width=block_width)[0].to(A.dtype)
 
 
 def _cholqr(Y: torch.Tensor, shift: bool) -> torch.Tensor:
