@@ -1,7 +1,9 @@
 """asv suites of the GPU path against torch on the same device; every case is
-skipped (setup raises NotImplementedError) without a CUDA device."""
+skipped (setup raises NotImplementedError) without a CUDA device.  ``track_*``
+records accuracy against float64 LAPACK beside the time, as the CPU suites do."""
 
-from .cases import CUDA_CASES, CUDA_K, CUDA_SVDVALS_CASES, K, OVERSAMPLE, POWER_ITERS, nn_like
+from .cases import (CUDA_CASES, CUDA_K, CUDA_SVDVALS_CASES, K, OVERSAMPLE, POWER_ITERS, exact_svdvals,
+                    max_rel_err_above, nn_like, topk_rel_err)
 
 
 def _on_device(case):
@@ -27,6 +29,10 @@ class _Synced:
         self.fn(self.A)
         self.torch.cuda.synchronize()
 
+    def _values_and_exact(self, case):
+        """(the peer's singular values on the host, float64 LAPACK's)."""
+        return self.fn(self.A).cpu().numpy(), exact_svdvals(nn_like(*CUDA_CASES[case]))
+
 
 class CudaRSVD(_Synced):
     params = [list(CUDA_CASES), ["rankbias", "torch.svd_lowrank"]]
@@ -38,11 +44,17 @@ class CudaRSVD(_Synced):
 
         k = CUDA_K.get(case, K)
         self._warm(torch, A, {
-            "rankbias": lambda A: rb.rsvd(A, k, oversample=OVERSAMPLE, power_iters=POWER_ITERS, seed=0),
-            "torch.svd_lowrank": lambda A: torch.svd_lowrank(A, q=k + OVERSAMPLE, niter=POWER_ITERS)}[peer])
+            "rankbias": lambda A: rb.rsvd(A, k, oversample=OVERSAMPLE, power_iters=POWER_ITERS, seed=0).s,
+            "torch.svd_lowrank": lambda A: torch.svd_lowrank(A, q=k + OVERSAMPLE, niter=POWER_ITERS)[1]}[peer])
+        self.k = k
 
     def time_rsvd(self, case, peer):
         self._call()
+
+    def track_topk_rel_err(self, case, peer):
+        return topk_rel_err(*self._values_and_exact(case), self.k)
+
+    track_topk_rel_err.unit = "relative error"
 
 
 class CudaSvdvals(_Synced):
@@ -57,3 +69,8 @@ class CudaSvdvals(_Synced):
 
     def time_svdvals(self, case, peer):
         self._call()
+
+    def track_max_rel_err(self, case, peer):
+        return max_rel_err_above(*self._values_and_exact(case))
+
+    track_max_rel_err.unit = "relative error"
