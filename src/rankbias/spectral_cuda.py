@@ -83,13 +83,14 @@ def jacobi(M: torch.Tensor, sweeps: int = 30, tol: float = 1e-15):
 
 
 def _pair_eig(G: torch.Tensor) -> torch.Tensor:
-    """Eigenvectors V of symmetric PSD G (p, 64, 64): Jacobi on G gives G V = W with
-    orthogonal columns, so V^T G V is diagonal."""
+    """Eigenvectors V of symmetric PSD G (p, 2w, 2w), 2w <= 64: Jacobi on G gives
+    G V = W with orthogonal columns, so V^T G V is diagonal."""
     return jacobi(G)[1]
 
 
 def svdvals(A: torch.Tensor, block_width: int = MAX_L // 2) -> torch.Tensor:
-    """Singular values of A (b, m, n) -> (b, min(m, n)) descending, in A's dtype."""
+    """Singular values of A (b, m, n) -> (b, min(m, n)) descending, in A's dtype
+    (``block_width`` <= 32: block Jacobi's pairs must fit the 64-column kernel)."""
     M = A.mT if A.shape[-2] < A.shape[-1] else A  # columns = the smaller side
     if M.shape[-1] <= 2 * block_width:
         return jacobi(M.double())[0].to(A.dtype)
