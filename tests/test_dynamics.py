@@ -120,6 +120,11 @@ def test_log_steps_are_geometric_unique_and_include_both_ends():
         (dict(kind="sgd", loss="ce", lr=0.1, batch=4, steps=5, epochs=2), r"exactly one of 'steps' and 'epochs'"),
         (dict(kind="sgd", loss="ce", lr=0.1, steps=5), r"'batch' must be an int > 0 for sgd; got None"),
         (dict(kind="gf", loss="ce"), r"'flow_time' must be a float > 0 for gf; got None"),
+        (dict(kind="gd", loss="ce", lr=0.1, steps=10, max_steps=20), r"'gate' must be a finite float > 0 when 'max_steps'"),
+        (dict(kind="gd", loss="ce", lr=0.1, steps=10, gate=0.1), r"'max_steps' must be set and >= the budget 10"),
+        (dict(kind="gd", loss="ce", lr=0.1, steps=10, gate=0.1, max_steps=5), r"'max_steps' must be .* got 5"),
+        (dict(kind="gf", loss="ce", flow_time=2.0, gate=0.1), r"'max_flow_time' must be set and >= the budget 2\.0"),
+        (dict(kind="gf", loss="ce", flow_time=2.0, gate=-1.0, max_flow_time=4.0), r"'gate' must be a finite float > 0"),
     ],
 )
 def test_spec_errors_name_field_rule_and_value(kwargs, match):

@@ -15,6 +15,13 @@ regularizer lambda ||W||_F^2 is wd = 2 lambda).  The horizon lr * wd * T
   torchdiffeq's adaptive ``method`` (default dopri5) up to ``flow_time`` with
   tolerances ``rtol``, ``atol``; the solver's evaluations are counted.
 
+Running to a stationary point (gd and gf; sgd ignores these fields): with
+``gate`` set, a run checks ||grad L + wd theta|| / ||grad L|| (the stationarity
+of L + wd/2 ||theta||^2, relative) every 1/``GATE_CHECKS`` of its budget, and
+after its budget (``steps``, ``flow_time``) goes on until a check finds it
+<= ``gate``, up to ``max_steps`` / ``max_flow_time``; the first step (or flow
+time) where a check found it <= ``gate`` is kept as ``RunResult.gate_step``.
+
 Losses, averaged over the samples: ``ce`` (cross-entropy on logits, int
 labels), ``logistic`` (log(1 + exp(-y f)) with y = +-1), ``mse``
 (||f - y||^2 / 2).  A run whose loss turns non-finite stops and is reported as
@@ -35,6 +42,7 @@ from torchdiffeq import odeint
 from rankbias.data import Dataset
 
 KINDS = ("gd", "sgd", "gf")
+GATE_CHECKS = 200  # gate checks per budget: every 100 steps of a 20k-step run
 LOSSES = ("ce", "logistic", "mse")
 
 
@@ -53,6 +61,9 @@ class DynamicsSpec:
     atol: float = 1e-8
     log_points: int = 20
     tail_logs: int | None = None
+    gate: float | None = None
+    max_steps: int | None = None
+    max_flow_time: float | None = None
     seed: int = 0
 
     def __post_init__(self):
@@ -80,16 +91,34 @@ class DynamicsSpec:
             p.append(f"'log_points' must be >= 2; got {self.log_points}")
         if self.tail_logs is not None and (self.kind == "gf" or self.tail_logs < 1):
             p.append(f"'tail_logs' must be an int >= 1, for gd or sgd only; got {self.tail_logs!r} for {self.kind}")
+        if self.kind != "sgd":
+            p.extend(self._gate_problems())
         if p:
             raise ValueError("Invalid DynamicsSpec: " + "; ".join(p) + ". Fix these fields of the dynamics spec.")
 
+    def _gate_problems(self) -> list[str]:
+        """A gate needs its cap (max_steps for gd, max_flow_time for gf) at or past the budget, and vice versa."""
+        cap_name, budget = ("max_steps", self.steps) if self.kind == "gd" else ("max_flow_time", self.flow_time)
+        cap = getattr(self, cap_name)
+        if self.gate is None and cap is None:
+            return []
+        if self.gate is None or not (math.isfinite(self.gate) and self.gate > 0):
+            return [f"'gate' must be a finite float > 0 when '{cap_name}' is set; got {self.gate!r}"]
+        if cap is None or budget is None or not cap >= budget:
+            return [f"'{cap_name}' must be set and >= the budget {budget!r} when 'gate' is; got {cap!r}"]
+        return []
+
+    @property
+    def gated(self) -> bool:
+        """Whether the run goes on past its budget to the stationarity gate (gd and gf only)."""
+        return self.gate is not None and self.kind != "sgd"
 
     def identity(self) -> dict:
         """The fields this kind of dynamics uses (solver settings only for gf,
         lr and budgets only for gd/sgd): what names a run."""
-        unused = {"gd": ("epochs", "batch", "flow_time", "method", "rtol", "atol"),
-                  "sgd": ("flow_time", "method", "rtol", "atol"),
-                  "gf": ("lr", "steps", "epochs", "batch")}[self.kind]
+        unused = {"gd": ("epochs", "batch", "flow_time", "method", "rtol", "atol", "max_flow_time"),
+                  "sgd": ("flow_time", "method", "rtol", "atol", "gate", "max_steps", "max_flow_time"),
+                  "gf": ("lr", "steps", "epochs", "batch", "max_steps")}[self.kind]
         return {k: v for k, v in asdict(self).items() if k not in unused and v is not None}
 
 
@@ -104,6 +133,7 @@ class RunResult:
     log: list[dict] = field(default_factory=list)
     diverged_at: int | float | None = None
     solver: dict = field(default_factory=dict)
+    gate_step: int | float | None = None  # first gate check that passed (gated runs)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -176,6 +206,9 @@ def train(net: torch.nn.Module, data: Dataset, spec: DynamicsSpec, on_log: Calla
     every log point (step for gd/sgd, flow time for gf) after recording losses."""
     if spec.kind == "gf":
         return _flow(net, data, spec, on_log)
+    if spec.gated:
+        raise ValueError("Invalid run: a gated gd run trains as an ensemble (rankbias.ensemble.train_ensemble), "
+                         "which checks the gate; got one for the per-run loop. Use rankbias.run.run_one.")
     n = len(data.x_train)
     batch, total = budget(spec, n)
     params = [p for p in net.parameters() if p.requires_grad]
@@ -236,12 +269,13 @@ class _Diverged(Exception):
 
 
 def _flow(net, data: Dataset, spec: DynamicsSpec, on_log) -> RunResult:
-    """Gradient flow by an adaptive ODE solver over the flat parameter vector."""
+    """Gradient flow by an adaptive ODE solver over the flat parameter vector, logged at
+    geometric times; a gated run checks the gate every flow_time / GATE_CHECKS."""
     params = [p for p in net.parameters() if p.requires_grad]
     shapes = [p.shape for p in params]
     sizes = [p.numel() for p in params]
     net.double()  # integrate in float64: the solver's tolerances are finer than float32
-    theta0 = torch.cat([p.detach().reshape(-1) for p in params])
+    theta = torch.cat([p.detach().reshape(-1) for p in params])
     x, y = data.x_train.to(torch.float64), data.y_train if data.task == "classes" else data.y_train.to(torch.float64)
     calls = {"nfe": 0}
 
@@ -249,34 +283,62 @@ def _flow(net, data: Dataset, spec: DynamicsSpec, on_log) -> RunResult:
         for p, chunk, shape in zip(params, torch.split(theta, sizes), shapes):
             p.data = chunk.view(shape)
 
-    def field(t, theta):
-        calls["nfe"] += 1
+    def gradient(theta) -> torch.Tensor:
+        """grad L(theta), the unregularized loss's."""
         assign(theta)
         with torch.enable_grad():
             value = loss_value(spec.loss, net(x), y)
             grads = torch.autograd.grad(value, params)
         if not torch.isfinite(value):
-            raise _Diverged(float(t))
-        return -(torch.cat([g.reshape(-1) for g in grads]) + spec.wd * theta)
+            raise _Diverged()
+        return torch.cat([g.reshape(-1) for g in grads])
 
-    times = np.unique(np.concatenate([[0.0], np.geomspace(spec.flow_time / 1e3, spec.flow_time, spec.log_points - 1)]))
-    result = RunResult("done", spec.flow_time, spec.wd * spec.flow_time)
-    try:
-        path = odeint(field, theta0, torch.tensor(times), rtol=spec.rtol, atol=spec.atol, method=spec.method)
-    except _Diverged as err:
-        net.float()
-        return _diverged(result, spec.wd, err.args[0])
+    def field(t, theta):
+        calls["nfe"] += 1
+        try:
+            return -(gradient(theta) + spec.wd * theta)
+        except _Diverged:
+            raise _Diverged(float(t)) from None
+
+    cap = spec.max_flow_time if spec.gated else spec.flow_time
+    logs = np.unique(np.concatenate([[0.0], np.geomspace(cap / 1e3, cap, spec.log_points - 1)]))
+    checks = np.linspace(0.0, cap, int(round(GATE_CHECKS * cap / spec.flow_time)) + 1) if spec.gated else []
+    times = np.unique(np.concatenate([logs, checks]))
+    result, data64, now, stopped = RunResult("done", cap, spec.wd * cap), _as64(data), 0.0, False
+    # one solver call per chunk of output times: a gated run stops within a chunk of its gate
+    for chunk in np.array_split(times, max(1, len(times) // 50)):
+        grid = np.unique(np.concatenate([[now], chunk]))
+        try:
+            path = odeint(field, theta, torch.tensor(grid), rtol=spec.rtol, atol=spec.atol, method=spec.method)
+        except _Diverged as err:
+            net.float()
+            return _diverged(result, spec.wd, err.args[0])
+        for t, state in zip(grid, path):
+            if t < now or (t == now and t > 0):  # the chunk's start, processed with the chunk before
+                continue
+            now, theta = float(t), state.clone()
+            if spec.gated and t in checks and _passes(gradient(theta), theta, spec):
+                result.gate_step = now if result.gate_step is None else result.gate_step
+                stopped = now >= spec.flow_time
+            if t in logs or stopped:
+                assign(theta)
+                result.log.append(_evaluate(net, data64, spec.loss, now))
+                if on_log is not None:
+                    on_log(now, net)
+            if stopped:
+                result.steps, result.horizon = now, spec.wd * now
+                break
+        if stopped:
+            break
     result.solver = {"method": spec.method, "rtol": spec.rtol, "atol": spec.atol, "nfe": calls["nfe"]}
-    for t, theta in zip(times, path):
-        assign(theta.clone())
-        net.double()
-        row = _evaluate(net, _as64(data), spec.loss, float(t))
-        result.log.append(row)
-        if on_log is not None:
-            on_log(float(t), net)
-    assign(path[-1].clone())
+    assign(theta)
     net.float()
     return result
+
+
+def _passes(g: torch.Tensor, theta: torch.Tensor, spec: DynamicsSpec) -> bool:
+    """||g + wd theta|| <= gate ||g||: the stationarity gate, g = grad L at theta."""
+    return float((g + spec.wd * theta).norm()) <= spec.gate * float(g.norm())
 
 
 def _as64(data: Dataset) -> Dataset:

@@ -38,10 +38,10 @@ from typing import Callable
 import torch
 
 from rankbias.data import Dataset
-from rankbias.dynamics import DynamicsSpec, RunResult, accuracy, budget, log_steps, loss_and_grad
+from rankbias.dynamics import GATE_CHECKS, DynamicsSpec, RunResult, accuracy, budget, log_steps, loss_and_grad
 from rankbias.nets import Net, NetSpec, activate, build, init_params
 
-SHARED = ("kind", "loss", "steps", "epochs", "batch", "log_points", "tail_logs")
+SHARED = ("kind", "loss", "steps", "epochs", "batch", "log_points", "tail_logs", "gate", "max_steps")
 
 
 def _check(specs: list[DynamicsSpec]) -> None:
@@ -161,17 +161,23 @@ class Ensemble:
 
 
 def train_ensemble(
-    spec: NetSpec, data: Dataset, members: list[DynamicsSpec], on_log: Callable | None = None
+    spec: NetSpec, data: Dataset, members: list[DynamicsSpec], on_log: Callable | None = None,
+    stationarity: Callable | None = None,
 ) -> list[RunResult]:
     """Train one member per ``DynamicsSpec`` (seed, lr, wd its own) at once.
 
     Returns one ``RunResult`` per member, as ``dynamics.train`` would; calls
     ``on_log(at, ensemble, alive)`` at each log point, ``alive`` the indices of
-    the members still training (``Ensemble.effective`` gives all their weights)."""
+    the members still training (``Ensemble.effective`` gives all their weights).
+    Gated members (``DynamicsSpec.gated``, see ``rankbias.dynamics``) need
+    ``stationarity(ensemble) -> (R,)`` array; a member that passes the gate after
+    its budget is logged at that step and stops there."""
     _check(members)
     first = members[0]
     n = len(data.x_train)
     batch, total = budget(first, n)
+    gate = Gate(first, total, stationarity) if first.gated else None
+    cap = gate.cap if gate else total
     R = len(members)
     ens = Ensemble(spec, [m.seed for m in members])
     lr = torch.tensor([m.lr for m in members])  # (R,)
@@ -180,18 +186,31 @@ def train_ensemble(
     results = [RunResult("done", 0, 0.0) for _ in members]
     gens = [torch.Generator().manual_seed(m.seed) for m in members]
     per_epoch = n // batch
-    logs = set(log_steps(total, first.log_points, first.tail_logs))
-    for step in range(total + 1):
+    logs = set(log_steps(cap, first.log_points, first.tail_logs))
+
+    def log(step: int, who: list[int]) -> None:
+        rows = ens.evaluate(data, first.loss)
+        for r in who:
+            if math.isfinite(rows[r]["train_loss"]):
+                results[r].log.append({"at": step, **rows[r]})
+            else:
+                _freeze(results[r], alive, r, members[r], step, lr)
+        if on_log is not None and alive:
+            on_log(step, ens, [r for r in who if r in alive])
+
+    for step in range(cap + 1):
         if step in logs:
-            rows = ens.evaluate(data, first.loss)
-            for r in list(alive):
-                if math.isfinite(rows[r]["train_loss"]):
-                    results[r].log.append({"at": step, **rows[r]})
-                else:
-                    _freeze(results[r], alive, r, members[r], step, lr)
-            if on_log is not None and alive:
-                on_log(step, ens, list(alive))
-        if step == total or not alive:
+            log(step, list(alive))
+        if gate is not None and alive and gate.due(step):
+            stop = gate.check(step, ens, alive, results)
+            if stop and step not in logs:
+                log(step, stop)
+            for r in stop:
+                if r in alive:  # done at the gate: it stops here, its weights frozen (lr = 0)
+                    results[r].steps, results[r].horizon = step, members[r].lr * members[r].wd * step
+                    alive.remove(r)
+                    lr[r] = 0.0
+        if step == cap or not alive:
             break
         if batch == n:
             xb, yb = data.x_train.expand(R, -1, -1), data.y_train.expand(R, *data.y_train.shape)
@@ -206,10 +225,32 @@ def train_ensemble(
             for r in torch.nonzero(~torch.isfinite(losses)).flatten().tolist():
                 if r in alive:
                     _freeze(results[r], alive, r, members[r], step, lr)
-    for r, m in enumerate(members):
-        if results[r].status == "done":
-            results[r].steps, results[r].horizon = total, m.lr * m.wd * total
+    for r in alive:  # trained to the end of the budget (gated: to the cap, off the gate)
+        results[r].steps, results[r].horizon = cap, members[r].lr * members[r].wd * cap
     return results
+
+
+class Gate:
+    """The stationarity gate of gated gd members (see ``rankbias.dynamics``): checked
+    every ``interval`` steps; a member passing it at or after the budget stops."""
+
+    def __init__(self, spec: DynamicsSpec, total: int, stationarity: Callable | None):
+        if stationarity is None:
+            raise ValueError("Invalid ensemble: gated members need a stationarity measure. Pass `stationarity`.")
+        self.limit, self.total, self.cap, self.measure = spec.gate, total, spec.max_steps, stationarity
+        self.interval = max(1, total // GATE_CHECKS)
+
+    def due(self, step: int) -> bool:
+        return step % self.interval == 0 or step == self.cap
+
+    def check(self, step: int, ens: "Ensemble", alive: list[int], results: list[RunResult]) -> list[int]:
+        """Record first passes among ``alive``; return the members that stop at ``step``."""
+        values = self.measure(ens)  # (R,)
+        passed = [r for r in alive if values[r] <= self.limit]
+        for r in passed:
+            if results[r].gate_step is None:
+                results[r].gate_step = step
+        return passed if step >= self.total else []
 
 
 def _freeze(result: RunResult, alive: list[int], r: int, member: DynamicsSpec, step: int, lr: torch.Tensor):

@@ -35,6 +35,7 @@ Whole network, with theta the trainable parameters and g = grad L_unregularized:
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -76,6 +77,55 @@ def _rank_values(s: np.ndarray, m: int, n: int, tail: int) -> dict[str, np.ndarr
     }
 
 
+@dataclass
+class Gradients:
+    """The full-batch gradient of the unregularized loss of R stacked nets: theta and g (R, P)
+    float64 over the trainable parameters, each layer's pre-activations z_k and outputs h_k
+    (R, N, n_k), deltas dL/dz_k (R, N, n_k) and weight gradients {k: (R, n_k, n_{k-1})}."""
+
+    theta: torch.Tensor
+    g: torch.Tensor
+    pre: list
+    post: list
+    deltas: list
+    wgrads: dict
+
+
+def gradients(spec, loss: str, weights: list[torch.Tensor], biases, data) -> Gradients:
+    """``Gradients`` of R nets of ``spec`` with stacked weights [(R, n_k, n_{k-1})] on ``data``'s
+    training set, by autograd through ``geometry.trace``."""
+    R = weights[0].shape[0]
+    trainable = [k for k in range(len(weights)) if not (spec.fixed_outer and k == len(weights) - 1)]
+    ws = [w.detach().clone().requires_grad_(k in trainable) for k, w in enumerate(weights)]
+    bs = [b.detach().clone().requires_grad_(k in trainable) for k, b in enumerate(biases)] if biases else None
+    dtype = ws[0].dtype
+    x = data.x_train.to(dtype).expand(R, *data.x_train.shape)
+    y = data.y_train if data.task == "classes" else data.y_train.to(dtype)
+    with torch.enable_grad():
+        pre, post = geometry.trace(spec, ws, bs, x)
+        losses = loss_per_sample(loss, post[-1], y.expand(R, *y.shape)).mean(1)  # (R,)
+        params = [ws[k] for k in trainable] + ([bs[k] for k in trainable] if bs else [])
+        grads = torch.autograd.grad(losses.sum(), params + pre)
+        grads, deltas = grads[: len(params)], grads[len(params):]  # dL/dz_k (R, N, n_k)
+    theta = torch.cat([p.detach().flatten(1) for p in params], 1).double()  # (R, P)
+    g = torch.cat([q.flatten(1) for q in grads], 1).double()
+    return Gradients(theta, g, [z.detach() for z in pre], [h.detach() for h in post], [d.detach() for d in deltas],
+                     {k: q.detach() for k, q in zip(trainable, grads)})
+
+
+def _stationarity(theta: torch.Tensor, g: torch.Tensor, wd: torch.Tensor) -> np.ndarray:
+    """||g + wd theta|| / ||g|| per member (R,): 0 at a stationary point of L + wd/2 ||theta||^2."""
+    gnorm = g.norm(dim=1)
+    ratio = (g + wd.reshape(-1)[:, None] * theta).norm(dim=1) / gnorm
+    return torch.where(gnorm > 0, ratio, torch.tensor(float("nan"), dtype=torch.float64)).numpy()
+
+
+def stationarity(spec, loss: str, weights: list[torch.Tensor], biases, data, wd) -> np.ndarray:
+    """The ``stationarity`` metric of R stacked nets, (R,) float64: the stopping rule of gated runs."""
+    grads = gradients(spec, loss, weights, biases, data)
+    return _stationarity(grads.theta, grads.g, torch.as_tensor(wd, dtype=torch.float64))
+
+
 class Tracker:
     """Measures R networks of one ``NetSpec`` at each log point of their training,
     remembering D_k(0), span(X_train) and the inputs' class spread from the first call."""
@@ -106,30 +156,16 @@ class Tracker:
 
     def _network(self, weights, biases, data, values, R):
         """alignment, norm_ratio, stationarity, grad_norm; keeps the traced features."""
-        trainable = [k for k in range(len(weights)) if not (self.spec.fixed_outer and k == len(weights) - 1)]
-        ws = [w.detach().clone().requires_grad_(k in trainable) for k, w in enumerate(weights)]
-        bs = [b.detach().clone().requires_grad_(k in trainable) for k, b in enumerate(biases)] if biases else None
-        dtype = ws[0].dtype
-        x = data.x_train.to(dtype).expand(R, *data.x_train.shape)
-        y = data.y_train if data.task == "classes" else data.y_train.to(dtype)
-        with torch.enable_grad():
-            pre, post = geometry.trace(self.spec, ws, bs, x)
-            losses = loss_per_sample(self.loss, post[-1], y.expand(R, *y.shape)).mean(1)  # (R,)
-            params = [ws[k] for k in trainable] + ([bs[k] for k in trainable] if bs else [])
-            grads = torch.autograd.grad(losses.sum(), params + pre)
-            grads, deltas = grads[: len(params)], grads[len(params):]  # dL/dz_k (R, N, n_k)
-        theta = torch.cat([p.detach().flatten(1) for p in params], 1).double()  # (R, P)
-        g = torch.cat([q.flatten(1) for q in grads], 1).double()
+        grads = gradients(self.spec, self.loss, weights, biases, data)
+        theta, g = grads.theta, grads.g
         gnorm, tnorm = g.norm(dim=1), theta.norm(dim=1)
         fros = torch.stack([w.detach().flatten(1).norm(dim=1) for w in weights]).double()  # (L, R)
         nan = torch.tensor(float("nan"), dtype=torch.float64)
         values[(-1, "alignment")] = torch.where(gnorm * tnorm > 0, -(g * theta).sum(1) / (gnorm * tnorm), nan).numpy()
         values[(-1, "norm_ratio")] = (fros.amax(0) / fros.amin(0)).numpy()
-        values[(-1, "stationarity")] = torch.where(gnorm > 0, (g + self.wd[:, None] * theta).norm(dim=1) / gnorm, nan).numpy()
+        values[(-1, "stationarity")] = _stationarity(theta, g, self.wd)
         values[(-1, "grad_norm")] = gnorm.numpy()
-        self._pre, self._post = [z.detach() for z in pre], [h.detach() for h in post]
-        self._deltas = [d.detach() for d in deltas]
-        self._wgrads = {k: g.detach() for k, g in zip(trainable, grads)}
+        self._pre, self._post, self._deltas, self._wgrads = grads.pre, grads.post, grads.deltas, grads.wgrads
 
     def _geometry(self, weights, spectra, data, values):
         """Collapse, data span and invariance drift, from the traced features."""

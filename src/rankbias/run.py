@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import platform
 import subprocess
 import time
@@ -35,7 +36,7 @@ import torch
 
 from rankbias import __version__, data, geometry
 from rankbias.dynamics import DynamicsSpec, accuracy, loss_value, train
-from rankbias.metrics import Tracker
+from rankbias.metrics import Tracker, stationarity
 from rankbias.nets import NetSpec, build
 from rankbias.store import RunRecord, Store
 
@@ -130,15 +131,29 @@ def _record_point(rec: RunRecord, at, rows: list[tuple], spectra: list) -> None:
 
 
 def _record_result(rec: RunRecord, result) -> None:
-    """Copy a ``dynamics.RunResult`` (status, budget, losses at log points) into ``rec``."""
+    """Copy a ``dynamics.RunResult`` (status, budget, losses at log points) into ``rec``;
+    a gated run's first pass of the gate becomes the metric ``gate_step`` at its last log
+    point (NaN when no check passed)."""
     for row in result.log:
         rec.metrics.extend((float(row["at"]), -1, k, float(v)) for k, v in row.items() if k != "at")
     rec.status, rec.steps, rec.horizon = result.status, float(result.steps), float(result.horizon)
     rec.diverged_at, rec.solver = result.diverged_at, result.solver
+    if result.log and _gated(rec.config):
+        first = math.nan if result.gate_step is None else float(result.gate_step)
+        rec.metrics.append((float(result.log[-1]["at"]), -1, "gate_step", first))
+
+
+def _gated(flat: dict) -> bool:
+    return flat.get("gate") is not None and flat.get("kind") != "sgd"
 
 
 def run_one(config: RunConfig, store: Store | None = None) -> RunRecord:
     """Train ``config``, measure at every log point, write one transaction to ``store``."""
+    if config.dynamics.gated and config.dynamics.kind == "gd":  # the ensemble trainer checks the gate
+        rec = _train_ensemble([config])[0]
+        if store is not None:
+            store.write(rec)
+        return rec
     rec = blank_record(config, time.time())
     try:
         dataset = make_data(config.data)
@@ -206,6 +221,11 @@ def train_group(group: list[RunConfig]) -> list[RunRecord]:
     its records without touching any store: the unit of work executors ship."""
     if len(group) == 1:
         return [run_one(group[0])]
+    return _train_ensemble(group)
+
+
+def _train_ensemble(group: list[RunConfig]) -> list[RunRecord]:
+    """Train ``group`` (runs sharing an ``ensemble_key``) as one ensemble; see ``train_group``."""
     from rankbias.ensemble import train_ensemble
 
     started = time.time()
@@ -226,7 +246,13 @@ def train_group(group: list[RunConfig]) -> list[RunRecord]:
                 if r in alive:
                     _record_point(recs[r], at, rows, spectra)
 
-        results = train_ensemble(group[0].net, dataset, [c.dynamics for c in group], on_log=on_log)
+        wds = [c.dynamics.wd for c in group]
+
+        def measure(ens):
+            return stationarity(group[0].net, group[0].dynamics.loss, *ens.effective(), dataset, wds)
+
+        results = train_ensemble(group[0].net, dataset, [c.dynamics for c in group], on_log=on_log,
+                                 stationarity=measure)
         for rec, result in zip(recs, results):
             _record_result(rec, result)
     except Exception as err:  # the whole group failed: each of its runs says why
