@@ -44,6 +44,14 @@ def test_scenario_seeds_override_the_tier():
     assert len(expand(spec, "quick").runs) == 2 * 3
 
 
+def test_a_list_of_seeds_trains_those_seeds_in_every_tier():
+    spec = parse(BASE + "seeds = [11, 12, 13]\n")
+    for tier in ("quick", "full"):
+        matrix = expand(spec, tier)
+        assert sorted({c.seed for c in matrix.runs.values()}) == [11, 12, 13] and len(matrix.runs) == 2 * 3
+    assert {v["dynamics.wd"] for v in matrix.cells["s1"].values()} == {0.0, 0.01}
+
+
 def test_cli_list_prints_runs_and_skips():
     result = CliRunner().invoke(app, ["list", str(EXAMPLE), "--tier", "standard"])
     assert result.exit_code == 0, result.output
@@ -61,7 +69,11 @@ def test_cli_list_prints_runs_and_skips():
         (BASE.replace('id = "s1"', "id = 3"), r"key 'id': Input should be a valid string\. Got 3"),
         (BASE.replace('id = "s1"', 'id = "has space"'), r"key 'id': String should match pattern"),
         (BASE + "tiers = ['nightly']\n", r"key 'tiers\.0': Input should be 'quick', 'standard' or 'full'\. Got 'nightly'"),
-        (BASE + "seeds = 0\n", r"key 'seeds': Input should be greater than or equal to 1\. Got 0\. Fix: use a larger value"),
+        (BASE + "seeds = 0\n", r"key 'seeds': 'seeds' must be a count in \[1, 100\].*Got 0\. Fix: write a count, e\.g\. seeds = 3"),
+        (BASE + "seeds = [11, 12, 11]\n", r"key 'seeds': a list of seeds must not repeat a seed; \[11\] appear more than once\. Got \[11, 12, 11\]\. Fix: .*seeds = \[11, 12, 13\]"),
+        (BASE + "seeds = [3, -1]\n", r"key 'seeds': a list of seeds must hold ints >= 0; \[-1\] are not\. Got \[3, -1\]"),
+        (BASE + "seeds = [1.5, 2]\n", r"key 'seeds': a list of seeds must hold ints >= 0; \[1\.5\] are not"),
+        (BASE + "seeds = []\n", r"key 'seeds': a list of seeds must hold at least one seed\. Got \[\]"),
         (BASE.replace('kind = "mixture"', 'kind = "cifar10"'), r"key 'data': 'kind' must be one of \['digits'.*got 'cifar10'"),
         (BASE.replace("seed = 0 }", "seed = 0, colour = 1 }"), r"key 'data': unknown keys \['colour'\] for data kind 'mixture'"),
         (BASE.replace('arch = "deep_relu"', 'arch = "deep_relu", depth = 3'), r"key 'net': unknown net fields \['depth'\]"),

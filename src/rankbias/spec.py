@@ -1,7 +1,7 @@
 """The experiment matrix declared as data: TOML files validated with pydantic.
 
-A matrix file holds one ``[[scenario]]`` table per experiment (a claim of
-claims.md, or a researcher's own):
+A matrix file holds one ``[[scenario]]`` table per experiment (a claim of the
+built-in matrices ``matrices/claims-v<version>.toml``, or a researcher's own):
 
     [tiers]                      # seeds per tier (these are the defaults)
     quick = 2
@@ -16,13 +16,19 @@ claims.md, or a researcher's own):
     net = { arch = "deep_relu", widths = [32, 100, 100, 100, 10] }
     dynamics = { kind = "sgd", loss = "ce", lr = 0.1, batch = 4, epochs = 40 }
     grid = { "dynamics.wd" = [0.0, 1e-3, 5e-3, 1e-2, 2e-2] }
-    seeds = 3                    # optional: overrides the tier's count
+    seeds = 3                    # optional: overrides the tier's count...
+    seeds = [11, 12, 13]         # ...or names the init seeds themselves (in every tier)
 
 ``data`` takes the keyword arguments of its generator in ``rankbias.data``
 (``kind`` names it), ``net`` the fields of ``NetSpec`` and ``dynamics`` those
 of ``DynamicsSpec``; ``grid`` maps dotted paths into those three tables to the
 values the scenario varies.  Anything else is an error that names the file,
 the key, the value, the rule and the fix (``MatrixError``).
+
+A scenario whose id is ``<claim id>.<name>`` is a variant of that claim (other
+widths, seeds, data or init) and is scored by the claim's criteria; a matrix
+may hold variants only, e.g. a held-out check of a claim (see
+examples/heldout.toml).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from rankbias import data as datasets
 from rankbias.dynamics import DynamicsSpec
@@ -58,7 +65,35 @@ class Scenario(BaseModel):
     net: dict
     dynamics: dict
     grid: dict[str, list] = Field(default_factory=dict)
-    seeds: int | None = Field(default=None, ge=1, le=100)
+    seeds: int | list[int] | None = None
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seeds(cls, value):
+        """A count in [1, 100], or a list of distinct init seeds, each an int >= 0."""
+        if value is None:
+            return value
+        if isinstance(value, list):
+            bad = [v for v in value if not isinstance(v, int) or isinstance(v, bool) or v < 0]
+            if not value:
+                raise PydanticCustomError("seed_list", "a list of seeds must hold at least one seed")
+            if bad:
+                raise PydanticCustomError("seed_list", "a list of seeds must hold ints >= 0; {bad} are not",
+                                          {"bad": bad})
+            repeated = sorted({v for v in value if value.count(v) > 1})
+            if repeated:
+                raise PydanticCustomError("seed_list", "a list of seeds must not repeat a seed; {repeated} "
+                                          "appear more than once", {"repeated": repeated})
+            return value
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 100:
+            raise PydanticCustomError("seed_list", "'seeds' must be a count in [1, 100] or a list of ints >= 0")
+        return value
+
+    def seed_list(self, tier_count: int) -> list[int]:
+        """The init seeds of this scenario: its own list, range(its count), or range(the tier's count)."""
+        if isinstance(self.seeds, list):
+            return list(self.seeds)
+        return list(range(self.seeds or tier_count))
 
     @field_validator("data")
     @classmethod
@@ -120,14 +155,23 @@ class MatrixSpec(BaseModel):
         return value
 
 
-BUILTIN = Path(__file__).parent / "matrices" / "claims.toml"  # the standardized matrix of claims.md
+CLAIMS_VERSIONS = (1, 2)  # as rankbias.hypotheses.VERSIONS; each version's matrix file never changes
 
 
-def resolve(target: str, tier: str) -> tuple[Path, str]:
+def builtin(version: int = CLAIMS_VERSIONS[-1]) -> Path:
+    """The built-in matrix of the claims of claims version ``version``."""
+    return Path(__file__).parent / "matrices" / f"claims-v{version}.toml"
+
+
+BUILTIN = builtin()  # the current claims matrix
+
+
+def resolve(target: str, tier: str, version: int = CLAIMS_VERSIONS[-1]) -> tuple[Path, str]:
     """(matrix file, tier) for a command-line target: a tier name means the
-    built-in matrix at that tier, anything else a matrix file at ``tier``."""
+    built-in matrix of claims version ``version`` at that tier, anything else a
+    matrix file at ``tier``."""
     if target in TIERS:
-        return BUILTIN, target
+        return builtin(version), target
     return Path(target), tier
 
 
@@ -180,6 +224,7 @@ _FIXES = {
     "list_type": "write the value as a list, e.g. [1, 2]",
     "dict_type": "write the value as an inline table, e.g. { key = 1 }",
     "greater_than_equal": "use a larger value",
+    "seed_list": "write a count, e.g. seeds = 3, or distinct ints >= 0, e.g. seeds = [11, 12, 13]",
     "less_than_equal": "use a smaller value",
     "too_short": "give at least one entry",
     "string_pattern_mismatch": "use letters, digits, '.', '_' and '-' only",
