@@ -66,7 +66,9 @@ def test_cli_run_resumes_and_refuses_bad_input(tmp_path):
     first = CliRunner().invoke(app, ["run", str(matrix_file), "--store", store, "--quiet", "--processes", "1",
                                      "--scorecard", str(scorecard)])
     assert first.exit_code == 0, first.output
-    assert json.loads(scorecard.read_text()) == []  # scenario "s" is no baseline's: nothing to score
+    card = json.loads(scorecard.read_text())  # scenario "s" is no claim's: nothing to score, and it says so
+    assert card["verdicts"] == [] and "nothing to score" in card["meta"]["note"] and "rankbias compare" in first.output
+    assert card["meta"]["runs"] == {"in_matrix": 6, "stored": 6, "done": 6}
     assert "6 runs trained, 0 already stored" in " ".join(first.output.split())
     again = CliRunner().invoke(app, ["run", str(matrix_file), "--store", store, "--quiet", "--scorecard", ""])
     assert "0 runs trained, 6 already stored" in " ".join(again.output.split())

@@ -12,13 +12,14 @@ from typer.testing import CliRunner
 from rankbias import hypotheses
 from rankbias.cli import app
 from rankbias.dynamics import DynamicsSpec
-from rankbias.hypotheses import BASELINES, Check, HypothesisError, RunSet, Trend, load_entry_points, load_file
+from rankbias.hypotheses import (BASELINES, VERSIONS, Check, HypothesisError, RunSet, Trend, claims, load_entry_points,
+                                 load_file, unknown_variants)
 from rankbias.hypotheses import galanti, kuzborskij, nulls, zangrando
 from rankbias.matrix import Matrix
 from rankbias.nets import NetSpec
 from rankbias.run import RunConfig, provenance
 from rankbias.score import GATE, Runs, score, scorecard
-from rankbias.spec import BUILTIN, load
+from rankbias.spec import builtin, load
 from rankbias.store import RunRecord, Store
 
 EXAMPLE = "examples/my_hypothesis.py"
@@ -31,7 +32,7 @@ def plant(tmp_path, scenario: str, cells: dict, rank, acc=lambda wd, s: 1.0) -> 
     layers have rank_tol = rank(wd, seed) and train accuracy acc(wd, seed) at the
     last step, with no training."""
     store, matrix = Store(tmp_path / "planted.sqlite"), Matrix("quick")
-    names = []
+    names, matrix.cells[scenario] = [], {}
     for wd in cells["wd"]:
         for seed in cells["seeds"]:
             cfg = RunConfig(DATA, NET, DynamicsSpec("sgd", "ce", wd=wd, lr=0.1, batch=4, epochs=40), seed=seed)
@@ -43,6 +44,7 @@ def plant(tmp_path, scenario: str, cells: dict, rank, acc=lambda wd, s: 1.0) -> 
             store.write(rec)
             matrix.runs[cfg.name()] = cfg
             names.append(cfg.name())
+            matrix.cells[scenario][cfg.name()] = {"dynamics.wd": wd}
     matrix.members[scenario] = names
     return store, matrix
 
@@ -69,18 +71,45 @@ def test_a_planted_trend_passes_with_its_statistics_horizon_and_gate(tmp_path):
     assert GATE == 0.1
 
 
-def test_runs_at_chance_accuracy_are_counted_and_noted_but_scored_as_they_are(tmp_path):
+def test_version_1_counts_runs_at_chance_accuracy_and_scores_them_as_they_are(tmp_path):
     ranks = {0.0: 99, 1e-3: 98, 5e-3: 70, 1e-2: 20, 2e-2: 12}
     rank = lambda wd, s: ranks[wd] + (s % 2)  # noqa: E731
     cells = {"wd": WDS, "seeds": [0, 1, 2]}
     (tmp_path / "clean").mkdir(), (tmp_path / "chance").mkdir()
-    clean = score(_galanti_wd(), Runs(*plant(tmp_path / "clean", "galanti.wd", cells, rank)), n_boot=50)
+    clean = score(_galanti_wd(), Runs(*plant(tmp_path / "clean", "galanti.wd", cells, rank)), n_boot=50, version=1)
     # 10 classes: chance is 0.1; 0.14 is within the 0.05 margin, 0.16 is not
     acc = lambda wd, s: 0.14 if (wd, s) == (2e-2, 0) else 0.16 if (wd, s) == (1e-2, 1) else 1.0  # noqa: E731
-    v = score(_galanti_wd(), Runs(*plant(tmp_path / "chance", "galanti.wd", cells, rank, acc)), n_boot=50)
+    v = score(_galanti_wd(), Runs(*plant(tmp_path / "chance", "galanti.wd", cells, rank, acc)), n_boot=50, version=1)
     assert clean.untrained == 0 and clean.note == ""
     assert v.untrained == 1 and "1 of 15 runs ended within 0.05 of chance train accuracy" in v.note
     assert [s.value for s in v.statistics] == [s.value for s in clean.statistics] and v.verdict == clean.verdict
+
+
+def test_version_2_excludes_untrained_runs_counts_them_per_cell_and_drops_empty_cells(tmp_path):
+    ranks = {0.0: 99, 1e-3: 98, 5e-3: 70, 1e-2: 20, 2e-2: 12}
+    rank = lambda wd, s: ranks[wd]  # noqa: E731
+    cells = {"wd": WDS, "seeds": [0, 1, 2]}
+    for d in ("clean", "planted", "dropped"):
+        (tmp_path / d).mkdir()
+    clean = score(_galanti_wd(), Runs(*plant(tmp_path / "clean", "galanti.wd", cells, rank)), n_boot=50)
+    # an untrained run planted in a cell with a rank far off its cell's: excluded, nothing changes but the count
+    odd = lambda wd, s: 99 if (wd, s) == (2e-2, 1) else ranks[wd]  # noqa: E731
+    chance = lambda wd, s: 0.12 if (wd, s) == (2e-2, 1) else 1.0  # noqa: E731
+    store, matrix = plant(tmp_path / "planted", "galanti.wd", cells, odd, chance)
+    v = score(_galanti_wd(), Runs(store, matrix), n_boot=50)
+    assert v.version == 2 and v.untrained == 1 and v.untrained_cells == {"wd=0.02": 1} and v.dropped == []
+    assert [s.value for s in v.statistics] == [s.value for s in clean.statistics] and v.verdict == clean.verdict == "pass"
+    assert v.n == 14 and "1 of 15 runs untrained" in v.note and "wd=0.02: 1" in v.note
+    # version 1 reads the same runs with the untrained one in: it moves the wd=2e-2 cell past the criterion
+    v1 = score(_galanti_wd(), Runs(store, matrix), n_boot=50, version=1)
+    assert v1.n == 15 and v1.verdict != "pass" and v1.statistics[2].value == pytest.approx((12 + 12 + 99) / 3 / 100)
+    # every run of the wd=2e-2 cell untrained: the cell is dropped and the criterion that needs it is named
+    gone = lambda wd, s: 0.1 if wd == 2e-2 else 1.0  # noqa: E731
+    d = score(_galanti_wd(), Runs(*plant(tmp_path / "dropped", "galanti.wd", cells, rank, gone)), n_boot=50)
+    assert d.dropped == ["wd=0.02"] and d.untrained_cells == {"wd=0.02": 3}
+    low = next(s for s in d.statistics if s.name == "rank(wd=2e-2) / width")
+    assert np.isnan(low.value) and low.status == "inconclusive" and "wd=0.02" in low.note
+    assert d.verdict == "inconclusive"
 
 
 def test_a_flat_rank_fails_and_disagreeing_seeds_are_inconclusive(tmp_path):
@@ -141,20 +170,26 @@ def test_horizon_null_predicts_the_isotonic_fit():
     np.testing.assert_allclose(predicted.values, [99, 55, 55, 10])  # pools the violating pair
 
 
-def test_every_claim_of_the_builtin_matrix_has_a_baseline_and_back():
-    quick = {s.id for s in load(BUILTIN).scenario if "quick" in s.tiers}
-    ids = {h.id for h in BASELINES if h.paper != "null"}
-    assert ids == quick  # one hypothesis per claim id, one scenario per claim
-    for h in BASELINES:
+@pytest.mark.parametrize("version", VERSIONS)
+def test_every_claim_of_each_versions_matrix_has_a_hypothesis_and_back(version):
+    scenarios = load(builtin(version)).scenario
+    quick = {s.id for s in scenarios if "quick" in s.tiers}
+    ids = {h.id for h in claims(version) if h.paper != "null"}
+    variants = {sid for sid in quick if any(sid.startswith(i + ".") for i in ids)}
+    assert ids == quick - variants  # one hypothesis per claim id, one scenario per claim, plus variants
+    for h in claims(version):
         assert set(h.scenarios) <= quick
-        assert h.cite or h.paper == "null"
+        assert h.cite or h.paper in ("null", "new")
+        assert h.version <= version and (h.version == 1 or h.amendment)
 
 
-def test_every_full_tier_scenario_is_scored_as_a_variant_of_a_claim():
-    full_only = {s.id for s in load(BUILTIN).scenario if s.tiers == ["full"]}
+@pytest.mark.parametrize("version", VERSIONS)
+def test_every_full_tier_scenario_is_scored_as_a_variant_of_a_claim(version):
+    full_only = {s.id for s in load(builtin(version)).scenario if s.tiers == ["full"]}
     assert full_only  # wider, deeper and real-data versions of claims
+    assert not unknown_variants(full_only, version)
     for sid in full_only:
-        assert any(sid.startswith(h.id + ".") for h in BASELINES), sid
+        assert any(sid.startswith(h.id + ".") for h in claims(version)), sid
 
 
 FALLS = {0.0: 0.99, 1e-3: 0.8, 5e-3: 0.5, 1e-2: 0.2, 2e-2: 0.1}  # rank / width by wd
@@ -226,7 +261,10 @@ def test_cli_compare_scores_a_file_beside_the_baselines(tmp_path):
     from rankbias import __version__
 
     assert f"runs made by rankbias {__version__}@" in result.output  # the code version is shown
-    verdicts = {v["id"]: v for v in json.loads(out.read_text())}
+    card = json.loads(out.read_text())
+    assert card["meta"]["claims_version"] == 2 and card["meta"]["runs"] == {"in_matrix": 154, "stored": 10, "done": 10}
+    assert card["meta"]["tier"] == "quick" and card["meta"]["matrix"] == "quick" and card["meta"]["verdicts"]["pass"] >= 1
+    verdicts = {v["id"]: v for v in card["verdicts"]}
     assert verdicts["galanti.wd"]["verdict"] == "pass" and verdicts["galanti.wd"]["n"] == 10
     mine = verdicts["mine.noise_ratio"]  # wd > 0 runs of galanti.wd; the other sweeps are not stored
     assert mine["verdict"] == "inconclusive" and "not in the store" in mine["note"]

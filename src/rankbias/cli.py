@@ -84,21 +84,40 @@ def _measure(name: str, w: np.ndarray, tol: float, eps: float) -> dict:
 
 
 TARGET_HELP = "A tier of the built-in claims matrix (quick, standard, full) or a matrix TOML file."
+VERSION_HELP = "Claims version: 2 (current) or 1 (on record): the built-in matrix and the rules that score it."
 
 
-def _matrix(target: str, tier: str):
+def _version_checked(version: int) -> int:
+    from rankbias.hypotheses import CURRENT, VERSIONS
+
+    if version not in VERSIONS:
+        _fail(f"'--claims-version' must be one of {list(VERSIONS)}; got {version}. Pass {CURRENT} (the current "
+              f"claims) or 1 (version 1, kept on record).")
+    return version
+
+
+def _matrix(target: str, tier: str, version: int):
     """(matrix file, spec, expanded matrix) of a command-line target; exits 2 on a bad one."""
+    from rankbias.hypotheses import unknown_variants
     from rankbias.matrix import expand
     from rankbias.spec import TIERS, MatrixError, load, resolve
 
     if tier not in TIERS:
         _fail(f"'--tier' must be one of {list(TIERS)}; got {tier!r}.")
-    path, tier = resolve(target, tier)
+    path, tier = resolve(target, tier, _version_checked(version))
     try:
         spec = load(path)
-        return path, spec, expand(spec, tier, str(path))
+        matrix = expand(spec, tier, str(path))
     except MatrixError as err:
         _fail(str(err))
+    problems = [f"{path}: scenario {sid!r} key 'id': a scenario named <claim>.<name> is a variant of that claim, "
+                f"and claims version {version} has no claim {base!r}. Got {sid!r}. Fix: "
+                + (f"name an existing claim before the variant's name, e.g. {close[0]!r}"
+                   if close else "use a prefix of your own, e.g. 'mine." + sid.split(".", 1)[1] + "'") + "."
+                for sid, base, close in unknown_variants([s.id for s in spec.scenario], version)]
+    if problems:
+        _fail("\n".join(problems))
+    return path, spec, matrix
 
 
 def _fail(message: str, code: int = 2):
@@ -114,9 +133,10 @@ def list_cmd(
     target: str = typer.Argument("quick", help=TARGET_HELP),
     tier: str = typer.Option("quick", help="Tier of a matrix file: quick, standard or full."),
     store_path: str = typer.Option(DEFAULT_PATH, "--store", help="Store whose run statuses to show, if it exists."),
+    claims_version: int = typer.Option(2, "--claims-version", help=VERSION_HELP),
 ):
     """List a matrix's claims (scenarios), their runs in a tier and their status, and the cells skipped and why."""
-    matrix_file, spec, matrix = _matrix(target, tier)
+    matrix_file, spec, matrix = _matrix(target, tier, claims_version)
     stored = _open_store(store_path).runs().set_index("name").status if Path(store_path).exists() else None
     table = Table(title=f"{matrix_file}: tier {matrix.tier}, {len(matrix.runs)} distinct runs")
     for col in ("scenario", "paper", "runs", "status", "grid"):
@@ -142,6 +162,7 @@ def run_cmd(
     processes: int = typer.Option(0, "--processes", help="Local worker processes: 0 = one per core, 1 = in this process."),
     scheduler: str = typer.Option("", "--scheduler", help="Train on an existing Dask cluster, e.g. tcp://HOST:8786."),
     scorecard: str = typer.Option("scorecard.json", "--scorecard", help="Where the scorecard JSON goes ('' for none)."),
+    claims_version: int = typer.Option(2, "--claims-version", help=VERSION_HELP),
 ):
     """Run what is missing of a matrix tier (resuming), with progress, then score it."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -151,7 +172,7 @@ def run_cmd(
 
     if processes < 0:
         _fail(f"'--processes' must be an int >= 0 (0: one per core, 1: in this process); got {processes}.")
-    matrix_file, spec, matrix = _matrix(target, tier)
+    matrix_file, spec, matrix = _matrix(target, tier, claims_version)
     tier = matrix.tier
     try:
         store = Store(store_path)
@@ -179,39 +200,50 @@ def run_cmd(
             _fail(str(err))
     console.print(f"{len(before.todo)} runs trained, {before.done} already stored, "
                   f"{before.failed_before} failed before (rerun with --retry-failed); store: {store.path}")
-    _score_and_print(matrix, store, [], scorecard)
+    _score_and_print(matrix, store, [], scorecard, version=claims_version, target=target)
 
 
-def _score_and_print(matrix, store, extra: list, out: str, n_boot: int | None = None, claims: list | None = None):
-    """Score the baselines (those named in ``claims``, or all that apply) and ``extra`` hypotheses on
-    ``store``, print the table, write JSON to ``out``; returns the verdicts and the ``score.Runs``."""
-    from rankbias.hypotheses import BASELINES
-    from rankbias.score import N_BOOT, Runs, scorecard
+def _score_and_print(matrix, store, extra: list, out: str, n_boot: int | None = None, claims: list | None = None,
+                     version: int = 2, target: str = ""):
+    """Score the claims of ``version`` (those named in ``claims``, or all that read the matrix) and
+    ``extra`` hypotheses on ``store``, print the table, write JSON (a metadata header and the
+    verdicts) to ``out``; returns the verdicts and the ``score.Runs``."""
+    from rankbias.hypotheses import claims as claims_of
+    from rankbias.score import N_BOOT, Runs, applies_to, header, scorecard
 
     if n_boot is not None and n_boot < 0:
         _fail(f"'--n-boot' must be an int >= 0 (0: the default {N_BOOT}); got {n_boot}.")
-    known = [h.id for h in BASELINES]
+    known = [h.id for h in claims_of(version)]
     unknown = [c for c in claims or [] if c not in known]
     if unknown:
         _fail(f"unknown claim ids {unknown} for '--claim'; known: {', '.join(known)}. Pick from those.")
     data = Runs(store, matrix)
-    scenarios = set(matrix.members)
-    baselines = [h for h in BASELINES if set(h.scenarios) & scenarios and (not claims or h.id in claims)]
+    baselines = [h for h in claims_of(version) if applies_to(h, matrix) and (not claims or h.id in claims)]
     with console.status("scoring (bootstrap over seeds)"):
-        verdicts = scorecard([*baselines, *extra], data, n_boot or N_BOOT)
-    table = _verdict_table(verdicts, f"scorecard: {matrix.tier} tier, {len(data.final)} stored runs")
-    console.print(table)
-    for note in table.notes:
-        console.print(f"  note: {escape(note)}")
+        verdicts = scorecard([*baselines, *extra], data, n_boot or N_BOOT, version=version)
+    meta = header(data, verdicts, version, target, matrix.tier)
+    if verdicts:
+        table = _verdict_table(verdicts, f"scorecard: claims version {version}, {matrix.tier} tier, "
+                                         f"{len(data.final)} stored runs")
+        console.print(table)
+        for note in table.notes:
+            console.print(f"  note: {escape(note)}")
+    else:
+        meta["note"] = (f"nothing to score: no scenario of {target or 'this matrix'} is a claim of claims version "
+                        f"{version} or a variant of one (<claim id>.<name>). Score your own hypotheses on these runs "
+                        f"with `rankbias compare FILE --matrix {target or 'MATRIX'}`, or list the claims with "
+                        f"`rankbias claims`.")
+        console.print(escape(meta["note"]))
     versions = ", ".join(f"{code} ({n} runs)" for code, n in data.code.value_counts().items())
     console.print(f"runs made by rankbias {escape(versions) or '-'}")
     if out:
-        Path(out).write_text(json.dumps([v.to_dict() for v in verdicts], indent=1, default=float))
+        Path(out).write_text(json.dumps({"meta": meta, "verdicts": [v.to_dict() for v in verdicts]}, indent=1,
+                                        default=float))
         console.print(f"scorecard written to {out}")
     return verdicts, data
 
 
-VERDICT_STYLE = {"pass": "green", "fail": "red", "inconclusive": "yellow", "scored": "cyan"}
+VERDICT_STYLE = {"pass": "green", "fail": "red", "inconclusive": "yellow", "scored": "cyan", "not applicable": "blue"}
 
 
 def _fmt(value: float) -> str:
@@ -234,7 +266,9 @@ def _verdict_table(verdicts, title: str) -> Table:
         value = f"{escape(st.name)}: {_fmt(st.value)} [{_fmt(st.low)}, {_fmt(st.high)}]{crit}" if st else "-"
         if v.note:
             notes.append(f"{v.id}: {v.note}")
-        table.add_row(v.id, f"[{style}]{v.verdict}[/{style}]", value, _fmt(eff.value) if eff else "-",
+        notes.extend(f"{v.id}: {s.name} is NaN: {s.note}" for s in v.statistics if s.note)
+        label = f"{v.id} (control)" if v.control else v.id
+        table.add_row(label, f"[{style}]{v.verdict}[/{style}]", value, _fmt(eff.value) if eff else "-",
                       f"{v.n}/{len(v.seeds)}", f"{_fmt(v.horizon[0])}-{_fmt(v.horizon[1])}",
                       f"{v.stationary[0]}/{v.stationary[1]}")
     table.notes = notes
@@ -249,10 +283,11 @@ def score_cmd(
     out: str = typer.Option("scorecard.json", "--out", help="Where the scorecard JSON goes ('' for none)."),
     n_boot: int = typer.Option(0, "--n-boot", help="Bootstrap resamples over seeds (0: the default)."),
     claim: list[str] = typer.Option([], "--claim", help="Score only this claim id (repeatable)."),
+    claims_version: int = typer.Option(2, "--claims-version", help=VERSION_HELP),
 ):
     """Score the stored runs of a matrix tier against the baseline hypotheses (no training)."""
-    _, _, matrix = _matrix(target, tier)
-    _score_and_print(matrix, _open_store(store_path), [], out, n_boot, claim)
+    _, _, matrix = _matrix(target, tier, claims_version)
+    _score_and_print(matrix, _open_store(store_path), [], out, n_boot, claim, claims_version, target)
 
 
 @app.command("compare")
@@ -263,6 +298,7 @@ def compare_cmd(
     store_path: str = typer.Option(DEFAULT_PATH, "--store", help="SQLite store with the runs."),
     out: str = typer.Option("", "--out", help="Write the comparison as JSON here."),
     n_boot: int = typer.Option(0, "--n-boot", help="Bootstrap resamples over seeds (0: the default)."),
+    claims_version: int = typer.Option(2, "--claims-version", help=VERSION_HELP),
 ):
     """Score your own hypotheses beside the baselines on the same stored runs.
 
@@ -270,7 +306,7 @@ def compare_cmd(
     'rankbias.hypotheses' are scored too."""
     from rankbias.hypotheses import HypothesisError, load_entry_points, load_file
 
-    _, _, matrix = _matrix(target, tier)
+    _, _, matrix = _matrix(target, tier, claims_version)
     try:
         mine = load_file(hypothesis_file) + load_entry_points()
     except HypothesisError as err:
@@ -279,7 +315,7 @@ def compare_cmd(
     if unknown:
         _fail(f"hypotheses {unknown} apply to no scenario of this matrix; their 'scenarios' must name some of "
               f"{sorted(matrix.members)}.")
-    _score_and_print(matrix, _open_store(store_path), mine, out, n_boot)
+    _score_and_print(matrix, _open_store(store_path), mine, out, n_boot, version=claims_version, target=target)
 
 
 @app.command("report")
@@ -289,12 +325,14 @@ def report_cmd(
     store_path: str = typer.Option(DEFAULT_PATH, "--store", help="SQLite store with the runs."),
     out: Path = typer.Option(Path("report"), "--out", help="Directory for index.html and the plots."),
     n_boot: int = typer.Option(0, "--n-boot", help="Bootstrap resamples over seeds (0: the default)."),
+    claims_version: int = typer.Option(2, "--claims-version", help=VERSION_HELP),
 ):
     """Write a static HTML report: the scorecard and plots of the stored runs."""
     from rankbias import report
 
-    _, _, matrix = _matrix(target, tier)
-    verdicts, data = _score_and_print(matrix, _open_store(store_path), [], "", n_boot)
+    _, _, matrix = _matrix(target, tier, claims_version)
+    verdicts, data = _score_and_print(matrix, _open_store(store_path), [], "", n_boot, version=claims_version,
+                                      target=target)
     with console.status("plotting"):
         page = report.write(out, verdicts, data, f"{target} ({matrix.tier} tier)")
     console.print(f"report written to {page}")

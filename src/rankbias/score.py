@@ -10,10 +10,22 @@ Efron & Tibshirani 1993, ch. 13).  A criterion check
 
 - passes when its value and both ends of its CI meet the criterion,
 - fails when its value and both ends miss it,
-- is inconclusive otherwise (the seeds disagree, or the value is NaN);
+- is inconclusive otherwise (the seeds disagree, or the value is NaN, with the
+  reason in its note);
 
 a hypothesis passes when every criterion passes, fails when any fails, and is
-inconclusive otherwise, or when some of its runs are missing.  Each verdict
+inconclusive otherwise, or when some of its runs are missing.
+
+The rules are those of the claims version scored (``version``).  From version 2:
+a run is **untrained** when it diverged, ended within ``CHANCE_MARGIN`` of chance
+train accuracy, or (MSE) ended with a train loss >= ``NO_PROGRESS`` of its
+initial one; untrained runs are excluded from every statistic and counted per
+grid cell, and a cell left with no trained run is dropped (a criterion that
+needs it is NaN, hence inconclusive, naming it).  A claim with a test of its
+theorem's hypotheses (``Trend.applies``) that its runs fail is **not
+applicable**, shown with the test's best value; a hypothesis that ``needs_all``
+its scenarios is inconclusive, naming those missing from the matrix.  Version 1
+scores untrained runs as they are and notes those at chance.  Each verdict
 also reports the range of the decay horizon lr*wd*T of its runs and how many of
 its wd > 0 runs passed the stationarity gate ||grad L + wd theta|| / ||grad L||
 <= ``GATE`` at their last step, so a verdict read off runs far from
@@ -25,25 +37,33 @@ measured rank and the mean absolute error of log-rank, each with its CI.
 
 from __future__ import annotations
 
+import datetime
 import functools
+import json
 import math
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from rankbias.hypotheses.base import Check, Predictor, RunSet, Trend, spearman
+from rankbias.hypotheses import CURRENT
+from rankbias.hypotheses.base import GATE, Check, Predictor, RunSet, Trend, spearman
 from rankbias.matrix import Matrix
+from rankbias.run import make_data
 from rankbias.store import Store
 
-GATE = 0.1
 N_BOOT = 300
 CHANCE_MARGIN = 0.05
+NO_PROGRESS = 0.95  # an MSE run is untrained when its final loss is >= this share of its initial loss
+UNDEFINED = ("undefined on these runs: a rank correlation over fewer than 3 cells or a constant series, "
+             "a ratio with an empty cell, or no run the criterion reads")
 
 
 @dataclass
 class Statistic:
-    """One check's value, 95% CI over seeds, criterion and status (pass / fail / inconclusive / effect)."""
+    """One check's value, 95% CI over seeds, criterion and status (pass / fail / inconclusive /
+    effect / not applicable); ``note`` says why a criterion's value is NaN."""
 
     name: str
     value: float
@@ -52,6 +72,7 @@ class Statistic:
     op: str | None
     threshold: float | None
     status: str
+    note: str = ""
 
 
 @dataclass
@@ -60,7 +81,7 @@ class Verdict:
     paper: str
     kind: str
     predicts: str
-    verdict: str  # pass | fail | inconclusive | scored (predictors)
+    verdict: str  # pass | fail | inconclusive | not applicable | scored (predictors)
     statistics: list[Statistic]
     n: int  # runs scored
     seeds: list[int]
@@ -70,7 +91,11 @@ class Verdict:
     stationary: tuple[int, int]  # (passed the gate, runs with wd > 0)
     runs: list[str] = field(default_factory=list)
     note: str = ""
-    untrained: int = 0  # done runs that ended within CHANCE_MARGIN of chance train accuracy
+    untrained: int = 0  # v1: done runs at chance (noted only); v2: runs excluded as untrained (diverged included)
+    untrained_cells: dict = field(default_factory=dict)  # v2: cell -> runs excluded as untrained
+    dropped: list = field(default_factory=list)  # v2: cells left with no trained run
+    version: int = 2  # the claims version whose rules scored it
+    control: bool = False
 
     @property
     def statistic(self) -> Statistic | None:
@@ -90,8 +115,9 @@ class Verdict:
 
 class Runs:
     """The stored runs of a matrix, read once: ``final`` (one row per run: config
-    fields, status, horizon, last-step metrics as ``name`` / ``name@layer``) and
-    the metric rows; spectra are read on demand and cached."""
+    fields, status, horizon, initial and last-step metrics as ``train_loss_0`` and
+    ``name`` / ``name@layer``) and the metric rows; spectra and data sets are read
+    on demand and cached."""
 
     def __init__(self, store: Store, matrix: Matrix):
         self.matrix, self.store = matrix, store
@@ -103,10 +129,15 @@ class Runs:
         last = self.metrics[self.metrics.step == self.metrics.groupby("run").step.transform("max")]
         label = np.where(last.layer < 0, last.name, last.name + "@" + last.layer.astype(str))
         wide = last.assign(label=label).pivot_table(index="run", columns="label", values="value", aggfunc="last")
-        self.final = pd.concat([config, runs[["status", "horizon", "steps"]], wide.reindex(runs.index)], axis=1)
+        loss = self.metrics[(self.metrics.name == "train_loss") & (self.metrics.layer < 0)]
+        initial = loss[loss.step == loss.groupby("run").step.transform("min")].set_index("run").value
+        self.final = pd.concat([config, runs[["status", "horizon", "steps"]], wide.reindex(runs.index),
+                                initial.rename("train_loss_0").reindex(runs.index)], axis=1)
         # the code that made each run: "version@commit" (the commit where the package sat in a git checkout)
         self.code = runs.provenance.map(lambda p: f"{p.get('rankbias')}@{(p.get('git_commit') or 'unknown')[:10]}")
         self.spectra = functools.lru_cache(maxsize=None)(store.spectra)
+        build = functools.lru_cache(maxsize=None)(lambda spec: make_data(json.loads(spec)))
+        self.dataset = lambda name: build(json.dumps(matrix.runs[name].data, sort_keys=True))
 
     def names(self, scenarios) -> list[str]:
         """Run names of ``scenarios`` (in the matrix), each once."""
@@ -116,16 +147,53 @@ class Runs:
                 seen.setdefault(name)
         return list(seen)
 
+    def cell(self, name: str, scenarios) -> str:
+        """The grid cell of run ``name`` in the first of ``scenarios`` that holds it, e.g. "batch=1"."""
+        for sid in scenarios:
+            values = self.matrix.cells.get(sid, {}).get(name)
+            if values is not None:
+                return ", ".join(f"{_short(k)}={_value(v)}" for k, v in values.items()) or "(the one cell)"
+        return "(outside the grid)"
+
+    def runset(self, final: pd.DataFrame, metrics: pd.DataFrame | None = None) -> RunSet:
+        """``final``'s runs as a ``RunSet``; ``metrics``: their rows, if already selected."""
+        metrics = self.metrics[self.metrics.run.isin(final.index)] if metrics is None else metrics
+        return RunSet(final, metrics, self.spectra, self.dataset)
+
+
+def _short(key: str) -> str:
+    return key.removeprefix("dynamics.").removeprefix("net.")
+
+
+def _value(v) -> str:
+    return "-".join(map(str, v)) if isinstance(v, (list, tuple)) else f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _chance(final: pd.DataFrame) -> np.ndarray:
+    """Chance train accuracy of each classification run (1/K for cross-entropy on K
+    classes, 1/2 for logistic); NaN for regression."""
+    classes = final["widths"].map(lambda w: int(str(w).split("-")[-1]))
+    return np.where(final["loss"] == "ce", 1.0 / classes, np.where(final["loss"] == "logistic", 0.5, np.nan))
+
 
 def _at_chance(done: pd.DataFrame) -> int:
-    """How many classification runs ended with train accuracy <= chance + CHANCE_MARGIN
-    (chance: 1/K for cross-entropy on K classes, 1/2 for logistic): runs that did not
-    train, whose ranks say little.  Informational; no criterion reads it."""
+    """Version 1's note: how many classification runs ended with train accuracy <= chance +
+    CHANCE_MARGIN (runs that did not train).  Informational; no criterion reads it."""
     if "train_acc" not in done or "loss" not in done:
         return 0
-    classes = done["widths"].map(lambda w: int(str(w).split("-")[-1]))
-    chance = np.where(done["loss"] == "ce", 1.0 / classes, np.where(done["loss"] == "logistic", 0.5, np.nan))
-    return int((done["train_acc"].to_numpy(float) <= chance + CHANCE_MARGIN).sum())
+    return int((done["train_acc"].to_numpy(float) <= _chance(done) + CHANCE_MARGIN).sum())
+
+
+def untrained(present: pd.DataFrame) -> pd.Series:
+    """Version 2's rule, per run (bool): it diverged, or ended within CHANCE_MARGIN of
+    chance train accuracy (classification), or (MSE) its final train loss is >=
+    NO_PROGRESS times its initial one."""
+    out = present["status"] == "diverged"
+    if "train_acc" in present and "loss" in present:
+        out |= pd.Series(present["train_acc"].to_numpy(float) <= _chance(present) + CHANCE_MARGIN, index=present.index)
+    if "train_loss" in present and "train_loss_0" in present and "loss" in present:
+        out |= (present["loss"] == "mse") & (present["train_loss"] >= NO_PROGRESS * present["train_loss_0"])
+    return out
 
 
 def _resamples(final: pd.DataFrame, n_boot: int, seed: int):
@@ -154,14 +222,20 @@ def _predictor_checks(h: Predictor, runs: RunSet) -> list[Check]:
 
 
 def _evaluate(h, runs: RunSet) -> list[Check]:
-    return _predictor_checks(h, runs) if isinstance(h, Predictor) else h.checks(runs)
+    checks = _predictor_checks(h, runs) if isinstance(h, Predictor) else h.checks(runs)
+    undeclared = [c.name for c in checks if c.op is not None and h.kind == "trend" and h.criteria
+                  and not any(crit.matches(c) for crit in h.criteria)]
+    if undeclared:
+        raise ValueError(f"checks {undeclared} are not among {h.id}'s declared criteria; declare them in its "
+                         f"Trend(criteria=...)")
+    return checks
 
 
-def variant_sets(h: Trend | Predictor, data: Runs) -> list[tuple[str, list[str]]]:
-    """(verdict id, run names) for each variant of h's claim in this matrix: the
-    scenarios named ``<h.id>.<name>`` (the full tier's wider, deeper and real-data
-    versions of a claim), one set per network of a variant, as criteria read one
-    width; such a set's id ends in ``[widths=...]``."""
+def variant_sets(h: Trend | Predictor, data: Runs) -> list[tuple[str, str, list[str]]]:
+    """(verdict id, scenario id, run names) for each variant of h's claim in this matrix:
+    the scenarios named ``<h.id>.<name>`` (wider, deeper, real-data or other-init
+    versions of a claim), one set per network of a variant when ``h.split_widths``
+    (criteria that read one width); such a set's id ends in ``[widths=...]``."""
     out = []
     for sid in data.matrix.members:
         if not sid.startswith(h.id + "."):
@@ -169,72 +243,143 @@ def variant_sets(h: Trend | Predictor, data: Runs) -> list[tuple[str, list[str]]
         names = data.names([sid])
         widths = {n: "-".join(map(str, data.matrix.runs[n].net.widths)) for n in names}
         kinds = sorted(set(widths.values()))
-        if len(kinds) == 1:
-            out.append((sid, names))
+        if len(kinds) == 1 or not h.split_widths:
+            out.append((sid, sid, names))
         else:
-            out.extend((f"{sid}[widths={w}]", [n for n in names if widths[n] == w]) for w in kinds)
+            out.extend((f"{sid}[widths={w}]", sid, [n for n in names if widths[n] == w]) for w in kinds)
     return out
 
 
-def score(h: Trend | Predictor, data: Runs, n_boot: int = N_BOOT, seed: int = 0,
-          names: list[str] | None = None, as_id: str | None = None) -> Verdict:
-    """The verdict of one hypothesis on the stored runs of its scenarios, or on
-    ``names`` (then reported as ``as_id``, e.g. a variant from ``variant_sets``)."""
-    names = data.names(h.scenarios) if names is None else names
-    present = data.final.reindex([n for n in names if n in data.final.index])
-    done = present[present.status == "done"]
-    excluded = present[present.status != "done"].status.value_counts().to_dict()
-    decayed = done[done.get("wd", pd.Series(0.0, index=done.index)) > 0]
-    gate = int((decayed.get("stationarity", pd.Series(dtype=float)) <= GATE).sum())
-    verdict = Verdict(
-        as_id or h.id, h.paper, h.kind, h.predicts, "inconclusive", [], len(done),
-        sorted(int(s) for s in done["seed"].unique()) if len(done) else [], len(names) - len(present), excluded,
-        (float(done.horizon.min()), float(done.horizon.max())) if len(done) else (math.nan, math.nan),
-        (gate, len(decayed)), list(done.index),
-    )
-    if not names:
-        verdict.note = f"no runs: none of its scenarios {list(h.scenarios)} is in this matrix"
-        return verdict
-    if done.empty:
-        verdict.note = "no done runs in the store; run the matrix first"
-        return verdict
-    metrics = data.metrics[data.metrics.run.isin(done.index)]
-    try:
-        point = _evaluate(h, RunSet(done, metrics, data.spectra))
-        boots = [[c.value for c in _evaluate(h, RunSet(sample, metrics, data.spectra))]
-                 for sample in _resamples(done, n_boot, seed)]
-    except Exception as err:  # a hypothesis that cannot read these runs is reported, not raised
-        verdict.note = f"could not be scored: {type(err).__name__}: {err}"
-        return verdict
+def _interval(h, resamples, point: list[Check]) -> list[Statistic]:
+    """Each check's value with its percentile 95% CI over ``resamples`` (RunSets) and its status."""
+    boots = [[c.value for c in _evaluate(h, sample)] for sample in resamples]
     values = np.array(boots, dtype=float).reshape(len(boots), len(point))
+    out = []
     for j, check in enumerate(point):
         column = values[:, j][~np.isnan(values[:, j])]
         with np.errstate(invalid="ignore"):  # inf among the resamples: a NaN bound, no warning
             low, high = (np.percentile(column, [2.5, 97.5]) if len(column) else (math.nan, math.nan))
-        verdict.statistics.append(Statistic(check.name, float(check.value), float(low), float(high), check.op,
-                                            check.threshold, _status(check, float(check.value), low, high)))
+        out.append(Statistic(check.name, float(check.value), float(low), float(high), check.op, check.threshold,
+                             _status(check, float(check.value), low, high)))
+    return out
+
+
+def _verdict_of(h, statistics: list[Statistic]) -> str:
     if isinstance(h, Predictor):
-        verdict.verdict = "scored"
-    else:
-        marks = [s.status for s in verdict.statistics if s.op is not None]
-        verdict.verdict = "fail" if "fail" in marks else "pass" if marks and all(m == "pass" for m in marks) else "inconclusive"
+        return "scored"
+    marks = [s.status for s in statistics if s.op is not None]
+    return "fail" if "fail" in marks else "pass" if marks and all(m == "pass" for m in marks) else "inconclusive"
+
+
+def score(h: Trend | Predictor, data: Runs, n_boot: int = N_BOOT, seed: int = 0,
+          names: list[str] | None = None, as_id: str | None = None, version: int = CURRENT,
+          scenarios: tuple[str, ...] | None = None) -> Verdict:
+    """The verdict of one hypothesis on the stored runs of its scenarios, or on ``names``
+    of ``scenarios`` (then reported as ``as_id``, e.g. a variant from ``variant_sets``),
+    by the rules of claims version ``version`` (see the module docstring)."""
+    scenarios = tuple(h.scenarios) if scenarios is None else scenarios
+    names = data.names(scenarios) if names is None else names
+    present = data.final.reindex([n for n in names if n in data.final.index])
+    bad = untrained(present) if version >= 2 else present["status"] == "diverged"
+    used = present[(present.status == "done") & ~bad]
+    excluded = present[present.status != "done"].status.value_counts().to_dict()
+    decayed = used[used.get("wd", pd.Series(0.0, index=used.index)) > 0]
+    gate = int((decayed.get("stationarity", pd.Series(dtype=float)) <= GATE).sum())
+    verdict = Verdict(
+        as_id or h.id, h.paper, h.kind, h.predicts, "inconclusive", [], len(used),
+        sorted(int(s) for s in used["seed"].unique()) if len(used) else [], len(names) - len(present), excluded,
+        (float(used.horizon.min()), float(used.horizon.max())) if len(used) else (math.nan, math.nan),
+        (gate, len(decayed)), list(used.index), version=version, control=getattr(h, "control", False),
+    )
     notes = []
+    absent = [sid for sid in scenarios if sid not in data.matrix.members]
+    if version >= 2 and h.needs_all and absent:
+        verdict.note = f"scenarios {absent} are not in this matrix; this hypothesis reads all of {list(scenarios)}"
+        return verdict
+    if not names:
+        verdict.note = f"no runs: none of its scenarios {list(scenarios)} is in this matrix"
+        return verdict
+    if version >= 2:
+        cells = {n: data.cell(n, scenarios) for n in present.index}
+        counts = pd.Series([cells[n] for n in present.index[bad.to_numpy()]], dtype=object).value_counts()
+        verdict.untrained, verdict.untrained_cells = int(bad.sum()), {str(k): int(v) for k, v in counts.items()}
+        kept = {cells[n] for n in used.index}
+        verdict.dropped = sorted({cells[n] for n in present.index} - kept)
+        if verdict.untrained:
+            notes.append(f"{verdict.untrained} of {len(present)} runs untrained (diverged, or ended within "
+                         f"{CHANCE_MARGIN} of chance accuracy / {NO_PROGRESS} of the initial MSE) and excluded: "
+                         + ", ".join(f"{c}: {k}" for c, k in verdict.untrained_cells.items()))
+        if verdict.dropped:
+            notes.append(f"cells dropped (no trained run): {'; '.join(verdict.dropped)}")
+    if used.empty:
+        verdict.note = "; ".join(notes + ["no trained done runs in the store; run the matrix first"])
+        return verdict
+    runs = data.runset(used)
+    resamples = (data.runset(sample, runs.metrics) for sample in _resamples(used, n_boot, seed))
+    try:
+        if version >= 2 and getattr(h, "applies", None) is not None:
+            test = h.applies(runs)
+            if test.holds(test.value) is not True:
+                verdict.verdict = "not applicable"
+                verdict.statistics = [Statistic(test.name, test.value, test.value, test.value, test.op,
+                                                test.threshold, "not applicable")]
+                verdict.note = "; ".join(notes + [f"not applicable: the runs never met the theorem's hypothesis "
+                                                  f"{test.name} {test.op} {test.threshold:g} (best: {test.value:.3g})"])
+                return verdict
+        point = _evaluate(h, runs)
+        verdict.statistics = _interval(h, resamples, point)
+    except Exception as err:  # a hypothesis that cannot read these runs is reported, not raised
+        verdict.note = "; ".join(notes + [f"could not be scored: {type(err).__name__}: {err}"])
+        return verdict
+    for stat in verdict.statistics:
+        if stat.op is not None and math.isnan(stat.value):
+            stat.note = (f"undefined: cells dropped (no trained run): {'; '.join(verdict.dropped)}"
+                         if verdict.dropped else UNDEFINED)
+    verdict.verdict = _verdict_of(h, verdict.statistics)
     if verdict.missing:
         verdict.verdict = "inconclusive" if verdict.verdict != "scored" else "scored"
-        notes.append(f"{verdict.missing} of {len(names)} runs not in the store yet")
-    verdict.untrained = _at_chance(done)
-    if verdict.untrained:
-        notes.append(f"{verdict.untrained} of {len(done)} runs ended within {CHANCE_MARGIN} of chance train "
-                     f"accuracy (scored as they are)")
+        notes.insert(0, f"{verdict.missing} of {len(names)} runs not in the store yet")
+    if version < 2:
+        verdict.untrained = _at_chance(used)
+        if verdict.untrained:
+            notes.append(f"{verdict.untrained} of {len(used)} runs ended within {CHANCE_MARGIN} of chance train "
+                         f"accuracy (scored as they are)")
     verdict.note = "; ".join(notes)
     return verdict
 
 
-def scorecard(hypotheses, data: Runs, n_boot: int = N_BOOT, seed: int = 0) -> list[Verdict]:
-    """Verdicts of ``hypotheses`` on ``data``, in order, each followed by those of
-    its claim's variants in the matrix (``variant_sets``)."""
+def applies_to(h, matrix: Matrix) -> bool:
+    """Whether ``h`` reads any scenario of ``matrix``: one of its own, or a variant of its claim."""
+    return any(sid in h.scenarios or sid.startswith(h.id + ".") for sid in matrix.members)
+
+
+def scorecard(hypotheses, data: Runs, n_boot: int = N_BOOT, seed: int = 0, version: int = CURRENT) -> list[Verdict]:
+    """Verdicts of ``hypotheses`` on ``data`` by claims version ``version``'s rules, in order,
+    each followed by those of its claim's variants in the matrix (``variant_sets``); a claim
+    whose own scenarios are absent but whose variants are present gets its variants' only."""
     out = []
     for h in hypotheses:
-        out.append(score(h, data, n_boot, seed))
-        out.extend(score(h, data, n_boot, seed, names, vid) for vid, names in variant_sets(h, data))
+        variants = variant_sets(h, data)
+        if not variants or any(sid in data.matrix.members for sid in h.scenarios):
+            out.append(score(h, data, n_boot, seed, version=version))
+        out.extend(score(h, data, n_boot, seed, names, vid, version, scenarios=(sid,)) for vid, sid, names in variants)
     return out
+
+
+def header(data: Runs, verdicts: list[Verdict], version: int, target: str, tier: str) -> dict:
+    """The scorecard's metadata: what was scored, by which claims version and code, when, and
+    how many runs it read."""
+    from rankbias.run import provenance
+
+    prov = provenance()
+    stored = data.final.status.value_counts().to_dict()
+    return {
+        "matrix": target, "tier": tier, "claims_version": version,
+        "rankbias": prov["rankbias"], "git_commit": prov["git_commit"],
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "store": str(Path(data.store.path).resolve()),
+        "runs": {"in_matrix": len(data.matrix.runs), "stored": int(len(data.final)),
+                 **{str(k): int(v) for k, v in stored.items()}},
+        "verdicts": {k: int(v) for k, v in pd.Series([v.verdict for v in verdicts], dtype=object).value_counts().items()},
+        "made_by": {code: int(n) for code, n in data.code.value_counts().items()},
+    }

@@ -1,8 +1,11 @@
 """Hypotheses about the low-rank bias: the four papers' baselines, the nulls,
 and a researcher's own, from a file or an entry point.
 
-``BASELINES`` holds one hypothesis per claim id of claims.md plus the nulls.
-A new hypothesis is a ``Trend`` or a ``Predictor`` (``rankbias.hypotheses.base``)
+The claims are versioned, never tuned: ``claims(version)`` is what a claims
+version scores (version 1: one hypothesis per claim of the four papers plus the
+nulls; version 2: the same with its amendments, each with its reason, plus a
+new hypothesis, ``new.task_rank``); earlier versions stay scorable.
+``BASELINES`` is the current version's list.  A new hypothesis is a ``Trend`` or a ``Predictor`` (``rankbias.hypotheses.base``)
 defined at module level in a Python file (``load_file``, ``rankbias compare
 FILE``) or registered by an installed package under the entry-point group
 ``rankbias.hypotheses`` (``load_entry_points``); see examples/my_hypothesis.py.
@@ -10,18 +13,57 @@ FILE``) or registered by an installed package under the entry-point group
 
 from __future__ import annotations
 
+import difflib
 import importlib.metadata
 import importlib.util
 from pathlib import Path
 
-from rankbias.hypotheses import galanti, kuzborskij, lejegelka, nulls, zangrando
-from rankbias.hypotheses.base import Check, Predictor, RunSet, Trend
+from rankbias.hypotheses import galanti, kuzborskij, lejegelka, nulls, task_rank, zangrando
+from rankbias.hypotheses.base import Check, Criterion, Predictor, RunSet, Trend, effect
 
-BASELINES = [*galanti.HYPOTHESES, *kuzborskij.HYPOTHESES, *zangrando.HYPOTHESES, *lejegelka.HYPOTHESES,
-             *nulls.HYPOTHESES]
+PAPERS = (galanti, kuzborskij, zangrando, lejegelka, nulls)
+VERSIONS = (1, 2)
+CURRENT = 2
 GROUP = "rankbias.hypotheses"
 
-__all__ = ["BASELINES", "Check", "HypothesisError", "Predictor", "RunSet", "Trend", "load_entry_points", "load_file"]
+__all__ = ["BASELINES", "CURRENT", "Check", "Criterion", "HypothesisError", "Predictor", "RunSet", "Trend", "VERSIONS",
+           "claims", "effect", "load_entry_points", "load_file"]
+
+
+def claims(version: int = CURRENT) -> list:
+    """The hypotheses claims version ``version`` scores, in order: version 1's, each
+    replaced by its amended form from version ``version`` on, then the new ones."""
+    if version not in VERSIONS:
+        raise ValueError(f"claims version must be one of {list(VERSIONS)}; got {version!r}")
+    out = [h for paper in PAPERS for h in paper.HYPOTHESES]
+    if version >= 2:
+        amended = {h.id: h for paper in PAPERS for h in paper.AMENDED}
+        out = [amended.get(h.id, h) for h in out] + task_rank.HYPOTHESES
+    return out
+
+
+def history(claim_id: str) -> list:
+    """Every version of one claim, oldest first (one entry per version that changed it)."""
+    forms = [h for paper in PAPERS for h in (*paper.HYPOTHESES, *paper.AMENDED)] + task_rank.HYPOTHESES
+    return sorted((h for h in forms if h.id == claim_id), key=lambda h: h.version)
+
+
+BASELINES = claims(CURRENT)
+
+
+def unknown_variants(scenario_ids, version: int = CURRENT) -> list[tuple[str, str, list[str]]]:
+    """Scenario ids that read as a variant of a claim (``<paper>.<claim>.<name>`` with a
+    baseline paper key) whose claim ``version`` does not have: (id, the claim it names,
+    close claim ids)."""
+    ids = [h.id for h in claims(version)]
+    papers = {h.id.split(".")[0] for h in claims(version)}
+    out = []
+    for sid in scenario_ids:
+        parts = sid.split(".")
+        if len(parts) >= 3 and parts[0] in papers and not any(sid == c or sid.startswith(c + ".") for c in ids):
+            base = ".".join(parts[:2])
+            out.append((sid, base, difflib.get_close_matches(base, ids, n=3)))
+    return out
 
 
 class HypothesisError(ValueError):

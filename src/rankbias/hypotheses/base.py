@@ -3,10 +3,13 @@
 A hypothesis applies to the runs of some scenarios of the matrix and turns
 their measurements into checks.  Two kinds:
 
-- ``Trend``: a claim with criteria, like the papers' (``claims.md``):
-  ``checks(runs)`` returns ``Check``s (statistic, comparison, threshold) and
-  effect sizes; ``rankbias.score`` bootstraps them over seeds and gives the
-  verdict.
+- ``Trend``: a claim with criteria, like the papers': ``checks(runs)``
+  returns ``Check``s (statistic, comparison, threshold) and effect sizes;
+  ``rankbias.score`` bootstraps them over seeds and gives the verdict.  A
+  baseline declares its criteria up front as data (``Trend.criteria``, each a
+  ``Criterion`` that makes its ``Check``), so the documentation of a claim
+  (``rankbias claims``) is read from the same objects that score it, and a
+  check that is not declared is refused when scoring.
 - ``Predictor``: a quantitative prediction of a rank per run: ``predict(runs)``
   and ``measure(runs)`` return one value per run; it is scored by Spearman rho
   and the mean absolute error of log-rank over the runs it applies to.
@@ -20,12 +23,16 @@ for whole-network metrics and ``name@k`` for layer k), and ``history`` /
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+
+GATE = 0.1  # a run is at a stationary point when ||grad L + wd theta|| / ||grad L|| <= GATE
 
 
 @dataclass(frozen=True)
@@ -45,6 +52,34 @@ class Check:
         return value <= self.threshold if self.op == "<=" else value >= self.threshold
 
 
+@dataclass(frozen=True)
+class Criterion:
+    """A pre-registered criterion ``statistic op threshold``; ``name`` may hold fields
+    such as ``{k}`` (one criterion per layer k).  Calling it with a value (and the
+    fields) makes its ``Check``."""
+
+    name: str
+    op: str
+    threshold: float
+
+    def __call__(self, value: float, **fields) -> Check:
+        return Check(self.name.format(**fields), float(value), self.op, self.threshold)
+
+    def matches(self, check: Check) -> bool:
+        """Whether ``check`` is this criterion (its name filled in, same op and threshold)."""
+        pattern = r"-?\d+".join(re.escape(part) for part in re.split(r"\{\w+\}", self.name))
+        return check.op == self.op and check.threshold == self.threshold and re.fullmatch(pattern, check.name) is not None
+
+    def text(self) -> str:
+        """``name op threshold`` with its fields written as their names (layer k)."""
+        return f"{re.sub(r'[{}]', '', self.name)} {self.op} {self.threshold:g}"
+
+
+def effect(name: str, value: float) -> Check:
+    """An effect size: reported with its CI, not judged."""
+    return Check(f"effect: {name}", float(value))
+
+
 @dataclass
 class RunSet:
     """The runs a hypothesis applies to (see the module docstring)."""
@@ -52,6 +87,7 @@ class RunSet:
     final: pd.DataFrame  # one row per run, indexed by run name
     metrics: pd.DataFrame  # (run, step, layer, name, value) rows of these runs
     spectra: Callable[[str], pd.DataFrame] = field(repr=False, default=None)  # run -> (step, layer, sigma)
+    dataset: Callable[[str], object] = field(repr=False, default=None)  # run -> its training data (data.Dataset)
 
     def history(self, name: str, layer: int = -1) -> pd.DataFrame:
         """(run, step, value) of metric ``name`` at ``layer`` for every run here, by step."""
@@ -66,13 +102,21 @@ class RunSet:
         return df.sigma.iloc[-1]
 
     def subset(self, mask) -> "RunSet":
-        return RunSet(self.final[mask], self.metrics, self.spectra)
+        return RunSet(self.final[mask], self.metrics, self.spectra, self.dataset)
 
 
 @dataclass
 class Trend:
     """A claim with criteria; see the module docstring.  ``checks`` must read only
-    ``runs.final`` rows (and their histories), so a bootstrap can resample them."""
+    ``runs.final`` rows (and their histories), so a bootstrap can resample them.
+
+    The baselines also say: ``criteria`` (declared up front; empty for a user's
+    Trend whose Checks carry their own), ``version`` (the claims version that gave
+    the claim this form) and ``amendment`` (what that version changed and why),
+    ``applies`` (the test of the theorem's hypotheses: a Check that must hold, else
+    the verdict is "not applicable"), ``control`` (a control, not a paper's trend),
+    ``needs_all`` (inconclusive unless every scenario is in the matrix) and
+    ``split_widths`` (a variant with several networks gets a verdict per network)."""
 
     id: str
     paper: str
@@ -81,6 +125,13 @@ class Trend:
     checks: Callable[[RunSet], list[Check]]
     cite: str = ""
     kind: str = "trend"
+    criteria: tuple[Criterion, ...] = ()
+    version: int = 1
+    amendment: str = ""
+    applies: Callable[[RunSet], Check] | None = None
+    control: bool = False
+    needs_all: bool = False
+    split_widths: bool = True
 
 
 @dataclass
@@ -95,6 +146,10 @@ class Predictor:
     measure: Callable[[RunSet], pd.Series]
     cite: str = ""
     kind: str = "predictor"
+    version: int = 1
+    amendment: str = ""
+    needs_all: bool = False
+    split_widths: bool = True
 
 
 # ----------------------------------------------------------- helpers for claims

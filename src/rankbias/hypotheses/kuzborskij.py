@@ -4,16 +4,34 @@ decay, and model merging in neural networks", arXiv 2502.17340.
 At a stationary point of GD / GF on L + wd/2 ||theta||^2: parameters align with
 -grad L, layer norms are equal (bias-free nets), the first layer lies in the
 span of the data, and the sum of two nets trained on orthogonal inputs does as
-well as each on its own task.  One ``Trend`` per claim id of claims.md.
+well as each on its own task.  One ``Trend`` per claim id, criteria declared
+below; ``HYPOTHESES`` holds version 1, ``AMENDED`` the claims version 2 changed.
 """
 
 from __future__ import annotations
 
 import math
 
-from rankbias.hypotheses.base import Check, RunSet, Trend, at, spearman
+from rankbias.hypotheses.base import GATE, Check, Criterion, RunSet, Trend, at, effect, spearman
 
 CITE = "Kuzborskij & Abbasi Yadkori 2025, arXiv 2502.17340"
+
+
+ALIGNED = Criterion("min cos(theta, -grad L) for wd > 0, horizon >= 6", ">=", 0.99)
+UNALIGNED = Criterion("max cos(theta, -grad L) at wd = 0", "<=", 0.5)
+BALANCED = Criterion("max of max_k ||W_k|| / min_k ||W_k|| for wd > 0", "<=", 1.01)
+UNBALANCED = Criterion("min norm ratio at wd = 0", ">=", 1.5)
+ALIGNED_AT_GATE = Criterion("min cos(theta, -grad L), GD/GF runs with wd > 0 on the gate, horizon >= 6", ">=", 0.99)
+BALANCED_AT_GATE = Criterion("max of max_k ||W_k|| / min_k ||W_k||, GD/GF runs with wd > 0 on the gate", "<=", 1.01)
+SPAN_OUT = Criterion("max share of ||W_1|| outside span(X) at wd = 1e-2", "<=", 0.01)
+SPAN_RANK_HI = Criterion("max rank_rel(1e-2) of W_1 at wd = 1e-2 minus dim span(X)", "<=", 0)
+SPAN_RANK_LO = Criterion("min rank_rel(1e-2) of W_1 at wd = 1e-2 minus dim span(X)", ">=", 0)
+SPAN_PLAIN = Criterion("min share outside span(X) at wd = 0", ">=", 0.3)
+MERGE_LOSS = Criterion("mean merged / own train loss (worse task)", "<=", 1.02)
+MERGE_ACC = Criterion("mean accuracy drop of the merged net (worse task)", "<=", 0.01)
+MERGE_WD = Criterion("merge ratio(wd=0) / merge ratio(wd>0)", ">=", 1.1)
+OVERLAP_RHO = Criterion("rho(merged accuracy, principal cosine)", "<=", -1.0 + 1e-9)
+OVERLAP_DROP = Criterion("accuracy drop at cosine 0", "<=", 0.01)
 
 
 def _alignment(runs: RunSet) -> list[Check]:
@@ -21,9 +39,9 @@ def _alignment(runs: RunSet) -> list[Check]:
     decayed = f[(f["wd"] > 0) & (f["horizon"] >= 6)]
     plain = f[f["wd"] == 0]
     return [
-        Check("min cos(theta, -grad L) for wd > 0, horizon >= 6", decayed["alignment"].min(), ">=", 0.99),
-        Check("max cos(theta, -grad L) at wd = 0", plain["alignment"].max(), "<=", 0.5),
-        Check("effect: mean alignment wd > 0 minus wd = 0", decayed["alignment"].mean() - plain["alignment"].mean()),
+        ALIGNED(decayed["alignment"].min()),
+        UNALIGNED(plain["alignment"].max()),
+        effect("mean alignment wd > 0 minus wd = 0", decayed["alignment"].mean() - plain["alignment"].mean()),
     ]
 
 
@@ -31,9 +49,59 @@ def _norms(runs: RunSet) -> list[Check]:
     f = runs.final
     decayed, plain = f[f["wd"] > 0], f[f["wd"] == 0]
     return [
-        Check("max of max_k ||W_k|| / min_k ||W_k|| for wd > 0", decayed["norm_ratio"].max(), "<=", 1.01),
-        Check("min norm ratio at wd = 0", plain["norm_ratio"].min(), ">=", 1.5),
-        Check("effect: mean norm ratio wd = 0 minus wd > 0", plain["norm_ratio"].mean() - decayed["norm_ratio"].mean()),
+        BALANCED(decayed["norm_ratio"].max()),
+        UNBALANCED(plain["norm_ratio"].min()),
+        effect("mean norm ratio wd = 0 minus wd > 0", plain["norm_ratio"].mean() - decayed["norm_ratio"].mean()),
+    ]
+
+
+def _full_batch(f):
+    """GD and gradient-flow runs: the dynamics whose stationary points the theorem is about."""
+    return f[f["kind"].isin(["gd", "gf"])]
+
+
+def _on_gate(f):
+    """GD/GF runs with wd > 0 that ended on the stationarity gate."""
+    runs = _full_batch(f)
+    return runs[(runs["wd"] > 0) & (runs["stationarity"] <= GATE)]
+
+
+def _gate_reached(runs: RunSet) -> Check:
+    """The theorem's hypothesis: some wd > 0 GD/GF run reached a stationary point (the gate)."""
+    runs = _full_batch(runs.final)
+    best = runs[runs["wd"] > 0]["stationarity"].min()
+    return Check("min ||grad L + wd theta|| / ||grad L|| of wd > 0 GD/GF runs", best, "<=", GATE)
+
+
+def _mean(f, column: str) -> float:
+    return float(f[column].mean()) if len(f) else math.nan
+
+
+def _first_pass(f) -> float:
+    return float(f["gate_step"].median()) if "gate_step" in f and len(f) else math.nan
+
+
+def _alignment_at_gate(runs: RunSet) -> list[Check]:
+    f = runs.final
+    gated = _on_gate(f)
+    full = _full_batch(f)
+    sgd = f[(f["kind"] == "sgd") & (f["wd"] > 0)]
+    return [
+        ALIGNED_AT_GATE(gated[gated["horizon"] >= 6]["alignment"].min()),
+        effect("mean cos(theta, -grad L), GD/GF runs at wd = 0 (no prediction)", _mean(full[full["wd"] == 0], "alignment")),
+        effect("mean cos(theta, -grad L), SGD runs with wd > 0", _mean(sgd, "alignment")),
+        effect("median step (GD) or flow time (GF) of the first gate pass, wd > 0", _first_pass(full[full["wd"] > 0])),
+    ]
+
+
+def _norms_at_gate(runs: RunSet) -> list[Check]:
+    f = runs.final
+    full = _full_batch(f)
+    sgd = f[(f["kind"] == "sgd") & (f["wd"] > 0)]
+    return [
+        BALANCED_AT_GATE(_on_gate(f)["norm_ratio"].max()),
+        effect("mean norm ratio, GD/GF runs at wd = 0 (no prediction)", _mean(full[full["wd"] == 0], "norm_ratio")),
+        effect("mean norm ratio, SGD runs with wd > 0", _mean(sgd, "norm_ratio")),
     ]
 
 
@@ -42,21 +110,20 @@ def _span(runs: RunSet) -> list[Check]:
     top, plain = f[f["wd"] == f["wd"].max()], f[f["wd"] == 0]
     dim = int(f["data.k"].iloc[0])
     return [
-        Check("max share of ||W_1|| outside span(X) at wd = 1e-2", top["outside_span@0"].max(), "<=", 0.01),
-        Check("max rank_rel(1e-2) of W_1 at wd = 1e-2 minus dim span(X)", top["rank_rel@0"].max() - dim, "<=", 0),
-        Check("min rank_rel(1e-2) of W_1 at wd = 1e-2 minus dim span(X)", top["rank_rel@0"].min() - dim, ">=", 0),
-        Check("min share outside span(X) at wd = 0", plain["outside_span@0"].min(), ">=", 0.3),
-        Check("effect: share outside at wd = 0 minus wd = 1e-2",
-              plain["outside_span@0"].mean() - top["outside_span@0"].mean()),
+        SPAN_OUT(top["outside_span@0"].max()),
+        SPAN_RANK_HI(top["rank_rel@0"].max() - dim),
+        SPAN_RANK_LO(top["rank_rel@0"].min() - dim),
+        SPAN_PLAIN(plain["outside_span@0"].min()),
+        effect("share outside at wd = 0 minus wd = 1e-2", plain["outside_span@0"].mean() - top["outside_span@0"].mean()),
     ]
 
 
 def _merge(runs: RunSet) -> list[Check]:
     f = runs.final
     return [
-        Check("mean merged / own train loss (worse task)", f["merge_ratio"].mean(), "<=", 1.02),
-        Check("mean accuracy drop of the merged net (worse task)", f["merge_acc_drop"].mean(), "<=", 0.01),
-        Check("effect: merged / own loss - 1", f["merge_ratio"].mean() - 1),
+        MERGE_LOSS(f["merge_ratio"].mean()),
+        MERGE_ACC(f["merge_acc_drop"].mean()),
+        effect("merged / own loss - 1", f["merge_ratio"].mean() - 1),
     ]
 
 
@@ -64,7 +131,7 @@ def _merge_needs_wd(runs: RunSet) -> list[Check]:
     f = runs.final
     ratio = f["merge_ratio"].groupby(f["wd"]).mean()
     gain = at(ratio, 0.0) / ratio[ratio.index > 0].mean() if (ratio.index > 0).any() else math.nan
-    return [Check("merge ratio(wd=0) / merge ratio(wd>0)", gain, ">=", 1.1), Check("effect: ratio of ratios", gain)]
+    return [MERGE_WD(gain), effect("ratio of ratios", gain)]
 
 
 def _merge_overlap(runs: RunSet) -> list[Check]:
@@ -72,30 +139,47 @@ def _merge_overlap(runs: RunSet) -> list[Check]:
     acc = f["merged_acc"].groupby(f["data.cosine"]).mean().sort_index()
     drop = f["merge_acc_drop"][f["data.cosine"] == 0].mean()
     return [
-        Check("rho(merged accuracy, principal cosine)", spearman(acc.index, acc.values), "<=", -1.0 + 1e-9),
-        Check("accuracy drop at cosine 0", drop, "<=", 0.01),
-        Check("effect: merged acc(cos=0) - merged acc(cos=max)", acc.iloc[0] - acc.iloc[-1]),
+        OVERLAP_RHO(spearman(acc.index, acc.values)),
+        OVERLAP_DROP(drop),
+        effect("merged acc(cos=0) - merged acc(cos=max)", acc.iloc[0] - acc.iloc[-1]),
     ]
 
 
 def _gf_merge(runs: RunSet) -> list[Check]:
     f = runs.final
-    return [Check("mean merged / own train loss (worse task)", f["merge_ratio"].mean(), "<=", 1.02),
-            Check("effect: merged / own loss - 1", f["merge_ratio"].mean() - 1)]
+    return [MERGE_LOSS(f["merge_ratio"].mean()), effect("merged / own loss - 1", f["merge_ratio"].mean() - 1)]
 
 
 HYPOTHESES = [
     Trend("kuzborskij.alignment", "kuzborskij", ("kuzborskij.alignment",), "cos(theta, -grad L) -> 1 with wd",
-          _alignment, CITE),
-    Trend("kuzborskij.norms", "kuzborskij", ("kuzborskij.norms",), "layer norms equalize with wd", _norms, CITE),
+          _alignment, CITE, criteria=(ALIGNED, UNALIGNED)),
+    Trend("kuzborskij.norms", "kuzborskij", ("kuzborskij.norms",), "layer norms equalize with wd", _norms, CITE,
+          criteria=(BALANCED, UNBALANCED)),
     Trend("kuzborskij.span", "kuzborskij", ("kuzborskij.span",), "W_1 lies in span(X); rank <= dim span(X)",
-          _span, CITE),
+          _span, CITE, criteria=(SPAN_OUT, SPAN_RANK_HI, SPAN_RANK_LO, SPAN_PLAIN)),
     Trend("kuzborskij.merge", "kuzborskij", ("kuzborskij.merge",), "merged net as good as each on its task",
-          _merge, CITE),
+          _merge, CITE, criteria=(MERGE_LOSS, MERGE_ACC)),
     Trend("kuzborskij.merge_needs_wd", "kuzborskij", ("kuzborskij.merge_needs_wd",), "merging is worse without wd",
-          _merge_needs_wd, CITE),
+          _merge_needs_wd, CITE, criteria=(MERGE_WD,)),
     Trend("kuzborskij.merge_overlap", "kuzborskij", ("kuzborskij.merge_overlap",),
-          "merged accuracy falls as the subspaces overlap", _merge_overlap, CITE),
+          "merged accuracy falls as the subspaces overlap", _merge_overlap, CITE, criteria=(OVERLAP_RHO, OVERLAP_DROP)),
     Trend("kuzborskij.gf_deep_linear_merge", "kuzborskij", ("kuzborskij.gf_deep_linear_merge",),
-          "gradient flow, deep linear: merged ~ individual", _gf_merge, CITE),
+          "gradient flow, deep linear: merged ~ individual", _gf_merge, CITE, criteria=(MERGE_LOSS,)),
+]
+
+_AT_GATE = ("Criteria read GD and gradient-flow runs with wd > 0 that ended on the stationarity gate (the theorem "
+            "concerns stationary points of the L2-regularized objective); GD runs go on past 20k steps until the "
+            "gate passes, up to 100k, and the first pass is recorded; SGD runs and wd = 0 values are reported as "
+            "effect sizes; a deep linear arm (32-64-64-4, GD lr 0.1 and GF) is added; an arch with no wd > 0 GD/GF "
+            "run on the gate is 'not applicable'. Version 1 read SGD runs, none of which ever passed the gate, and "
+            "its wd = 0 thresholds tested what the paper does not predict")
+AMENDED = [
+    Trend("kuzborskij.alignment", "kuzborskij", ("kuzborskij.alignment",),
+          "at a stationary point of GD/GF with wd > 0: cos(theta, -grad L) = 1", _alignment_at_gate, CITE,
+          criteria=(ALIGNED_AT_GATE,), version=2, applies=_gate_reached,
+          amendment=_AT_GATE + " (directional convergence makes the wd = 0 alignment rise on its own)."),
+    Trend("kuzborskij.norms", "kuzborskij", ("kuzborskij.norms",),
+          "at a stationary point of GD/GF with wd > 0: equal layer norms (bias-free nets)", _norms_at_gate, CITE,
+          criteria=(BALANCED_AT_GATE,), version=2, applies=_gate_reached,
+          amendment=_AT_GATE + " (the wd = 0 norm ratio is the initialization's width ratio)."),
 ]
