@@ -98,6 +98,23 @@ CASES = [
      "defines no Trend or Predictor"),
     ("hypothesis of no scenario", lambda t: ["compare", _hypothesis(t, NOWHERE), "--store", _empty_store(t)],
      "apply to no scenario of this matrix"),
+    ("repeated seeds", lambda t: ["run", _matrix(t, GOOD + "seeds = [3, 4, 3]\n")],
+     "scenario 's1' (#1) key 'seeds': a list of seeds must not repeat a seed; [3] appear more than once. "
+     "Got [3, 4, 3]. Fix: write a count"),
+    ("negative seed", lambda t: ["list", _matrix(t, GOOD + "seeds = [-1]\n")],
+     "key 'seeds': a list of seeds must hold ints >= 0; [-1] are not"),
+    ("fractional seed", lambda t: ["list", _matrix(t, GOOD + "seeds = [0.5]\n")], "[0.5] are not. Got [0.5]"),
+    ("unknown claims version", lambda t: ["score", "quick", "--store", _empty_store(t), "--claims-version", "3"],
+     "'--claims-version' must be one of [1, 2]; got 3. Pass 2"),
+    ("variant of no claim", lambda t: ["run", _matrix(t, GOOD.replace('id = "s1"', 'id = "galanti.wdd.heldout"'))],
+     "m.toml: scenario 'galanti.wdd.heldout' key 'id': a scenario named <claim>.<name> is a variant of that claim, "
+     "and claims version 2 has no claim 'galanti.wdd'. Got 'galanti.wdd.heldout'. Fix: name an existing claim "
+     "before the variant's name, e.g. 'galanti.wd'."),
+    ("variant of a version-2 claim under version 1", lambda t: ["list", _matrix(t, GOOD.replace(
+        'id = "s1"', 'id = "new.task_rank.wide"')), "--claims-version", "1"],
+     "claims version 1 has no claim 'new.task_rank'"),
+    ("scorecard of another version", lambda t: ["claims", "--claims-version", "1", "--scorecard", _scorecard(t)],
+     "scored claims version 2, not 1"),
     ("bad weight file", lambda t: ["ranks", _weights(t)], "must be finite"),
     ("bad widths", lambda t: ["train", "--widths", "32,a,10"], "'--widths' must be comma-separated ints"),
     ("bad train dynamics", lambda t: ["train", "--widths", "6,8,3", "--dynamics", "adam", "--store",
@@ -108,6 +125,12 @@ NOWHERE = """
 from rankbias.hypotheses import Check, Trend
 mine = Trend("mine.x", "mine", ("no.such.scenario",), "nothing", lambda runs: [Check("x", 1.0, ">=", 0)])
 """
+
+
+def _scorecard(tmp):
+    path = tmp / "card.json"
+    path.write_text('{"meta": {"claims_version": 2}, "verdicts": []}')
+    return str(path)
 
 
 def _empty_store(tmp):

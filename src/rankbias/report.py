@@ -6,7 +6,8 @@
   seeds with a min-max band (rank vs wd / B / lr, gaps vs wd / spread, ...);
 - singular-value spectra sigma_i / sigma_1 of a hidden layer over training,
   at the smallest and largest wd of a sweep;
-- rank vs the NC1 of the previous layer's features (Zangrando et al.);
+- a layer's tail ratio sigma_K+1 / sigma_1 vs the NC1 of its input features
+  (Zangrando et al.; the claims' version-2 reading);
 - merged vs individual accuracy (Kuzborskij & Abbasi Yadkori).
 
 The page marks ``<body data-rendered="yes">`` once every image has loaded, which
@@ -26,6 +27,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from rankbias.hypotheses import zangrando  # noqa: E402
 from rankbias.hypotheses.base import RunSet, hidden_mean, hidden_square  # noqa: E402
 from rankbias.hypotheses.galanti import tail_erank  # noqa: E402
 
@@ -39,6 +41,7 @@ SWEEPS = [
     ("zangrando.wd", "wd", "gap_k", True, True),
     ("zangrando.spread", "data.std", "gap_k@0", True, True),
     ("kuzborskij.alignment", "wd", "alignment", False, False),
+    ("kuzborskij.alignment.deep_linear", "wd", "alignment", False, False),
     ("kuzborskij.span", "wd", "outside_span@0", False, False),
 ]
 LABELS = {"rank_tol": "rank_tol(1e-3), hidden square layers", "erank_tail": "effective rank, mean of last 200 steps",
@@ -81,7 +84,7 @@ def _subset(data, scenario: str) -> RunSet | None:
     names = [n for n in data.names([scenario]) if n in data.final.index]
     final = data.final.loc[names]
     final = final[final.status == "done"]
-    return RunSet(final, data.metrics, data.spectra) if len(final) else None
+    return data.runset(final) if len(final) else None
 
 
 def _figure(path: Path, draw) -> None:
@@ -115,11 +118,13 @@ def _spectra(ax, data, runs: RunSet) -> None:
 
 def _nc1(ax, runs: RunSet) -> None:
     f = runs.final
-    for k in hidden_square(f["widths"].iloc[0]):
-        ax.scatter(f[f"nc1@{k - 1}"], f[f"rank_rel@{k}"], label=f"layer {k}")
+    inputs = {1: zangrando.input_nc1(runs), 2: f["nc1@0"]}  # W_1 reads the data, W_2 layer 1's features
+    for k, nc1 in inputs.items():
+        ax.scatter(nc1, f[f"gap_k@{k - 1}"], label=f"W_{k}")
     ax.set_xscale("log")
-    ax.set_xlabel("NC1 of the previous layer's features")
-    ax.set_ylabel("rank_rel(1e-2)")
+    ax.set_yscale("log")
+    ax.set_xlabel("NC1 of the layer's input features")
+    ax.set_ylabel("sigma_K+1 / sigma_1")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
 
@@ -146,7 +151,7 @@ def plots(out: Path, data) -> list[tuple[str, str]]:
         runs = _subset(data, scenario)
         if runs is None:
             continue
-        split = "kind" if scenario == "kuzborskij.alignment" else None
+        split = "kind" if scenario.startswith("kuzborskij.alignment") else None
         name = f"{scenario}.png"
         _figure(out / name, lambda ax: (_sweep(ax, runs, x, what, logx, logy, split), ax.set_title(scenario)))
         made.append((name, f"{scenario}: {LABELS.get(what, what)} against {x} (band: min-max over seeds)"))
@@ -157,7 +162,8 @@ def plots(out: Path, data) -> list[tuple[str, str]]:
     runs = _subset(data, "zangrando.nc1")
     if runs is not None:
         _figure(out / "rank_vs_nc1.png", lambda ax: _nc1(ax, runs))
-        made.append(("rank_vs_nc1.png", "zangrando.nc1: rank against the previous layer's NC1, one dot per run"))
+        made.append(("rank_vs_nc1.png", "zangrando.nc1: tail ratio sigma_K+1 / sigma_1 of W_1 and W_2 against the "
+                                         "NC1 of their input features, one dot per run"))
     if any(_subset(data, s) is not None for s in ("kuzborskij.merge_needs_wd", "kuzborskij.merge_overlap")):
         _figure(out / "merging.png", lambda ax: _merge(ax, data))
         made.append(("merging.png", "merged vs individual accuracy, one dot per run"))
@@ -173,7 +179,7 @@ def _table(verdicts) -> str:
     for v in verdicts:
         for i, s in enumerate(v.statistics or [None]):
             head = (f"<td rowspan='{max(len(v.statistics), 1)}'>{html.escape(v.id)}</td>"
-                    f"<td rowspan='{max(len(v.statistics), 1)}' class='{v.verdict}'>{v.verdict}</td>") if i == 0 else ""
+                    f"<td rowspan='{max(len(v.statistics), 1)}' class='{v.verdict.replace(' ', '-')}'>{v.verdict}</td>") if i == 0 else ""
             tail = (f"<td rowspan='{max(len(v.statistics), 1)}'>{v.n} / {len(v.seeds)}</td>"
                     f"<td rowspan='{max(len(v.statistics), 1)}'>{_cell(v.horizon[0])} - {_cell(v.horizon[1])}</td>"
                     f"<td rowspan='{max(len(v.statistics), 1)}'>{v.stationary[0]}/{v.stationary[1]}</td>"
@@ -183,7 +189,7 @@ def _table(verdicts) -> str:
             else:
                 crit = f"{html.escape(s.op)} {_cell(s.threshold)}" if s.op else "effect"
                 body = (f"<td>{html.escape(s.name)}</td><td>{_cell(s.value)} [{_cell(s.low)}, {_cell(s.high)}]</td>"
-                        f"<td>{crit}</td><td class='{s.status}'>{s.status}</td>")
+                        f"<td>{crit}</td><td class='{s.status.replace(' ', '-')}'>{s.status}</td>")
             rows.append(f"<tr>{head}{body}{tail}</tr>")
     header = ("<tr><th>claim</th><th>verdict</th><th>statistic</th><th>value [95% CI over seeds]</th>"
               "<th>criterion</th><th>status</th><th>runs / seeds</th><th>horizon lr*wd*T</th>"
@@ -197,6 +203,7 @@ PAGE = """<!doctype html>
 body {{ font-family: sans-serif; margin: 2em; }} table {{ border-collapse: collapse; font-size: 13px; }}
 td, th {{ border: 1px solid #ccc; padding: 3px 6px; vertical-align: top; }}
 .pass {{ background: #d4f4d4; }} .fail {{ background: #f8d0d0; }} .inconclusive {{ background: #fbf0c0; }}
+.not-applicable {{ background: #dde6f6; }}
 figure {{ display: inline-block; margin: 0.5em; width: 520px; }} figcaption {{ font-size: 12px; }}
 </style></head>
 <body data-rendered="no">

@@ -42,7 +42,6 @@ import functools
 import json
 import math
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -319,12 +318,13 @@ def score(h: Trend | Predictor, data: Runs, n_boot: int = N_BOOT, seed: int = 0,
     try:
         if version >= 2 and getattr(h, "applies", None) is not None:
             test = h.applies(runs)
-            if test.holds(test.value) is not True:
+            if not test.holds(test.value):  # False, or None for NaN (no run to test)
+                value = float(test.value)
                 verdict.verdict = "not applicable"
-                verdict.statistics = [Statistic(test.name, test.value, test.value, test.value, test.op,
-                                                test.threshold, "not applicable")]
+                verdict.statistics = [Statistic(test.name, value, value, value, test.op, test.threshold,
+                                                "not applicable")]
                 verdict.note = "; ".join(notes + [f"not applicable: the runs never met the theorem's hypothesis "
-                                                  f"{test.name} {test.op} {test.threshold:g} (best: {test.value:.3g})"])
+                                                  f"{test.name} {test.op} {test.threshold:g} (best: {value:.3g})"])
                 return verdict
         point = _evaluate(h, runs)
         verdict.statistics = _interval(h, resamples, point)
@@ -377,7 +377,7 @@ def header(data: Runs, verdicts: list[Verdict], version: int, target: str, tier:
         "matrix": target, "tier": tier, "claims_version": version,
         "rankbias": prov["rankbias"], "git_commit": prov["git_commit"],
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "store": str(Path(data.store.path).resolve()),
+        "store": str(data.store.path),
         "runs": {"in_matrix": len(data.matrix.runs), "stored": int(len(data.final)),
                  **{str(k): int(v) for k, v in stored.items()}},
         "verdicts": {k: int(v) for k, v in pd.Series([v.verdict for v in verdicts], dtype=object).value_counts().items()},

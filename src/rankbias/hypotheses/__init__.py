@@ -56,7 +56,7 @@ def unknown_variants(scenario_ids, version: int = CURRENT) -> list[tuple[str, st
     baseline paper key) whose claim ``version`` does not have: (id, the claim it names,
     close claim ids)."""
     ids = [h.id for h in claims(version)]
-    papers = {h.id.split(".")[0] for h in claims(version)}
+    papers = {h.id.split(".")[0] for v in VERSIONS for h in claims(v)}
     out = []
     for sid in scenario_ids:
         parts = sid.split(".")

@@ -63,7 +63,8 @@ class Criterion:
     threshold: float
 
     def __call__(self, value: float, **fields) -> Check:
-        return Check(self.name.format(**fields), float(value), self.op, self.threshold)
+        name = re.sub(r"\{(\w+)\}", lambda m: str(fields[m.group(1)]), self.name) if fields else self.name
+        return Check(name, float(value), self.op, self.threshold)
 
     def matches(self, check: Check) -> bool:
         """Whether ``check`` is this criterion (its name filled in, same op and threshold)."""
@@ -72,7 +73,8 @@ class Criterion:
 
     def text(self) -> str:
         """``name op threshold`` with its fields written as their names (layer k)."""
-        return f"{re.sub(r'[{}]', '', self.name)} {self.op} {self.threshold:g}"
+        name = re.sub(r"\{(\w+)\}", r"\1", self.name)
+        return f"{name} {self.op} {self.threshold:g}"
 
 
 def effect(name: str, value: float) -> Check:

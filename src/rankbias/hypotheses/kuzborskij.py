@@ -73,6 +73,12 @@ def _gate_reached(runs: RunSet) -> Check:
     return Check("min ||grad L + wd theta|| / ||grad L|| of wd > 0 GD/GF runs", best, "<=", GATE)
 
 
+def _share_on_gate(f) -> float:
+    decayed = _full_batch(f)
+    decayed = decayed[decayed["wd"] > 0]
+    return len(_on_gate(f)) / len(decayed) if len(decayed) else math.nan
+
+
 def _mean(f, column: str) -> float:
     return float(f[column].mean()) if len(f) else math.nan
 
@@ -88,9 +94,11 @@ def _alignment_at_gate(runs: RunSet) -> list[Check]:
     sgd = f[(f["kind"] == "sgd") & (f["wd"] > 0)]
     return [
         ALIGNED_AT_GATE(gated[gated["horizon"] >= 6]["alignment"].min()),
+        effect("share of wd > 0 GD/GF runs on the gate", _share_on_gate(f)),
         effect("mean cos(theta, -grad L), GD/GF runs at wd = 0 (no prediction)", _mean(full[full["wd"] == 0], "alignment")),
         effect("mean cos(theta, -grad L), SGD runs with wd > 0", _mean(sgd, "alignment")),
-        effect("median step (GD) or flow time (GF) of the first gate pass, wd > 0", _first_pass(full[full["wd"] > 0])),
+        effect("median step of the first gate pass, GD runs with wd > 0", _first_pass(full[(full["wd"] > 0) &
+                                                                                          (full["kind"] == "gd")])),
     ]
 
 
@@ -100,6 +108,7 @@ def _norms_at_gate(runs: RunSet) -> list[Check]:
     sgd = f[(f["kind"] == "sgd") & (f["wd"] > 0)]
     return [
         BALANCED_AT_GATE(_on_gate(f)["norm_ratio"].max()),
+        effect("share of wd > 0 GD/GF runs on the gate", _share_on_gate(f)),
         effect("mean norm ratio, GD/GF runs at wd = 0 (no prediction)", _mean(full[full["wd"] == 0], "norm_ratio")),
         effect("mean norm ratio, SGD runs with wd > 0", _mean(sgd, "norm_ratio")),
     ]

@@ -76,11 +76,13 @@ def _nc1(runs: RunSet) -> list[Check]:
 
 
 def input_nc1(runs: RunSet) -> pd.Series:
-    """Per run: NC1 of its training inputs (the features W_1 reads), from its data set."""
+    """Per run (row of ``runs.final``, repeated rows included): NC1 of its training inputs,
+    the features W_1 reads, from its data set."""
     def one(name):
         d = runs.dataset(name)
         return float(geometry.collapse(d.x_train[None], d.y_train, d.outputs)["nc1"][0])
-    return pd.Series({name: one(name) for name in runs.final.index}, dtype=float)
+    values = {name: one(name) for name in set(runs.final.index)}
+    return pd.Series([values[name] for name in runs.final.index], index=runs.final.index, dtype=float)
 
 
 def _nc1_spread(runs: RunSet) -> list[Check]:
