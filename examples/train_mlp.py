@@ -1,4 +1,4 @@
-"""Train the bias-free MLP 32-100-100-100-10 of claims.md's galanti.wd setup and
+"""Train the bias-free MLP 32-100-100-100-10 of the galanti.wd setup (docs/claims.md) and
 save its state dict, so that ``rankbias ranks`` has real weights to measure.
 
     python examples/train_mlp.py --wd 0.02 --out mlp.pt && rankbias ranks mlp.pt

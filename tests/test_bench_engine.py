@@ -38,7 +38,7 @@ def test_ensemble(benchmark):
     assert all(r.status == "done" for r in results)
 
 
-# galanti.wd's run length (claims.md): 40 epochs at B=4 on N=1000, 10k steps, 20 log points
+# galanti.wd's run length (docs/claims.md): 40 epochs at B=4 on N=1000, 10k steps, 20 log points
 LONG = DynamicsSpec("sgd", "ce", lr=0.1, wd=1e-2, batch=4, epochs=40)
 
 

@@ -177,3 +177,13 @@ def test_any_single_edit_is_accepted_or_explained(field, value):
         expand(parse("[[scenario]]\n" + text, "edited.toml"), "quick", "edited.toml")
     except MatrixError as err:
         assert str(err).startswith("edited.toml") and "Fix" in str(err)
+
+
+def test_the_heldout_example_is_variants_of_claims_on_listed_seeds():
+    from rankbias.hypotheses import claims, unknown_variants
+
+    spec = load(EXAMPLE.parent / "heldout.toml")
+    ids = [s.id for s in spec.scenario]
+    assert not unknown_variants(ids) and all(any(i.startswith(h.id + ".") for h in claims()) for i in ids)
+    for tier in ("quick", "standard"):
+        assert {c.seed for c in expand(spec, tier).runs.values()} == {11, 12, 13}

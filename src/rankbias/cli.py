@@ -338,6 +338,31 @@ def report_cmd(
     console.print(f"report written to {page}")
 
 
+@app.command("claims")
+def claims_cmd(
+    claims_version: int = typer.Option(2, "--claims-version", help=VERSION_HELP),
+    scorecard: Path = typer.Option(None, "--scorecard", help="A scorecard JSON of that version: show its verdicts."),
+    out: Path = typer.Option(None, "--out", help="Write the Markdown here instead of printing it."),
+):
+    """Every claim: paper, prediction, setup, criteria, version history and (with --scorecard) verdict."""
+    from rich.markdown import Markdown
+
+    from rankbias.claims_doc import document
+
+    _version_checked(claims_version)
+    if scorecard is not None and not scorecard.is_file():
+        _fail(f"'--scorecard' {scorecard} is not a file. Pass the JSON that `rankbias run` or `score` wrote.")
+    try:
+        text = document(claims_version, scorecard)
+    except (ValueError, KeyError) as err:
+        _fail(f"scorecard {scorecard} cannot be read: {err}")
+    if out is not None:
+        out.write_text(text)
+        console.print(f"claims of version {claims_version} written to {out}")
+    else:
+        console.print(Markdown(text))
+
+
 def _open_store(path: str):
     from rankbias.store import Store
 

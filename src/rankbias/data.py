@@ -62,7 +62,7 @@ def gaussian_mixture(n: int, dim: int, classes: int, std: float, seed: int, test
     """K-class Gaussian mixture: class means uniform on the sphere of radius
     ``radius`` in R^d (default sqrt(d), so E||mu||^2 = d as for a standard normal
     input), x = mu_y + std z with z ~ N(0, I_d): ``std`` is the within-class
-    standard deviation per coordinate (claims.md's s).  Labels are balanced:
+    standard deviation per coordinate (the claims' s, docs/claims.md).  Labels are balanced:
     y_i = i mod K before shuffling.  n train + ``test`` test points."""
     rng = np.random.default_rng(seed)
     r = float(np.sqrt(dim)) if radius is None else float(radius)

@@ -1,6 +1,6 @@
 """The networks of the experiment matrix: bias-free by default.
 
-One ``Net`` covers the four architectures of claims.md, set by a frozen
+One ``Net`` covers the four architectures of the claims (docs/claims.md), set by a frozen
 ``NetSpec``:
 
 - ``shallow_relu``: x -> W2 relu(W1 x); ``fixed_outer`` freezes W2 at init.
