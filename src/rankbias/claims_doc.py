@@ -77,8 +77,8 @@ def _setup(s: Scenario, tiers: dict) -> list[str]:
 def _verdict(v: dict) -> str:
     stats = []
     for st in v["statistics"]:
-        crit = f" {st['op']} {st['threshold']:g}" if st["op"] else " (effect)"
-        stats.append(f"{st['name']} = {st['value']:.3g} [{st['low']:.3g}, {st['high']:.3g}]{crit}: {st['status']}")
+        judged = f" {st['op']} {st['threshold']:g}: {st['status']}" if st["op"] else ""
+        stats.append(f"{st['name']} = {st['value']:.3g} [{st['low']:.3g}, {st['high']:.3g}]{judged}")
     head = f"**{v['verdict']}** on {v['n']} runs, seeds {v['seeds']}"
     note = f" Note: {v['note']}" if v["note"] else ""
     return f"- `{v['id']}`: {head}; " + "; ".join(stats) + "." + note
