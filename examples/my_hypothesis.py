@@ -8,8 +8,9 @@ a value, a comparison and a threshold (a criterion), or just a value (an effect
 size).  A ``Predictor`` returns a predicted and a measured rank per run and is
 scored by Spearman rho and the mean absolute error of log-rank.
 
-``runs.final`` has one row per done run: its config fields (wd, lr, batch,
-seed, widths, data.n, ...), ``horizon`` (lr*wd*T), ``steps``, and last-step
+``runs.final`` has one row per trained run: its config fields (wd, lr,
+batch, seed, widths, data.n, ...; a step budget as ``budget_steps``),
+``horizon`` (lr*wd*T), ``steps`` (as far as the run went), and last-step
 metrics as ``name`` (whole net) or ``name@k`` (layer k).  Criteria are fixed
 here before looking at the results.
 """

@@ -67,6 +67,9 @@ def test_a_planted_trend_passes_with_its_statistics_horizon_and_gate(tmp_path):
     assert by["rank(wd=2e-2) / width"].low >= 0.12 and by["rank(wd=2e-2) / width"].high <= 0.13
     assert v.effect.name.startswith("effect:") and v.effect.status == "effect"
     assert v.horizon == (0.0, pytest.approx(20.0))
+    final = Runs(store, matrix).final
+    assert list(final.columns).count("steps") == 1 and (final["steps"] == 10000).all()  # as far as each run went
+    assert "budget_steps" not in final  # an epoch budget names no step count
     assert v.stationary == (3, 12)  # wd = 2e-2 runs only are below the gate
     assert GATE == 0.1
 

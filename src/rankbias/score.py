@@ -114,7 +114,8 @@ class Verdict:
 
 class Runs:
     """The stored runs of a matrix, read once: ``final`` (one row per run: config
-    fields, status, horizon, initial and last-step metrics as ``train_loss_0`` and
+    fields, status, horizon, ``steps`` (as far as it went; the config's budget is
+    ``budget_steps``), initial and last-step metrics as ``train_loss_0`` and
     ``name`` / ``name@layer``) and the metric rows; spectra and data sets are read
     on demand and cached."""
 
@@ -122,7 +123,8 @@ class Runs:
         self.matrix, self.store = matrix, store
         runs = store.runs()
         runs = runs[runs.name.isin(matrix.runs)].set_index("name")
-        config = pd.DataFrame(list(runs.config.values), index=runs.index)
+        # the config's step budget (NaN for an epoch budget) is ``budget_steps``; ``steps`` is how far a run went
+        config = pd.DataFrame(list(runs.config.values), index=runs.index).rename(columns={"steps": "budget_steps"})
         metrics = store.metrics()
         self.metrics = metrics[metrics.run.isin(runs.index)]
         last = self.metrics[self.metrics.step == self.metrics.groupby("run").step.transform("max")]
