@@ -1,9 +1,10 @@
-"""asv tracking of the science: each baseline claim's statistic, effect size and
-verdict on the quick tier of the built-in matrix, so `asv run` shows the claims
-beside the kernels' speed commit by commit and `asv publish` plots both.
+"""asv tracking of the science: each claim's statistic, effect size and verdict
+(the current claims version) on the quick tier of the built-in matrix, so `asv
+run` shows the claims beside the kernels' speed commit by commit and `asv
+publish` plots both.
 
-``setup_cache`` trains the quick tier once per commit (about 4 minutes on 2
-cores) into a store in asv's cache directory; every ``track_`` reads its score.
+``setup_cache`` trains the quick tier once per commit (about 9 minutes on 2 cores) into a
+store in asv's cache directory; every ``track_`` reads its score.
 """
 
 import os
@@ -11,7 +12,7 @@ import os
 from rankbias.hypotheses import BASELINES
 
 CLAIMS = [h.id for h in BASELINES if h.kind == "trend"]
-VERDICT_CODE = {"pass": 1.0, "inconclusive": 0.0, "fail": -1.0}
+VERDICT_CODE = {"pass": 1.0, "inconclusive": 0.0, "fail": -1.0, "not applicable": float("nan")}
 
 
 class ClaimScores:
@@ -46,7 +47,7 @@ class ClaimScores:
         return scores[claim]["effect"]
 
     def track_verdict(self, scores, claim):
-        """1 pass, 0 inconclusive, -1 fail."""
+        """1 pass, 0 inconclusive, -1 fail; NaN (no value) when not applicable."""
         return scores[claim]["verdict"]
 
     track_statistic.unit = "statistic"

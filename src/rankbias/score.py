@@ -49,7 +49,7 @@ import pandas as pd
 from rankbias.hypotheses import CURRENT
 from rankbias.hypotheses.base import GATE, Check, Predictor, RunSet, Trend, spearman
 from rankbias.matrix import Matrix
-from rankbias.run import make_data
+from rankbias.run import make_data, provenance
 from rankbias.store import Store
 
 N_BOOT = 300
@@ -292,7 +292,6 @@ def score(h: Trend | Predictor, data: Runs, n_boot: int = N_BOOT, seed: int = 0,
         (float(used.horizon.min()), float(used.horizon.max())) if len(used) else (math.nan, math.nan),
         (gate, len(decayed)), list(used.index), version=version, control=getattr(h, "control", False),
     )
-    notes = []
     absent = [sid for sid in scenarios if sid not in data.matrix.members]
     if version >= 2 and h.needs_all and absent:
         verdict.note = f"scenarios {absent} are not in this matrix; this hypothesis reads all of {list(scenarios)}"
@@ -300,36 +299,21 @@ def score(h: Trend | Predictor, data: Runs, n_boot: int = N_BOOT, seed: int = 0,
     if not names:
         verdict.note = f"no runs: none of its scenarios {list(scenarios)} is in this matrix"
         return verdict
-    if version >= 2:
-        cells = {n: data.cell(n, scenarios) for n in present.index}
-        counts = pd.Series([cells[n] for n in present.index[bad.to_numpy()]], dtype=object).value_counts()
-        verdict.untrained, verdict.untrained_cells = int(bad.sum()), {str(k): int(v) for k, v in counts.items()}
-        kept = {cells[n] for n in used.index}
-        verdict.dropped = sorted({cells[n] for n in present.index} - kept)
-        if verdict.untrained:
-            notes.append(f"{verdict.untrained} of {len(present)} runs untrained (diverged, or ended within "
-                         f"{CHANCE_MARGIN} of chance accuracy / {NO_PROGRESS} of the initial MSE) and excluded: "
-                         + ", ".join(f"{c}: {k}" for c, k in verdict.untrained_cells.items()))
-        if verdict.dropped:
-            notes.append(f"cells dropped (no trained run): {'; '.join(verdict.dropped)}")
+    notes = _count_untrained(verdict, data, present, bad, used, scenarios) if version >= 2 else []
     if used.empty:
         verdict.note = "; ".join(notes + ["no trained done runs in the store; run the matrix first"])
         return verdict
     runs = data.runset(used)
     resamples = (data.runset(sample, runs.metrics) for sample in _resamples(used, n_boot, seed))
     try:
-        if version >= 2 and getattr(h, "applies", None) is not None:
-            test = h.applies(runs)
-            if not test.holds(test.value):  # False, or None for NaN (no run to test)
-                value = float(test.value)
-                verdict.verdict = "not applicable"
-                verdict.statistics = [Statistic(test.name, value, value, value, test.op, test.threshold,
-                                                "not applicable")]
-                verdict.note = "; ".join(notes + [f"not applicable: the runs never met the theorem's hypothesis "
-                                                  f"{test.name} {test.op} {test.threshold:g} (best: {value:.3g})"])
-                return verdict
-        point = _evaluate(h, runs)
-        verdict.statistics = _interval(h, resamples, point)
+        test = h.applies(runs) if version >= 2 and getattr(h, "applies", None) is not None else None
+        if test is not None and not test.holds(test.value):  # False, or None for NaN (no run to test)
+            verdict.verdict, verdict.statistics = "not applicable", [_constant(test, "not applicable")]
+            notes.append(f"not applicable: the runs never met the theorem's hypothesis {test.name} {test.op} "
+                         f"{test.threshold:g} (best: {test.value:.3g})")
+        else:
+            verdict.statistics = _interval(h, resamples, _evaluate(h, runs))
+            verdict.verdict = _verdict_of(h, verdict.statistics)
     except Exception as err:  # a hypothesis that cannot read these runs is reported, not raised
         verdict.note = "; ".join(notes + [f"could not be scored: {type(err).__name__}: {err}"])
         return verdict
@@ -337,7 +321,6 @@ def score(h: Trend | Predictor, data: Runs, n_boot: int = N_BOOT, seed: int = 0,
         if stat.op is not None and math.isnan(stat.value):
             stat.note = (f"undefined: cells dropped (no trained run): {'; '.join(verdict.dropped)}"
                          if verdict.dropped else UNDEFINED)
-    verdict.verdict = _verdict_of(h, verdict.statistics)
     if verdict.missing:
         verdict.verdict = "inconclusive" if verdict.verdict != "scored" else "scored"
         notes.insert(0, f"{verdict.missing} of {len(names)} runs not in the store yet")
@@ -348,6 +331,28 @@ def score(h: Trend | Predictor, data: Runs, n_boot: int = N_BOOT, seed: int = 0,
                          f"accuracy (scored as they are)")
     verdict.note = "; ".join(notes)
     return verdict
+
+
+def _count_untrained(verdict: Verdict, data: Runs, present, bad, used, scenarios) -> list[str]:
+    """Version 2: fill ``verdict``'s untrained counts per cell and its dropped cells; return the notes."""
+    cells = {n: data.cell(n, scenarios) for n in present.index}
+    counts = pd.Series([cells[n] for n in present.index[bad.to_numpy()]], dtype=object).value_counts()
+    verdict.untrained, verdict.untrained_cells = int(bad.sum()), {str(k): int(v) for k, v in counts.items()}
+    verdict.dropped = sorted({cells[n] for n in present.index} - {cells[n] for n in used.index})
+    notes = []
+    if verdict.untrained:
+        notes.append(f"{verdict.untrained} of {len(present)} runs untrained (diverged, or ended within "
+                     f"{CHANCE_MARGIN} of chance accuracy / {NO_PROGRESS} of the initial MSE) and excluded: "
+                     + ", ".join(f"{c}: {k}" for c, k in verdict.untrained_cells.items()))
+    if verdict.dropped:
+        notes.append(f"cells dropped (no trained run): {'; '.join(verdict.dropped)}")
+    return notes
+
+
+def _constant(check: Check, status: str) -> Statistic:
+    """A statistic read once, not bootstrapped (e.g. the test of a theorem's hypotheses)."""
+    value = float(check.value)
+    return Statistic(check.name, value, value, value, check.op, check.threshold, status)
 
 
 def applies_to(h, matrix: Matrix) -> bool:
@@ -371,8 +376,6 @@ def scorecard(hypotheses, data: Runs, n_boot: int = N_BOOT, seed: int = 0, versi
 def header(data: Runs, verdicts: list[Verdict], version: int, target: str, tier: str) -> dict:
     """The scorecard's metadata: what was scored, by which claims version and code, when, and
     how many runs it read."""
-    from rankbias.run import provenance
-
     prov = provenance()
     stored = data.final.status.value_counts().to_dict()
     return {
