@@ -168,3 +168,14 @@ def test_dask_reschedules_the_group_of_a_worker_that_died(tmp_path, monkeypatch)
     assert (tmp_path / "died").exists()  # a worker did die
     runs = store.runs()
     assert len(runs) == 8 and set(runs.status) == {"done"}
+
+
+def test_cli_run_trains_the_seeds_a_scenario_lists(tmp_path):
+    matrix_file = tmp_path / "m.toml"
+    matrix_file.write_text(TEXT + "seeds = [11, 12]\n")
+    store = tmp_path / "s.sqlite"
+    result = CliRunner().invoke(app, ["run", str(matrix_file), "--store", str(store), "--quiet", "--processes", "1",
+                                      "--scorecard", ""])
+    assert result.exit_code == 0, result.output
+    seeds = sorted(config["seed"] for config in Store(store).runs().config)
+    assert seeds == [11, 11, 11, 12, 12, 12]  # 3 wd x the 2 listed seeds, none of the tier's 0, 1
