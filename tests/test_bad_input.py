@@ -77,7 +77,18 @@ CASES = [
     ("widths misfit", lambda t: ["list", _matrix(t, GOOD.replace("[6, 8, 3]", "[7, 8, 3]"))],
      "widths 7-8-3 do not fit the data (6 inputs, 3 outputs)"),
     ("duplicate ids", lambda t: ["list", _matrix(t, GOOD + GOOD)], "scenario ids must be unique"),
-    ("missing matrix file", lambda t: ["run", str(t / "nope.toml")], "cannot read matrix file"),
+    ("missing matrix file", lambda t: ["run", str(t / "nope.toml")], "is neither a tier of the built-in matrix "
+     "(quick, standard, full) nor a matrix file. Pass a tier or the path of a .toml matrix file."),
+    ("misspelt tier", lambda t: ["run", "quik"], "'quik' is neither a tier of the built-in matrix (quick, standard, "
+     "full) nor a matrix file. Did you mean 'quick'?"),
+    ("a number in quotes", lambda t: ["run", _matrix(t, GOOD.replace("lr = 0.1", 'lr = "0.1"'))],
+     "key 'dynamics.lr': 'dynamics.lr' must be a number. Got '0.1'. Fix: write it as a number, e.g. lr = 0.1."),
+    ("grid typo", lambda t: ["run", _matrix(t, GOOD.replace('"dynamics.wd"', '"dynamics.wdd"'))],
+     "grid key 'dynamics.wdd' names an unknown dynamics field 'wdd'. Got [0.0, 0.01]. Fix: correct its spelling: "
+     "did you mean 'wd'?"),
+    ("train batch above data", lambda t: ["train", "--widths", "6,8,3", "--lr", "0.1", "--steps", "5", "--batch", "400",
+                                          "--n", "64", "--store", str(t / "s.sqlite")],
+     "this run does not fit its data: batch 400 exceeds the 64 training samples; use a batch <= 64."),
     ("unknown tier", lambda t: ["run", "--tier", "nightly", _matrix(t, GOOD)], "'--tier' must be one of"),
     ("negative processes", lambda t: ["run", _matrix(t, GOOD), "--processes", "-2"], "'--processes' must be an int >= 0"),
     ("corrupt store", lambda t: ["run", _matrix(t, GOOD), "--store", _junk_store(t)], "is not an SQLite database"),

@@ -36,7 +36,8 @@ def test_example_expands_with_shared_runs_and_skips():
     assert len(standard.runs) == 15 + 15 - 5
     shared = set(standard.members["mine.wd"]) & set(standard.members["mine.batch"])
     assert len(shared) == 5 and all("batch=16" in n and "wd=0.01" in n for n in shared)
-    assert standard.skipped == [("mine.batch", {"dynamics.batch": 1000}, "batch 1000 exceeds the 500 training samples")]
+    assert standard.skipped == [("mine.batch", {"dynamics.batch": 1000},
+                                 "batch 1000 exceeds the 500 training samples; use a batch <= 500")]
 
 
 def test_scenario_seeds_override_the_tier():
@@ -57,7 +58,8 @@ def test_cli_list_prints_runs_and_skips():
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())  # rich wraps the title
     assert "25 distinct runs" in text and "mine.batch" in text
-    assert "skipped mine.batch {'dynamics.batch': 1000}: batch 1000 exceeds the 500 training samples" in result.output
+    assert ("skipped mine.batch {'dynamics.batch': 1000}: batch 1000 exceeds the 500 training samples; use a batch "
+            "<= 500") in " ".join(result.output.split())
 
 
 @pytest.mark.parametrize(
@@ -75,9 +77,20 @@ def test_cli_list_prints_runs_and_skips():
         (BASE + "seeds = [1.5, 2]\n", r"key 'seeds': a list of seeds must hold ints >= 0; \[1\.5\] are not"),
         (BASE + "seeds = []\n", r"key 'seeds': a list of seeds must hold at least one seed\. Got \[\]"),
         (BASE.replace('kind = "mixture"', 'kind = "cifar10"'), r"key 'data': 'kind' must be one of \['digits'.*got 'cifar10'"),
-        (BASE.replace("seed = 0 }", "seed = 0, colour = 1 }"), r"key 'data': unknown keys \['colour'\] for data kind 'mixture'"),
-        (BASE.replace('arch = "deep_relu"', 'arch = "deep_relu", depth = 3'), r"key 'net': unknown net fields \['depth'\]"),
-        (BASE.replace('lr = 0.1', 'lr = 0.1, momentum = 0.9'), r"key 'dynamics': unknown dynamics fields \['momentum'\]"),
+        (BASE.replace("seed = 0 }", "seed = 0, colour = 1 }"), r"key 'data.colour': unknown data key 'colour'\. Got 1\. "
+         r"Fix: remove it or correct its spelling: .*The data keys are classes, dim, n, radius, seed, std, test\."),
+        (BASE.replace('arch = "deep_relu"', 'arch = "deep_relu", depth = 3'), r"key 'net.depth': unknown net field 'depth'"),
+        (BASE.replace('lr = 0.1', 'lr = 0.1, momentum = 0.9'), r"key 'dynamics.momentum': unknown dynamics field"),
+        (BASE.replace('lr = 0.1', 'lr = "0.1"'), r"key 'dynamics.lr': 'dynamics.lr' must be a number\. Got '0\.1'\. "
+         r"Fix: write it as a number, e\.g\. lr = 0\.1\."),
+        (BASE.replace("std = 0.5", 'std = "big"'), r"key 'data.std': 'data.std' must be a number\. Got 'big'"),
+        (BASE.replace("[8, 16, 3]", '[8, "16", 3]'), r"key 'net.widths': 'net.widths' must be a list of integers\. "
+         r"Got \[8, '16', 3\]\. Fix: write it as a list of integers, e\.g\. widths = \[32, 64, 10\]"),
+        (BASE.replace('"dynamics.wd"', '"dynamics.wdd"'), r"key 'grid.dynamics.wdd': grid key 'dynamics.wdd' names an "
+         r"unknown dynamics field 'wdd'\. Got \[0\.0, 0\.01\]\. Fix: correct its spelling: did you mean 'wd'\?"),
+        (BASE.replace('"dynamics.wd" = [0.0, 0.01]', '"dynamics.batch" = [4, 8.5]'), r"key 'grid.dynamics.batch': "
+         r"each grid value of 'dynamics.batch' must be an integer\. Got 8\.5"),
+        (BASE.replace('kind = "mixture"', 'kind = "mixtur"'), r"'kind' must be one of .* Fix: did you mean 'mixture'\?"),
         (BASE.replace('"dynamics.wd" = [0.0, 0.01]', '"optimizer.wd" = [0.0]'), r"grid key 'optimizer\.wd' must be 'data\.<key>'"),
         (BASE.replace('"dynamics.wd" = [0.0, 0.01]', '"dynamics.wd" = []'), r"grid key 'dynamics\.wd' has an empty list of values"),
         (BASE + BASE, r"scenario ids must be unique; \['s1'\] appear more than once"),
@@ -109,7 +122,7 @@ def test_cli_list_bad_file_exits_2_without_traceback(tmp_path):
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "'kind' must be one of ['gd', 'sgd', 'gf']" in " ".join(result.output.split())
     missing = CliRunner().invoke(app, ["list", str(tmp_path / "nope.toml")])
-    assert missing.exit_code == 2 and "cannot read matrix file" in missing.output
+    assert missing.exit_code == 2 and "is neither a tier of the built-in matrix" in " ".join(missing.output.split())
 
 
 @settings(max_examples=40, deadline=None)

@@ -54,7 +54,7 @@ def test_diverged_and_failed_runs_are_recorded_and_the_caller_goes_on(tmp_path):
     assert diverged.status == "diverged" and diverged.diverged_at is not None
     bad = RunConfig(MIXTURE, NetSpec("deep_relu", (9, 4, 3)), DynamicsSpec("gd", "ce", lr=0.1, steps=3))
     failed = run_one(bad, store)
-    assert failed.status == "failed" and "input dim 8" in failed.error
+    assert failed.status == "failed" and "do not fit the data (8 inputs, 3 outputs); use widths 8,...,3" in failed.error
     assert dict(zip(store.runs().name, store.runs().status)) == {diverged.name: "diverged", failed.name: "failed"}
 
 
@@ -108,7 +108,7 @@ def test_cli_train_prints_final_ranks_and_stores_the_run(tmp_path):
         (["--widths", "8,16,3", "--lr", "-1", "--steps", "5", "--batch", "4"], "'lr' must be a finite float > 0 for sgd; got -1.0"),
         (["--widths", "8,16,3", "--arch", "cnn", "--lr", "0.1", "--steps", "5", "--batch", "4"], "'arch' must be one of"),
         (["--widths", "8,16,3", "--data", "cifar", "--lr", "0.1", "--steps", "5", "--batch", "4"], "'--data' must be one of"),
-        (["--widths", "8,16,3", "--lr", "0.1", "--steps", "5", "--batch", "400", "--n", "64"], "'batch' must be <= the 64 training samples"),
+        (["--widths", "8,16,3", "--lr", "0.1", "--steps", "5", "--batch", "400", "--n", "64"], "batch 400 exceeds the 64 training samples; use a batch <= 64"),
     ],
 )
 def test_cli_train_bad_flags_exit_2_with_the_rule(tmp_path, args, message):

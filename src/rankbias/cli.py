@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import sys
@@ -104,6 +105,10 @@ def _matrix(target: str, tier: str, version: int):
 
     if tier not in TIERS:
         _fail(f"'--tier' must be one of {list(TIERS)}; got {tier!r}.")
+    if target not in TIERS and not Path(target).exists():
+        close = difflib.get_close_matches(target, TIERS, n=1)
+        _fail(f"{target!r} is neither a tier of the built-in matrix ({', '.join(TIERS)}) nor a matrix file. "
+              + (f"Did you mean {close[0]!r}? " if close else "") + "Pass a tier or the path of a .toml matrix file.")
     path, tier = resolve(target, tier, _version_checked(version))
     try:
         spec = load(path)
@@ -420,7 +425,7 @@ def train_cmd(
     """Train one configuration, store it, and print its final per-layer ranks."""
     from rankbias.dynamics import DynamicsSpec
     from rankbias.nets import NetSpec
-    from rankbias.run import RunConfig, run_one
+    from rankbias.run import RunConfig, fit_problem, run_one
     from rankbias.store import Store
 
     try:
@@ -439,10 +444,13 @@ def train_cmd(
         store = Store(store_path)
     except (ValueError, StoreError) as err:
         _fail(str(err))
+    problem = fit_problem(config)
+    if problem is not None:
+        _fail(f"this run does not fit its data: {problem}.")
     with console.status(f"training {escape(config.name())}"):
         rec = run_one(config, store)
-    if rec.status == "failed":
-        _fail(rec.error, code=2 if rec.error.startswith("ValueError") else 1)
+    if rec.status == "failed":  # not bad input (that is refused above): the run itself raised
+        _fail(f"the run failed: {rec.error}. It is stored as failed in {store.path}.", code=1)
     metrics = store.metrics(rec.name)
     last = metrics[metrics.step == metrics.step.max()]
     final = last.pivot(index="layer", columns="name", values="value")

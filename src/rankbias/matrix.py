@@ -16,8 +16,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-from rankbias.data import shape_of
-from rankbias.run import RunConfig
+from rankbias.run import RunConfig, fit_problem
 from rankbias.spec import MatrixError, MatrixSpec, Scenario, cell_specs
 
 
@@ -28,14 +27,6 @@ class Matrix:
     members: dict[str, list[str]] = field(default_factory=dict)  # scenario id -> its run names
     skipped: list[tuple[str, dict, str]] = field(default_factory=list)  # (scenario id, cell values, reason)
     cells: dict[str, dict[str, dict]] = field(default_factory=dict)  # scenario id -> {run name: its grid values}
-
-
-def _check_cell(data: dict, net, dynamics) -> None:
-    n, dim, outputs = shape_of(data)
-    if net.widths[0] != dim or net.widths[-1] != outputs:
-        raise ValueError(f"widths {'-'.join(map(str, net.widths))} do not fit the data ({dim} inputs, {outputs} outputs)")
-    if dynamics.kind == "sgd" and dynamics.batch > n:
-        raise ValueError(f"batch {dynamics.batch} exceeds the {n} training samples")
 
 
 def _cells(scenario: Scenario):
@@ -55,9 +46,10 @@ def expand(spec: MatrixSpec, tier: str, source: str = "<matrix>") -> Matrix:
         for values in _cells(scenario):
             try:
                 data, net, dynamics = cell_specs(scenario, values)
-                _check_cell(data, net, dynamics)
+                reason = fit_problem(RunConfig(data, net, dynamics))
             except (ValueError, TypeError, KeyError) as err:
                 reason = str(err).removeprefix("Invalid NetSpec: ").removeprefix("Invalid DynamicsSpec: ")
+            if reason is not None:
                 matrix.skipped.append((scenario.id, values, reason))
                 reasons.append(reason)
                 continue

@@ -109,14 +109,24 @@ def provenance() -> dict:
     }
 
 
-def _check_shapes(config: RunConfig, dataset: data.Dataset) -> None:
+def fit_problem(config: RunConfig) -> str | None:
+    """Why ``config``'s net or batch does not fit its data, from the data spec alone
+    (``data.shape_of``); None when they fit.  Matrix expansion skips such a cell with
+    this reason, ``rankbias train`` refuses it, and a run stops on it before training."""
+    n, dim, outputs = data.shape_of(config.data)
     widths = config.net.widths
-    if widths[0] != dataset.dim or widths[-1] != dataset.outputs:
-        raise ValueError(
-            f"Invalid run: the net's widths must start at the data's input dim {dataset.dim} and end at its "
-            f"{dataset.outputs} outputs; got widths {'-'.join(map(str, widths))}. "
-            f"Use widths {dataset.dim},...,{dataset.outputs}."
-        )
+    if widths[0] != dim or widths[-1] != outputs:
+        return (f"widths {'-'.join(map(str, widths))} do not fit the data ({dim} inputs, {outputs} outputs); "
+                f"use widths {dim},...,{outputs}")
+    if config.dynamics.kind == "sgd" and config.dynamics.batch > n:
+        return f"batch {config.dynamics.batch} exceeds the {n} training samples; use a batch <= {n}"
+    return None
+
+
+def _check_fit(config: RunConfig) -> None:
+    problem = fit_problem(config)
+    if problem is not None:
+        raise ValueError(f"Invalid run: {problem}.")
 
 
 def blank_record(config: RunConfig, started: float) -> RunRecord:
@@ -156,8 +166,8 @@ def run_one(config: RunConfig, store: Store | None = None) -> RunRecord:
         return rec
     rec = blank_record(config, time.time())
     try:
+        _check_fit(config)
         dataset = make_data(config.data)
-        _check_shapes(config, dataset)
         net = build(config.net, config.seed)
         spec = config.dynamics
         tracker = Tracker(config.net, spec.loss, spec.wd)
@@ -231,8 +241,8 @@ def _train_ensemble(group: list[RunConfig]) -> list[RunRecord]:
     started = time.time()
     recs = [blank_record(c, started) for c in group]
     try:
+        _check_fit(group[0])
         dataset = make_data(group[0].data)
-        _check_shapes(group[0], dataset)
         tracker = Tracker(group[0].net, group[0].dynamics.loss, [c.dynamics.wd for c in group])
 
         def on_log(at, ens, alive):

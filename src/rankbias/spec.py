@@ -33,13 +33,15 @@ examples/heldout.toml).
 
 from __future__ import annotations
 
-import dataclasses
+import difflib
 import inspect
 import tomllib
+import types
+import typing
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from rankbias import data as datasets
@@ -100,41 +102,104 @@ class Scenario(BaseModel):
     def _data(cls, value: dict) -> dict:
         kind = value.get("kind")
         if not isinstance(kind, str) or kind not in GENERATORS:
-            raise ValueError(f"'kind' must be one of {sorted(GENERATORS)}; got {kind!r}")
-        params = {k for k in inspect.signature(GENERATORS[kind]).parameters}
-        unknown = sorted(set(value) - params - {"kind", "task"})
-        if unknown:
-            raise ValueError(f"unknown keys {unknown} for data kind {kind!r}; allowed: {sorted(params)}")
+            raise _problem(f"'kind' must be one of {sorted(GENERATORS)}; got {kind!r}",
+                           _one_of("data kind", kind, sorted(GENERATORS)))
+        _typed("data", {k: v for k, v in value.items() if k != "kind"}, _data_fields(kind))
         return value
 
     @field_validator("net")
     @classmethod
     def _net(cls, value: dict) -> dict:
-        return _known(value, NetSpec, "net")
+        return _typed("net", value, _spec_fields(NetSpec))
 
     @field_validator("dynamics")
     @classmethod
     def _dynamics(cls, value: dict) -> dict:
-        return _known(value, DynamicsSpec, "dynamics")
+        return _typed("dynamics", value, _spec_fields(DynamicsSpec))
 
     @field_validator("grid")
     @classmethod
-    def _grid(cls, value: dict) -> dict:
+    def _grid(cls, value: dict, info: ValidationInfo) -> dict:
         for key, values in value.items():
             section, _, field = key.partition(".")
             if section not in SECTIONS or not field:
-                raise ValueError(f"grid key {key!r} must be 'data.<key>', 'net.<field>' or 'dynamics.<field>'")
+                raise _problem(f"grid key {key!r} must be 'data.<key>', 'net.<field>' or 'dynamics.<field>'",
+                               "name a field of the data, net or dynamics table, e.g. \"dynamics.wd\"", key, values)
             if not values:
-                raise ValueError(f"grid key {key!r} has an empty list of values; give at least one value")
+                raise _problem(f"grid key {key!r} has an empty list of values; give at least one value",
+                               f"list the values to sweep, e.g. \"{key}\" = [...]", key, values)
+            kind = (info.data.get("data") or {}).get("kind")
+            if section == "data":
+                fields = _data_fields(kind) if kind in GENERATORS else None
+            else:
+                fields = _spec_fields(NetSpec if section == "net" else DynamicsSpec)
+            if fields is not None and field not in fields:
+                noun = "key" if section == "data" else "field"
+                raise _problem(f"grid key {key!r} names an unknown {section} {noun} {field!r}",
+                               "correct its spelling: " + _one_of(f"{section} {noun}", field, sorted(fields)),
+                               f"grid.{key}", values)
+            for v in values if fields is not None else ():
+                _typed(section, {field: v}, fields, grid=True)
         return value
 
 
-def _known(value: dict, spec_class, section: str) -> dict:
-    fields = {f.name for f in dataclasses.fields(spec_class)}
-    unknown = sorted(set(value) - fields)
-    if unknown:
-        raise ValueError(f"unknown {section} fields {unknown}; allowed: {sorted(fields)}")
-    return value
+def _problem(rule: str, fix: str, key: str | None = None, value=None) -> PydanticCustomError:
+    """A matrix error that carries its own fix and, for one field, the field and its value (``_explain``)."""
+    ctx = {"rule": rule, "fix": fix} | ({"key": key, "value": value} if key is not None else {})
+    return PydanticCustomError("matrix_rule", "{rule}", ctx)
+
+
+def _one_of(what: str, got, allowed) -> str:
+    close = difflib.get_close_matches(str(got), [str(a) for a in allowed], n=1)
+    return (f"did you mean {close[0]!r}? " if close else "") + f"The {what}s are {', '.join(map(str, allowed))}"
+
+
+def _spec_fields(spec_class) -> dict:
+    """Field name -> type of a spec dataclass (NetSpec, DynamicsSpec)."""
+    return typing.get_type_hints(spec_class)
+
+
+def _data_fields(kind: str) -> dict:
+    """Key -> type of data kind ``kind``: its generator's parameters (and ``task`` for a subspace task)."""
+    hints = typing.get_type_hints(GENERATORS[kind])
+    fields = {name: hints.get(name, object) for name in inspect.signature(GENERATORS[kind]).parameters}
+    return fields | ({"task": int} if kind == "subspace_task" else {})
+
+
+_WORDS = {float: ("a number", "0.1"), int: ("an integer", "16"), bool: ("true or false", "true"),
+          str: ("a quoted string", '"sgd"')}
+
+
+def _words(annotation) -> tuple[str, str]:
+    """How to say a field's type to a user, with an example value."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):  # X | None: say X
+        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+    if typing.get_origin(annotation) is tuple:
+        return "a list of integers", "[32, 64, 10]"
+    return _WORDS.get(annotation, (f"a {getattr(annotation, '__name__', annotation)}", "..."))
+
+
+def _typed(section: str, values: dict, fields: dict, grid: bool = False) -> dict:
+    """Check every key of ``values`` is a field of ``section`` and of that field's type (TOML's
+    types taken strictly: "0.1" in quotes is not a number)."""
+    for key, value in values.items():
+        where = f"{section}.{key}"
+        if key not in fields:
+            noun = "key" if section == "data" else "field"
+            raise _problem(f"unknown {section} {noun} {key!r}",
+                           "remove it or correct its spelling: " + _one_of(f"{section} {noun}", key, sorted(fields)),
+                           where, value)
+        annotation = fields[key]
+        if annotation is object:
+            continue
+        try:
+            TypeAdapter(annotation).validate_python(tuple(value) if isinstance(value, list) else value, strict=True)
+        except ValidationError:
+            words, example = _words(annotation)
+            rule = f"{'each grid value of ' if grid else ''}'{where}' must be {words}"
+            raise _problem(rule, f"write it as {words}, e.g. {key} = {example}", ("grid." if grid else "") + where,
+                           value) from None
+    return values
 
 
 class MatrixSpec(BaseModel):
@@ -209,7 +274,11 @@ def _explain(err: ValidationError, raw: dict, source: str) -> str:
             where = f"scenario {sid!r} (#{loc[1] + 1}) key '{'.'.join(str(p) for p in loc[2:]) or '(table)'}'"
         rule = problem["msg"].removeprefix("Value error, ")
         got = problem.get("input")
-        fix = _FIXES.get(problem["type"], "correct the value as the rule says")
+        ctx = problem.get("ctx") or {}
+        fix = ctx.get("fix") or _FIXES.get(problem["type"], "see the format in rankbias.spec")
+        if "key" in ctx:  # a rule about one field inside a table: name the field and its value
+            where = where.rsplit(" key ", 1)[0] + f" key '{ctx['key']}'" if " key " in where else ctx["key"]
+            got = ctx["value"]
         lines.append(f"{source}: {where}: {rule}. Got {got!r}. Fix: {fix}.")
     return "\n".join(lines)
 
