@@ -2,6 +2,13 @@
 
     rankbias compare examples/my_hypothesis.py --store rankbias.sqlite
 
+It trains the runs these hypotheses read that the store lacks (the scenarios of
+the matrix they name, and those this file declares in ``MATRIX``), then prints
+the scorecard and a head-to-head table: each hypothesis beside the baselines
+that read the same scenarios.  An error in this file's code stops the command
+with exit code 1 (``--keep-going`` scores the rest; ``--debug`` shows the
+traceback).
+
 Any module-level ``Trend`` or ``Predictor`` (or a list of them) is picked up.
 A ``Trend`` names the scenarios whose runs it reads and returns ``Check``s:
 a value, a comparison and a threshold (a criterion), or just a value (an effect
@@ -21,7 +28,19 @@ import pandas as pd
 from rankbias.hypotheses import Check, Predictor, Trend
 from rankbias.hypotheses.base import cell_means, hidden_mean, spearman
 
-GALANTI_SGD = ("galanti.wd", "galanti.batch_epochs", "galanti.batch_steps", "galanti.lr")
+# Scenarios these hypotheses need beyond the built-in matrix, in the matrix file format (rankbias.spec):
+# galanti.wd's setup at B = 8, a batch size no Galanti sweep uses.
+MATRIX = """
+[[scenario]]
+id = "mine.batch8"
+paper = "mine"
+data = { kind = "mixture", n = 1000, dim = 32, classes = 10, std = 1.0, seed = 0, test = 200 }
+net = { arch = "deep_relu", widths = [32, 100, 100, 100, 10] }
+dynamics = { kind = "sgd", loss = "ce", lr = 0.1, batch = 8, epochs = 40 }
+grid = { "dynamics.wd" = [0.0, 1e-3, 5e-3, 1e-2, 2e-2] }
+"""
+
+GALANTI_SGD = ("galanti.wd", "galanti.batch_epochs", "galanti.batch_steps", "galanti.lr", "mine.batch8")
 
 
 def _noise_ratio(f: pd.DataFrame) -> pd.Series:

@@ -258,14 +258,18 @@ def test_cli_compare_scores_a_file_beside_the_baselines(tmp_path):
     store, _ = plant(tmp_path, "galanti.wd", {"wd": WDS, "seeds": [0, 1]}, lambda wd, s: ranks[wd])
     store.close()
     out = tmp_path / "cmp.json"
-    args = ["compare", EXAMPLE, "--store", str(tmp_path / "planted.sqlite"), "--out", str(out), "--n-boot", "20"]
+    args = ["compare", EXAMPLE, "--store", str(tmp_path / "planted.sqlite"), "--out", str(out), "--n-boot", "20",
+            "--no-train"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
+    flat = " ".join(result.output.split())
+    assert "head to head: your hypotheses and the baselines that read the same scenarios" in flat
+    assert "mean |log measured - log" in flat and "rho(rank_tol, B): nan [nan, nan] >= 0.9" in flat  # MAE; NaN CIs
     from rankbias import __version__
 
     assert f"runs made by rankbias {__version__}@" in result.output  # the code version is shown
     card = json.loads(out.read_text())
-    assert card["meta"]["claims_version"] == 2 and card["meta"]["runs"] == {"in_matrix": 154, "stored": 10, "done": 10}
+    assert card["meta"]["claims_version"] == 2 and card["meta"]["runs"] == {"in_matrix": 164, "stored": 10, "done": 10}
     assert card["meta"]["tier"] == "quick" and card["meta"]["matrix"] == "quick" and card["meta"]["verdicts"]["pass"] >= 1
     verdicts = {v["id"]: v for v in card["verdicts"]}
     assert verdicts["galanti.wd"]["verdict"] == "pass" and verdicts["galanti.wd"]["n"] == 10
@@ -273,7 +277,7 @@ def test_cli_compare_scores_a_file_beside_the_baselines(tmp_path):
     assert mine["verdict"] == "inconclusive" and "not in the store" in mine["note"]
     assert verdicts["mine.noise_ratio"]["statistics"][0]["value"] == pytest.approx(1.0)
     assert verdicts["mine.noise_ratio_rank"]["verdict"] == "scored"
-    missing = CliRunner().invoke(app, ["compare", EXAMPLE, "--store", str(tmp_path / "none.sqlite")])
+    missing = CliRunner().invoke(app, ["compare", EXAMPLE, "--store", str(tmp_path / "none.sqlite"), "--no-train"])
     assert missing.exit_code == 2 and "does not exist" in missing.output
     bad = CliRunner().invoke(app, ["compare", str(tmp_path / "nope.py"), "--store", str(tmp_path / "planted.sqlite")])
     assert bad.exit_code == 2 and "must be an existing .py file" in " ".join(bad.output.split())

@@ -41,7 +41,7 @@ import datetime
 import functools
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -95,6 +95,8 @@ class Verdict:
     dropped: list = field(default_factory=list)  # v2: cells left with no trained run
     version: int = 2  # the claims version whose rules scored it
     control: bool = False
+    error: BaseException | None = field(default=None, repr=False, compare=False)  # what the hypothesis raised
+
 
     @property
     def statistic(self) -> Statistic | None:
@@ -107,7 +109,8 @@ class Verdict:
         return effects[0] if effects else None
 
     def to_dict(self) -> dict:
-        out = asdict(self)
+        out = asdict(replace(self, error=None))
+        del out["error"]  # its message is the note; the exception itself is for the CLI's --debug
         out["horizon"], out["stationary"] = list(self.horizon), list(self.stationary)
         return out
 
@@ -316,6 +319,7 @@ def score(h: Trend | Predictor, data: Runs, n_boot: int = N_BOOT, seed: int = 0,
             verdict.verdict = _verdict_of(h, verdict.statistics)
     except Exception as err:  # a hypothesis that cannot read these runs is reported, not raised
         verdict.note = "; ".join(notes + [f"could not be scored: {type(err).__name__}: {err}"])
+        verdict.error = err
         return verdict
     for stat in verdict.statistics:
         if stat.op is not None and math.isnan(stat.value):

@@ -262,6 +262,17 @@ def parse(text: str, source: str = "<matrix>") -> MatrixSpec:
         raise MatrixError(_explain(err, raw, source)) from None
 
 
+def extend(spec: MatrixSpec, text: str, source: str) -> MatrixSpec:
+    """``spec`` with the scenarios of matrix TOML ``text`` (named ``source`` in errors) added;
+    the tiers stay ``spec``'s.  A scenario id both hold is an error."""
+    extra = parse(text, source)
+    clash = sorted({s.id for s in spec.scenario} & {s.id for s in extra.scenario})
+    if clash:
+        raise MatrixError(f"{source}: scenarios {clash} are already in the matrix. Fix: give yours ids of your "
+                          f"own, e.g. 'mine.{clash[0].split('.')[-1]}', or a claim's variant, '{clash[0]}.<name>'.")
+    return spec.model_copy(update={"scenario": [*spec.scenario, *extra.scenario]})
+
+
 def _explain(err: ValidationError, raw: dict, source: str) -> str:
     """One line per problem: file, key path (with the scenario's id), value, rule, fix."""
     lines = []

@@ -27,7 +27,7 @@ CURRENT = 2
 GROUP = "rankbias.hypotheses"
 
 __all__ = ["BASELINES", "CURRENT", "Check", "Criterion", "HypothesisError", "Predictor", "RunSet", "Trend", "VERSIONS",
-           "claims", "effect", "load_entry_points", "load_file"]
+           "claims", "effect", "load_entry_points", "load_file", "load_user"]
 
 
 def claims(version: int = CURRENT) -> list:
@@ -83,6 +83,13 @@ def _collect(objects) -> list:
 def load_file(path: str | Path) -> list:
     """Every ``Trend`` / ``Predictor`` defined at module level in the Python file ``path``
     (lists of them too), in definition order."""
+    return load_user(path)[0]
+
+
+def load_user(path: str | Path) -> tuple[list, str | None]:
+    """(hypotheses, needed) of the Python file ``path``: its module-level ``Trend`` /
+    ``Predictor`` objects as ``load_file`` finds them, and its ``MATRIX``, TOML text of
+    the scenarios they need beyond the matrix they are compared on (None if it has none)."""
     path = Path(path)
     if not path.is_file() or path.suffix != ".py":
         raise HypothesisError(f"hypothesis file {path} must be an existing .py file. Pass the path of one.")
@@ -90,15 +97,19 @@ def load_file(path: str | Path) -> list:
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)
-    except Exception as err:  # the user's code: report it as the file's error
-        raise HypothesisError(f"hypothesis file {path} raised {type(err).__name__}: {err}. Fix the file.") from None
+    except Exception as err:  # the user's code: report it as the file's error (its traceback under --debug)
+        raise HypothesisError(f"hypothesis file {path} raised {type(err).__name__}: {err}. Fix the file.") from err
     found = _collect(vars(module).values())
     if not found:
         raise HypothesisError(
             f"hypothesis file {path} defines no Trend or Predictor at module level. "
             f"Define one, e.g. `mine = Trend(...)` (see examples/my_hypothesis.py)."
         )
-    return found
+    needed = getattr(module, "MATRIX", None)
+    if needed is not None and not isinstance(needed, str):
+        raise HypothesisError(f"hypothesis file {path}: MATRIX must be TOML text of [[scenario]] tables; got a "
+                              f"{type(needed).__name__}. Write it as a string, e.g. MATRIX = \"\"\"[[scenario]] ...\"\"\".")
+    return found, needed
 
 
 def load_entry_points() -> list:
@@ -110,5 +121,5 @@ def load_entry_points() -> list:
             found.extend(_collect([ep.load()]))
         except Exception as err:
             raise HypothesisError(f"entry point {ep.name} = {ep.value} failed to load: {err}. "
-                                  f"Fix or uninstall the package that registers it.") from None
+                                  f"Fix or uninstall the package that registers it.") from err
     return found

@@ -1,0 +1,105 @@
+"""The ``rankbias`` app and what its commands share: the console, one way to fail
+(a one-line error, exit code 2, the traceback only under --debug), and loading a
+matrix or a store from the command line."""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from rankbias import __version__
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
+                  help="Measure and benchmark the low-rank bias of neural networks.")
+DEBUG = {"on": False}  # --debug: show the traceback behind an error
+console = Console()
+if not console.is_terminal:  # piped output: rich would fall back to 80 columns
+    console.width = max(console.width, 120)
+
+TARGET_HELP = "A tier of the built-in claims matrix (quick, standard, full) or a matrix TOML file."
+VERSION_HELP = "Claims version: 2 (current) or 1 (on record): the built-in matrix and the rules that score it."
+TIER_HELP = "Tier of a matrix file: quick, standard or full."
+
+
+def _version(value: bool):
+    if value:
+        console.print(f"rankbias {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    debug: bool = typer.Option(False, "--debug", help="Show the traceback behind an error message."),
+):
+    """Measure and benchmark the low-rank bias of neural networks."""
+    DEBUG["on"] = debug
+
+
+def fail(message: str, code: int = 2):
+    """Print ``message`` as an error (with the traceback behind it under --debug) and exit with ``code``."""
+    if DEBUG["on"] and sys.exc_info()[0] is not None:
+        console.print_exception()
+    console.print(f"[red]error:[/red] {escape(message)}")
+    raise typer.Exit(code=code)
+
+
+def version_checked(version: int) -> int:
+    """``version`` if it is a claims version; exits 2 otherwise."""
+    from rankbias.hypotheses import CURRENT, VERSIONS
+
+    if version not in VERSIONS:
+        fail(f"'--claims-version' must be one of {list(VERSIONS)}; got {version}. Pass {CURRENT} (the current "
+             f"claims) or 1 (version 1, kept on record).")
+    return version
+
+
+def load_matrix(target: str, tier: str, version: int):
+    """(matrix file, spec, expanded matrix) of a command-line target; exits 2 on a bad one."""
+    from rankbias.matrix import expand
+    from rankbias.spec import TIERS, MatrixError, load, resolve
+
+    if tier not in TIERS:
+        fail(f"'--tier' must be one of {list(TIERS)}; got {tier!r}.")
+    if target not in TIERS and not Path(target).exists():
+        close = difflib.get_close_matches(target, TIERS, n=1)
+        fail(f"{target!r} is neither a tier of the built-in matrix ({', '.join(TIERS)}) nor a matrix file. "
+             + (f"Did you mean {close[0]!r}? " if close else "") + "Pass a tier or the path of a .toml matrix file.")
+    path, tier = resolve(target, tier, version_checked(version))
+    try:
+        spec = load(path)
+        matrix = expand(spec, tier, str(path))
+    except MatrixError as err:
+        fail(str(err))
+    check_variants(spec, version, path)
+    return path, spec, matrix
+
+
+def check_variants(spec, version: int, source) -> None:
+    """Exit 2 naming every scenario of ``spec`` that reads as a variant of a claim ``version`` lacks."""
+    from rankbias.hypotheses import unknown_variants
+
+    problems = [f"{source}: scenario {sid!r} key 'id': a scenario named <claim>.<name> is a variant of that claim, "
+                f"and claims version {version} has no claim {base!r}. Got {sid!r}. Fix: "
+                + (f"name an existing claim before the variant's name, e.g. {close[0]!r}"
+                   if close else "use a prefix of your own, e.g. 'mine." + sid.split(".", 1)[1] + "'") + "."
+                for sid, base, close in unknown_variants([s.id for s in spec.scenario], version)]
+    if problems:
+        fail("\n".join(problems))
+
+
+def open_store(path: str):
+    """The existing store at ``path``; exits 2 if it is missing or not a rankbias store."""
+    from rankbias.store import Store, StoreError
+
+    if not Path(path).exists():
+        fail(f"store file {path} does not exist. Run `rankbias run` first, or pass --store PATH.")
+    try:
+        return Store(path)
+    except StoreError as err:
+        fail(str(err))

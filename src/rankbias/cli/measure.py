@@ -1,0 +1,56 @@
+"""``rankbias ranks``: the rank measures of every weight matrix in a saved file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from rankbias.cli.app import app, console, fail
+from rankbias.spectral import ranks
+from rankbias.weights import WeightFileError, load_matrices
+
+COLUMNS = ("rank_tol", "rank_rel", "stable_rank", "effective_rank", "gd_rank", "numerical_rank")
+
+
+@app.command("ranks")
+def ranks_cmd(
+    path: Path = typer.Argument(..., help="Weight file: .npy, .npz, or a torch .pt/.pth state dict or tensor."),
+    tol: float = typer.Option(1e-3, help="rank_tol threshold on sigma_i / ||W||_F."),
+    eps: float = typer.Option(1e-3, help="rank_rel threshold on sigma_i / sigma_1."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON rows instead of a table."),
+):
+    """Print the rank measures of every weight matrix in a saved file.
+
+    Tensors with 2+ dimensions are measured as (shape[0], prod(shape[1:]))
+    matrices (conv kernels as out x in*kh*kw); 1-d tensors (biases) are skipped.
+    """
+    try:
+        matrices = load_matrices(path)
+    except WeightFileError as err:
+        fail(str(err))
+    if not matrices:
+        fail(f"{path} holds no tensor with 2 or more dimensions: nothing to measure.")
+    try:
+        rows = [_measure(name, w, tol, eps) for name, w in matrices.items()]
+    except (TypeError, ValueError) as err:
+        fail(str(err))
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"{path}  (rank_tol tol={tol:g}, rank_rel eps={eps:g})")
+    for col in ("layer", "shape", *COLUMNS):
+        table.add_column(col, justify="left" if col in ("layer", "shape") else "right")
+    for row in rows:
+        cells = [f"{row[c]:.2f}" if c in ("stable_rank", "effective_rank") else f"{row[c]:.0f}" for c in COLUMNS]
+        table.add_row(row["layer"], "x".join(map(str, row["shape"])), *cells)
+    console.print(table)
+
+
+def _measure(name: str, w: np.ndarray, tol: float, eps: float) -> dict:
+    matrix = w.reshape(w.shape[0], -1)
+    measured = ranks(matrix, COLUMNS, tol=tol, eps=eps)
+    return {"layer": name, "shape": list(matrix.shape), **{k: float(v) for k, v in measured.items()}}

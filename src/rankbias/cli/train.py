@@ -1,0 +1,98 @@
+"""``rankbias train``: one configuration, trained, stored and shown."""
+
+from __future__ import annotations
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from rankbias.cli.app import app, console, fail
+from rankbias.store import DEFAULT_PATH, StoreError
+
+ARCH_ALIASES = {"mlp": "deep_relu"}
+
+
+def _data_spec(kind: str, widths: tuple[int, ...], n: int, std: float, margin: float, seed: int, test: int) -> dict:
+    """The data spec for ``kind``, its input and output widths taken from the net's."""
+    d_in, d_out = widths[0], widths[-1]
+    if kind == "mixture":
+        return dict(kind=kind, n=n, dim=d_in, classes=d_out, std=std, seed=seed, test=test)
+    if kind == "separable":
+        return dict(kind=kind, n=n, dim=d_in, margin=margin, seed=seed, test=test)
+    if kind == "linear_teacher":
+        return dict(kind=kind, n=n, dim=d_in, outputs=d_out, seed=seed, test=test)
+    if kind == "mnist1d":
+        return dict(kind=kind, n=n, seed=seed, test=test)
+    if kind == "digits":
+        return dict(kind=kind, seed=seed, test=test)
+    raise ValueError(
+        f"'--data' must be one of mixture, separable, linear_teacher, mnist1d, digits; got {kind!r}. Pick one of those."
+    )
+
+
+@app.command("train")
+def train_cmd(
+    widths: str = typer.Option(..., help="Layer widths d_in,hidden...,d_out, e.g. 32,100,100,10."),
+    arch: str = typer.Option("deep_relu", help="shallow_relu, deep_linear, deep_relu (alias mlp) or residual_relu."),
+    dynamics: str = typer.Option("sgd", help="gd, sgd or gf (gradient flow)."),
+    loss: str = typer.Option("", help="ce, logistic or mse; default: ce for classes, logistic for separable, mse for regression."),
+    lr: float = typer.Option(None, help="Step size (gd, sgd)."),
+    wd: float = typer.Option(0.0, help="Weight decay, PyTorch convention (grad + wd W)."),
+    batch: int = typer.Option(None, help="SGD batch size."),
+    steps: int = typer.Option(None, help="Optimizer steps (gd, sgd)."),
+    epochs: int = typer.Option(None, help="SGD epochs (instead of --steps)."),
+    flow_time: float = typer.Option(None, "--flow-time", help="Gradient-flow time (gf)."),
+    data: str = typer.Option("mixture", help="mixture, separable, linear_teacher, mnist1d or digits."),
+    n: int = typer.Option(1000, help="Training samples."),
+    test: int = typer.Option(200, help="Held-out samples."),
+    std: float = typer.Option(1.0, help="Mixture within-class std per coordinate (class means on the sphere of radius sqrt(d))."),
+    margin: float = typer.Option(0.1, help="Separable data's margin."),
+    data_seed: int = typer.Option(0, "--data-seed", help="Seed of the data set."),
+    seed: int = typer.Option(0, help="Seed of the init and of SGD's sampling."),
+    init_scale: float = typer.Option(1.0, "--init-scale", help="Multiplies PyTorch's default init."),
+    store_path: str = typer.Option(DEFAULT_PATH, "--store", help="SQLite store the run is written to."),
+):
+    """Train one configuration, store it, and print its final per-layer ranks."""
+    from rankbias.dynamics import DynamicsSpec
+    from rankbias.nets import NetSpec
+    from rankbias.run import RunConfig, fit_problem, run_one
+    from rankbias.store import Store
+
+    try:
+        shape = tuple(int(w) for w in widths.split(","))
+    except ValueError:
+        fail(f"'--widths' must be comma-separated ints like 32,100,10; got {widths!r}.")
+    try:
+        default_loss = {"separable": "logistic", "linear_teacher": "mse"}.get(data, "ce")
+        config = RunConfig(
+            _data_spec(data, shape, n, std, margin, data_seed, test),
+            NetSpec(ARCH_ALIASES.get(arch, arch), shape, init_scale=init_scale),
+            DynamicsSpec(dynamics, loss or default_loss, wd=wd, lr=lr, steps=steps, epochs=epochs, batch=batch,
+                         flow_time=flow_time, seed=seed),
+            seed=seed,
+        )
+        store = Store(store_path)
+    except (ValueError, StoreError) as err:
+        fail(str(err))
+    problem = fit_problem(config)
+    if problem is not None:
+        fail(f"this run does not fit its data: {problem}.")
+    with console.status(f"training {escape(config.name())}"):
+        rec = run_one(config, store)
+    if rec.status == "failed":  # not bad input (that is refused above): the run itself raised
+        fail(f"the run failed: {rec.error}. It is stored as failed in {store.path}.", code=1)
+    metrics = store.metrics(rec.name)
+    last = metrics[metrics.step == metrics.step.max()]
+    final = last.pivot(index="layer", columns="name", values="value")
+    table = Table(title=f"{rec.status} at {rec.diverged_at if rec.diverged_at is not None else rec.steps:g}, "
+                        f"horizon lr*wd*T = {rec.horizon:g}")
+    cols = ("fro", "rank_tol", "rank_rel", "stable_rank", "effective_rank")
+    for col in ("layer", *cols):
+        table.add_column(col, justify="right")
+    for layer, row in final[final.index >= 0].iterrows():
+        table.add_row(str(layer), *(f"{row[c]:.3g}" for c in cols))
+    console.print(table)
+    summary = final.loc[-1] if -1 in final.index else {}
+    shown = {k: f"{summary[k]:.4g}" for k in ("train_loss", "train_acc", "test_acc", "alignment") if k in summary}
+    console.print(" ".join(f"{k}={v}" for k, v in shown.items()))
+    console.print(f"stored as {escape(rec.name)} in {store.path}", soft_wrap=True)  # names stay whole
