@@ -68,3 +68,17 @@ def test_bad_files_exit_2_with_a_reason(tmp_path):
 def test_version():
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and rb.__version__ in result.output
+
+
+def test_ranks_explain_gives_every_measure_its_formula_and_reference():
+    from rankbias import MEASURES
+
+    result = CliRunner().invoke(app, ["ranks", "--explain"])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    for name in MEASURES:
+        assert f"{name}: " in text
+    assert "rank_tol: #{i : sigma_i / ||W||_F > tol}. (Galanti, Siegel, Gupte & Poggio, arXiv 2206.05794)" in text
+    assert "it is 0" in text  # why gd_rank reads 0 on a flat spectrum
+    missing = CliRunner().invoke(app, ["ranks"])
+    assert missing.exit_code == 2 and "a weight file is needed" in missing.output
