@@ -5,10 +5,14 @@ The claims are versioned, never tuned: ``claims(version)`` is what a claims
 version scores (version 1: one hypothesis per claim of the four papers plus the
 nulls; version 2: the same with its amendments, each with its reason, plus a
 new hypothesis, ``new.task_rank``); earlier versions stay scorable.
-``BASELINES`` is the current version's list.  A new hypothesis is a ``Trend`` or a ``Predictor`` (``rankbias.hypotheses.base``)
-defined at module level in a Python file (``load_file``, ``rankbias compare
-FILE``) or registered by an installed package under the entry-point group
-``rankbias.hypotheses`` (``load_entry_points``); see examples/my_hypothesis.py.
+``BASELINES`` is the current version's list.
+
+A researcher's hypothesis is a ``Trend`` or a ``Predictor``
+(``rankbias.hypotheses.base``) defined at module level in a Python file
+(``load_user``, ``rankbias compare FILE``), which may also declare the
+scenarios it needs (``MATRIX``), or registered by an installed package under
+the entry-point group ``rankbias.hypotheses`` (``load_entry_points``); see
+examples/my_hypothesis.py.
 """
 
 from __future__ import annotations
