@@ -76,3 +76,27 @@ def test_headless_chromium_renders_the_report_with_every_image(report):
     finally:
         (report / "moved.png").rename(report / "spectra.png")
     assert 'data-rendered="broken"' in broken
+
+
+def test_sweep_plots_label_the_grid_values_and_keep_legends_off_the_data():
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from rankbias import report
+    from rankbias.hypotheses.base import RunSet
+
+    wds = [0.0, 1e-3, 5e-3, 1e-2, 2e-2]
+    final = pd.DataFrame({"wd": wds * 2, "kind": ["gd"] * 5 + ["sgd"] * 5, "widths": ["8-12-12-3"] * 10,
+                          "rank_tol@1": [12, 11, 8, 4, 3] * 2}, index=[f"r{i}" for i in range(10)])
+    fig, ax = plt.subplots()
+    report._sweep(ax, RunSet(final, pd.DataFrame()), "wd", "rank_tol", False, False, split="kind")
+    fig.canvas.draw()
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "0.001", "0.005", "0.01", "0.02"]
+    legend, frame = ax.get_legend().get_window_extent(), ax.get_window_extent()
+    assert legend.x0 >= frame.x1  # right of the axes: it covers no curve
+    fig, ax = plt.subplots()
+    report._sweep(ax, RunSet(final.assign(batch=[4, 8, 16, 32, 64] * 2), pd.DataFrame()), "batch", "rank_tol",
+                  True, False)
+    fig.canvas.draw()
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["4", "8", "16", "32", "64"]  # not only 10^1
+    plt.close("all")

@@ -74,10 +74,24 @@ def _sweep(ax, runs: RunSet, x: str, what: str, logx: bool, logy: bool, split: s
         ax.fill_between(xs, stats["min"], stats["max"], alpha=0.25, color=line.get_color(), label=None)
     ax.set_xscale("log" if logx else "linear")
     ax.set_yscale("log" if logy else "linear")
+    _grid_ticks(ax, sorted(set(f[x].astype(float)) - ({0.0} if logx else set())))
     ax.set_xlabel(x)
     ax.set_ylabel(LABELS.get(what, what))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    _legend_outside(ax)
+
+
+def _grid_ticks(ax, values: list[float]) -> None:
+    """x ticks at the grid's own values (a log axis would label only powers of 10),
+    slanted so close values (0 and 1e-3 on a wd axis) do not overprint."""
+    ax.set_xticks(values, [f"{v:g}" for v in values], rotation=40, ha="right", fontsize=7)
+    ax.minorticks_off()
+
+
+def _legend_outside(ax) -> None:
+    """The legend right of the axes, where it cannot cover a curve."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
 
 
 def _subset(data, scenario: str) -> RunSet | None:
@@ -88,10 +102,10 @@ def _subset(data, scenario: str) -> RunSet | None:
 
 
 def _figure(path: Path, draw) -> None:
-    fig, ax = plt.subplots(figsize=(5, 3.6), dpi=100)
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=100)
     draw(ax)
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, bbox_inches="tight")  # the outside legend stays in the file
     plt.close(fig)
 
 
@@ -113,7 +127,7 @@ def _spectra(ax, data, runs: RunSet) -> None:
     ax.set_ylabel(f"sigma_i / sigma_1, layer {layer}")
     ax.set_ylim(1e-4, 1.5)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=6, ncol=2)
+    _legend_outside(ax)
 
 
 def _nc1(ax, runs: RunSet) -> None:
@@ -126,7 +140,7 @@ def _nc1(ax, runs: RunSet) -> None:
     ax.set_xlabel("NC1 of the layer's input features")
     ax.set_ylabel("sigma_K+1 / sigma_1")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    _legend_outside(ax)
 
 
 def _merge(ax, data) -> None:
@@ -141,7 +155,7 @@ def _merge(ax, data) -> None:
     ax.set_xlabel("individual nets' mean train accuracy")
     ax.set_ylabel("merged net's mean train accuracy")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    _legend_outside(ax)
 
 
 def plots(out: Path, data) -> list[tuple[str, str]]:
