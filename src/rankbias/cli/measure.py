@@ -71,7 +71,8 @@ def ranks_cmd(
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    table = Table(title=f"{path}  (rank_tol tol={tol:g}, rank_rel eps={eps:g})")
+    table = Table(title=f"{path}  (rank_tol tol={tol:g}, rank_rel eps={eps:g})",
+                  caption="what each measure counts: rankbias ranks --explain")
     for col in ("layer", "shape", *COLUMNS):
         table.add_column(col, justify="left" if col in ("layer", "shape") else "right")
     for row in rows:
