@@ -30,7 +30,9 @@ caller with ``__cuda_array_interface__`` or from the CUDA simulator.
 
 import math
 
-from numba import cuda, float64
+from numba import float64
+
+from .numba_cuda import cuda
 
 MAX_L = 64
 U = 2.0**-53  # unit roundoff of float64

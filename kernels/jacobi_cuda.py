@@ -27,7 +27,9 @@ with ``__cuda_array_interface__`` (torch, CuPy) or from the CUDA simulator.
 
 import math
 
-from numba import cuda, float64, int32
+from numba import float64, int32
+
+from .numba_cuda import cuda
 
 MAX_N = 64  # columns per matrix: n / 2 <= 32 threads, one warp
 

@@ -14,7 +14,7 @@ a zero matrix has every measure 0.  Launch with at least ``batch`` threads.
 
 import math
 
-from numba import cuda
+from .numba_cuda import cuda
 
 MEASURES = ("rank_tol", "rank_rel", "stable_rank", "effective_rank", "tail_k", "gd_rank", "numerical_rank")
 

@@ -31,7 +31,7 @@ MAX_L = 64
 
 
 def _cuda():
-    from numba import cuda
+    from rankbias.kernels.numba_cuda import cuda  # numba.cuda, with numba-cuda 0.30.x's numpy >= 2.5 fix
 
     return cuda
 
