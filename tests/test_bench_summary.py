@@ -21,3 +21,14 @@ def test_ratios_are_to_rankbias_in_its_group_and_to_the_fastest_without_it():
     assert [(r[1], r[3]) for r in rows] == [("8-rankbias", 1.0), ("8-torch", pytest.approx(2.5)),
                                             ("plain", pytest.approx(6.0)), ("ensemble-fast", 1.0)]
     assert rows[1][4] == "max_rel_err 2e-05" and rows[2][4] == ""
+
+
+def test_benchmark_only_deselects_the_other_tests_instead_of_listing_them_as_skipped():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).parent.parent
+    done = subprocess.run([sys.executable, "-m", "pytest", "--benchmark-only", "-ra", "-q", "-p", "no:cacheprovider",
+                           "tests/test_bench_summary.py"], cwd=root, capture_output=True, text=True, timeout=300)
+    assert "deselected" in done.stdout and "Skipping non-benchmark" not in done.stdout, done.stdout

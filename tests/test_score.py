@@ -282,3 +282,13 @@ def test_cli_compare_scores_a_file_beside_the_baselines(tmp_path):
     bad = CliRunner().invoke(app, ["compare", str(tmp_path / "nope.py"), "--store", str(tmp_path / "planted.sqlite")])
     assert bad.exit_code == 2 and "must be an existing .py file" in " ".join(bad.output.split())
     assert "Traceback" not in bad.output
+
+
+def test_a_nan_criterion_says_why(tmp_path):
+    ranks = {0.0: 99, 2e-2: 12}
+    store, matrix = plant(tmp_path, "galanti.wd", {"wd": [0.0, 2e-2], "seeds": [0, 1]}, lambda wd, s: ranks[wd])
+    v = score(_galanti_wd(), Runs(store, matrix), n_boot=20)
+    rho = v.statistics[0]  # a rank correlation over 2 cells is undefined
+    assert rho.name == "rho(rank_tol, wd)" and np.isnan(rho.value) and rho.status == "inconclusive"
+    assert "fewer than 3 cells" in rho.note and v.verdict == "inconclusive"
+    assert all(s.note == "" for s in v.statistics[1:])  # the defined ones carry no note
