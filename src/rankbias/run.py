@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import platform
 import subprocess
 import time
@@ -143,18 +142,13 @@ def _record_point(rec: RunRecord, at, rows: list[tuple], spectra: list) -> None:
 def _record_result(rec: RunRecord, result) -> None:
     """Copy a ``dynamics.RunResult`` (status, budget, losses at log points) into ``rec``;
     a gated run's first pass of the gate becomes the metric ``gate_step`` at its last log
-    point (NaN when no check passed)."""
+    point (no row when no check passed)."""
     for row in result.log:
         rec.metrics.extend((float(row["at"]), -1, k, float(v)) for k, v in row.items() if k != "at")
     rec.status, rec.steps, rec.horizon = result.status, float(result.steps), float(result.horizon)
     rec.diverged_at, rec.solver = result.diverged_at, result.solver
-    if result.log and _gated(rec.config):
-        first = math.nan if result.gate_step is None else float(result.gate_step)
-        rec.metrics.append((float(result.log[-1]["at"]), -1, "gate_step", first))
-
-
-def _gated(flat: dict) -> bool:
-    return flat.get("gate") is not None and flat.get("kind") != "sgd"
+    if result.log and result.gate_step is not None:
+        rec.metrics.append((float(result.log[-1]["at"]), -1, "gate_step", float(result.gate_step)))
 
 
 def run_one(config: RunConfig, store: Store | None = None) -> RunRecord:
