@@ -20,19 +20,28 @@ CITE = "Galanti, Siegel, Gupte & Poggio 2022, arXiv 2206.05794"
 TAIL = 200  # steps the steady-state claims average over
 
 
+# galanti.wd
 WD_RHO = Criterion("rho(rank_tol, wd)", "<=", -0.9)
 WD_FULL = Criterion("rank(wd=0) / width", ">=", 0.95)
 WD_LOW = Criterion("rank(wd=2e-2) / width", "<=", 0.2)
+
+# galanti.batch_epochs (and galanti.batch_steps in version 1); version 2's batch_steps control
 B_RHO = Criterion("rho(rank_tol, B)", ">=", 0.9)
 B_RATIO = Criterion("rank(B=4) / rank(B=64)", "<=", 0.5)
 B_FLAT = Criterion("(max - min) rank / width over B", "<=", 0.05)
+
+# galanti.lr, galanti.no_wd
 LR_RHO = Criterion("rho(rank_tol, lr)", "<=", -0.9)
 NO_WD = Criterion("(max - min) rank / width over (B, lr)", "<=", 0.03)
+
+# the steady-state claims: galanti.steady_batch, steady_horizon, bound
 STEADY_RHO = Criterion("rho(erank, B)", ">=", 0.9)
 STEADY_RATIO = Criterion("erank(B=1) / erank(full)", "<=", 0.5)
 HORIZON_RISES = Criterion("rises of erank(B=1)/erank(full) along lr*wd", "<=", 0)
 HORIZON_SMALL = Criterion("erank ratio at lr*wd=0.001", ">=", 0.98)
 BOUND = Criterion("share of runs with #sigma > 0.05 sigma_1 <= B ln 20 / (lr wd)", ">=", 1.0)
+
+# galanti.test_acc
 TEST_GAP = Criterion("|test acc gap| low- vs high-rank runs (train acc >= 0.99)", "<=", 0.02)
 
 
