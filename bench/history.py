@@ -48,7 +48,14 @@ def load(results: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["benchmark", "series", "commit", "date", "value"])
 
 
-def _figure(path: Path, name: str, data: pd.DataFrame, commits: list[str]) -> None:
+def units(results: Path) -> dict[str, str]:
+    """Each benchmark's unit (seconds, bytes, or a track's own) from asv's benchmarks.json."""
+    path = results / "benchmarks.json"
+    described = json.loads(path.read_text()) if path.exists() else {}
+    return {name: b.get("unit", "") for name, b in described.items() if isinstance(b, dict)}
+
+
+def _figure(path: Path, name: str, data: pd.DataFrame, commits: list[str], unit: str = "") -> None:
     series = sorted(data.series.unique())
     panels = series if len(series) > MAX_LINES else [None]
     cols = min(len(panels), 4)
@@ -61,6 +68,7 @@ def _figure(path: Path, name: str, data: pd.DataFrame, commits: list[str]) -> No
             ax.plot([x[c] for c in s.commit], s.value, marker="o", label=label or name.split(".")[-1])
         ax.set_xticks(range(len(commits)), commits, rotation=45, ha="right", fontsize=7)
         ax.tick_params(axis="y", labelsize=7)
+        ax.set_ylabel(unit, fontsize=7)
         ax.grid(alpha=0.3)
         if panel is not None:
             ax.set_title(panel, fontsize=8)
@@ -74,14 +82,15 @@ def _figure(path: Path, name: str, data: pd.DataFrame, commits: list[str]) -> No
     plt.close(fig)
 
 
-def write(data: pd.DataFrame, out: Path) -> Path:
-    """``out/index.html`` and one PNG per benchmark; returns the page's path."""
+def write(data: pd.DataFrame, out: Path, unit_of: dict[str, str] | None = None) -> Path:
+    """``out/index.html`` and one PNG per benchmark (y labelled with ``unit_of[name]``); returns
+    the page's path."""
     out.mkdir(parents=True, exist_ok=True)
     commits = list(data.sort_values("date").drop_duplicates("commit").commit)
     sections, table = [], []
     for name, rows in data.groupby("benchmark", sort=True):
         png = f"{name}.png"
-        _figure(out / png, name, rows, commits)
+        _figure(out / png, name, rows, commits, (unit_of or {}).get(name, ""))
         sections.append(f"<figure><img src='{html.escape(png)}' alt='{html.escape(name)}'>"
                         f"<figcaption>{html.escape(name)}</figcaption></figure>")
         last = rows.pivot_table(index="series", columns="commit", values="value", aggfunc="last")
@@ -113,7 +122,7 @@ def main(argv=None) -> None:
     if data.empty:
         raise SystemExit(f"error: no asv results under {args.results}. Run `asv run` first, or pass --results DIR.")
     print(f"history of {data.benchmark.nunique()} benchmarks over {data.commit.nunique()} commits written to "
-          f"{write(data, args.out)}")
+          f"{write(data, args.out, units(args.results))}")
 
 
 if __name__ == "__main__":

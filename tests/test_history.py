@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from bench.history import load, main
+from bench.history import load, main, units
 
 COLUMNS = ["result", "params", "version", "started_at", "duration"]
 
@@ -24,6 +24,9 @@ def test_history_reads_each_series_per_commit_and_writes_a_page(tmp_path):
                                         "bench_cuda.CudaRSVD.time_rsvd": ([float("nan")], [["'1x64x64'"]])})
     _result(results, "aaaaaaaa", 1000, {"bench_claims.ClaimScores.track_statistic": ([-0.8, None], claims),
                                         "bench_engine.EnsembleSuite.time_ensemble": ([2.0], [])})
+    (results / "benchmarks.json").write_text(json.dumps({"bench_engine.EnsembleSuite.time_ensemble": {"unit": "seconds"},
+                                                         "version": 2}))
+    assert units(results) == {"bench_engine.EnsembleSuite.time_ensemble": "seconds"}
     data = load(results)
     stat = data[data.benchmark == "bench_claims.ClaimScores.track_statistic"].sort_values(["series", "date"])
     assert list(zip(stat.series, stat.commit, stat.value)) == [("galanti.wd", "aaaaaaaa", -0.8),
