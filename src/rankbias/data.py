@@ -40,6 +40,15 @@ class Dataset:
             return 1
         return self.y_train.shape[1]
 
+    def to(self, device) -> Dataset:
+        """This data set with its tensors (and a merging partner's) on ``device``; the
+        generator's other extras (numpy arrays) stay where they are."""
+        def move(v):
+            return v.to(device) if isinstance(v, (torch.Tensor, Dataset)) else v
+
+        return Dataset(self.spec, self.task, *(move(t) for t in (self.x_train, self.y_train, self.x_test, self.y_test)),
+                       {k: move(v) for k, v in self.extras.items()})
+
 
 def _split(spec: dict, task: str, x: np.ndarray, y: np.ndarray, test: int, rng, extras=None) -> Dataset:
     """First ``len(x) - test`` of a seeded permutation train, the rest test."""
@@ -48,7 +57,7 @@ def _split(spec: dict, task: str, x: np.ndarray, y: np.ndarray, test: int, rng, 
     ydtype = torch.int64 if task == "classes" else torch.float32
 
     def t(a, dtype=torch.float32):
-        return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype)
+        return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device="cpu")  # generated on the host
 
     return Dataset(spec, task, t(x[train]), t(y[train], ydtype), t(x[held]), t(y[held], ydtype), extras or {})
 

@@ -176,7 +176,7 @@ def accuracy(task: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return (out.argmax(-1) == y).float().mean(-1)
     if task == "binary":
         return (torch.sign(out.squeeze(-1)) == y).float().mean(-1)
-    return torch.full(out.shape[:-2], float("nan"))
+    return torch.full(out.shape[:-2], float("nan"), device=out.device)
 
 
 def log_steps(total: int, points: int, tail: int | None = None) -> list[int]:
@@ -253,7 +253,7 @@ def batch_indices(n: int, batch: int, generator: torch.Generator):
     """Endless mini-batches (batch,) int64: each epoch a fresh permutation of range(n)
     cut into floor(n / batch) batches; the remaining n mod batch are left out."""
     while True:
-        order = torch.randperm(n, generator=generator)
+        order = torch.randperm(n, generator=generator, device="cpu")
         for start in range(0, n - batch + 1, batch):
             yield order[start : start + batch]
 
@@ -309,7 +309,7 @@ def _flow(net, data: Dataset, spec: DynamicsSpec, on_log) -> RunResult:
     for chunk in np.array_split(times, max(1, len(times) // 50)):
         grid = np.unique(np.concatenate([[now], chunk]))
         try:
-            path = odeint(field, theta, torch.tensor(grid), rtol=spec.rtol, atol=spec.atol, method=spec.method)
+            path = odeint(field, theta, torch.tensor(grid, device=theta.device), rtol=spec.rtol, atol=spec.atol, method=spec.method)
         except _Diverged as err:
             net.float()
             return _diverged(result, spec.wd, err.args[0])

@@ -27,7 +27,16 @@ would draw from a generator seeded by seed_r, exactly as its run alone would,
 so its trajectory matches the solo run's up to floating-point reassociation
 (over long unstable runs, e.g. B = 1 at lr 0.1, that difference can grow until
 the two runs end differently).  A member whose loss turns non-finite is frozen
-and reported as diverged; the others go on.
+and reported as diverged at that step; the others go on.
+
+Devices: the ensemble lives on the device of the data it is given (CPU or
+GPU); the init and every epoch's permutations are drawn on the CPU from the
+members' seeded generators and copied over, so a seed means the same run on
+every device.  A step never waits for the device: the weight-decay bookkeeping
+is done on the host, and each member's first non-finite step is kept on the
+device and read at log points, gate checks and every ``CHECK_EVERY`` steps.
+This is the engine's one GD / SGD trainer: a single run is an ensemble of one
+(``rankbias.run``); ``dynamics.train``'s per-run loop is the tests' reference.
 """
 
 from __future__ import annotations
@@ -35,12 +44,14 @@ from __future__ import annotations
 import math
 from typing import Callable
 
+import numpy as np
 import torch
 
 from rankbias.data import Dataset
 from rankbias.dynamics import GATE_CHECKS, DynamicsSpec, RunResult, accuracy, budget, log_steps, loss_and_grad
 from rankbias.nets import Net, NetSpec, activate, build, init_params
 
+CHECK_EVERY = 256  # steps between reads of the members' divergence flags
 SHARED = ("kind", "loss", "steps", "epochs", "batch", "log_points", "tail_logs", "gate", "max_steps")
 
 
@@ -60,14 +71,15 @@ def _check(specs: list[DynamicsSpec]) -> None:
 class Ensemble:
     """R members of one ``NetSpec`` with stacked weights (see the module docstring)."""
 
-    def __init__(self, spec: NetSpec, seeds: list[int]):
+    def __init__(self, spec: NetSpec, seeds: list[int], device="cpu"):
         self.spec = spec
-        params = [init_params(spec, s) for s in seeds]  # what build(spec, s) starts from
+        params = [init_params(spec, s) for s in seeds]  # what build(spec, s) starts from, drawn on the CPU
         R = len(seeds)
-        self.V = [torch.stack([p[k][0].T for p in params]).contiguous() for k in range(spec.depth)]  # (R, in, out)
-        self.scale = [torch.ones(R, 1, 1) for _ in range(spec.depth)]  # s_k, (R, 1, 1)
-        self._floor = 1.0  # a lower bound of every s_k, kept on the host: no device sync per step
-        self.bias = [torch.stack([p[k][1] for p in params]) for k in range(spec.depth)] if spec.bias else None
+        self.V = [torch.stack([p[k][0].T for p in params]).contiguous().to(device)
+                  for k in range(spec.depth)]  # (R, in, out)
+        self.scale = [torch.ones(R, 1, 1, device=device) for _ in range(spec.depth)]  # s_k, (R, 1, 1)
+        self._floor = 1.0  # a lower bound of every |s_k|, kept on the host: no device sync per step
+        self.bias = [torch.stack([p[k][1] for p in params]).to(device) for k in range(spec.depth)] if spec.bias else None
         self.trainable = [k for k in range(spec.depth) if not (spec.fixed_outer and k == spec.depth - 1)]
 
     def forward(self, x: torch.Tensor, keep: list | None = None) -> torch.Tensor:
@@ -82,18 +94,20 @@ class Ensemble:
             h = activate(self.spec, k, h, z, inplace=keep is None)  # nothing keeps z: overwrite it
         return h
 
-    def step(self, loss: str, x: torch.Tensor, y: torch.Tensor, lr: torch.Tensor, wd: torch.Tensor) -> torch.Tensor:
+    def step(self, loss: str, x: torch.Tensor, y: torch.Tensor, lr: torch.Tensor, wd: torch.Tensor,
+             smallest_decay: float) -> torch.Tensor:
         """One SGD step of every member on its batch x (R, B, d), y; returns losses (R,).
 
-        lr, wd: (R,); a member with lr = 0 does not move (frozen), nor does one
-        whose loss is not finite (its gradient is zeroed)."""
+        lr, wd: (R,) on the device; ``smallest_decay`` = min_r |1 - lr_r wd_r|, from the
+        host's copy of them (no device read).  A member with lr = 0 does not move
+        (frozen), nor does one whose loss is not finite (its gradient is zeroed)."""
         with torch.no_grad():
             keep: list = []
             per_sample, g = loss_and_grad(loss, self.forward(x, keep), y)  # (R, B), (R, B, d_out)
             losses = per_sample.mean(1)  # (R,)
             finite = torch.isfinite(losses)[:, None, None]
             decay = (1 - lr * wd)[:, None, None]  # (R, 1, 1)
-            self._floor *= float(decay.min())
+            self._floor *= smallest_decay
             old = list(self.scale)  # s_k; self.scale becomes s_k'
             for k in self.trainable:
                 self.scale[k] = old[k] * decay
@@ -115,12 +129,13 @@ class Ensemble:
         return losses
 
     def _fold_scales(self) -> None:
-        """Fold every s_k below 1e-3 back into V_k (W = s V is unchanged) before s_k underflows."""
+        """Fold every s_k with |s_k| < 1e-3 back into V_k (W = s V is unchanged) before s_k
+        underflows; a NaN s_k (a diverged member's) is folded too, so the floor stays a number."""
         for k in self.trainable:
-            small = self.scale[k] < 1e-3  # (R, 1, 1)
+            small = ~(self.scale[k].abs() >= 1e-3)  # (R, 1, 1)
             self.V[k].mul_(torch.where(small, self.scale[k], 1.0))
             self.scale[k] = torch.where(small, 1.0, self.scale[k])
-        self._floor = min(float(self.scale[k].min()) for k in self.trainable)
+        self._floor = float(torch.stack([self.scale[k].abs().min() for k in self.trainable]).min())  # one read
 
     def effective(self) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
         """Every member's weights W = s V^T, [(R, n_k, n_{k-1})], and biases."""
@@ -129,8 +144,8 @@ class Ensemble:
         return weights, self.bias
 
     def member(self, r: int) -> Net:
-        """Member r as a standalone ``Net`` (a copy of its current weights)."""
-        net = build(self.spec, 0)  # the architecture; its weights are overwritten below
+        """Member r as a standalone ``Net`` on the ensemble's device (a copy of its current weights)."""
+        net = build(self.spec, 0, self.V[0].device)  # the architecture; its weights are overwritten below
         with torch.no_grad():
             for k, layer in enumerate(net.layers):
                 layer.weight.copy_((self.V[k][r] * self.scale[k][r]).T)
@@ -148,7 +163,7 @@ class Ensemble:
             for split, x, y in (("train", data.x_train, data.y_train), ("test", data.x_test, data.y_test)):
                 if len(x) == 0:
                     continue
-                loss_sum, hits = torch.zeros(R), torch.zeros(R)
+                loss_sum, hits = torch.zeros(R, device=x.device), torch.zeros(R, device=x.device)
                 for start in range(0, len(x), chunk):
                     xc, yc = x[start : start + chunk], y[start : start + chunk]
                     out = self.forward(xc.expand(R, *xc.shape))  # (R, n, d_out)
@@ -164,7 +179,8 @@ def train_ensemble(
     spec: NetSpec, data: Dataset, members: list[DynamicsSpec], on_log: Callable | None = None,
     stationarity: Callable | None = None,
 ) -> list[RunResult]:
-    """Train one member per ``DynamicsSpec`` (seed, lr, wd its own) at once.
+    """Train one member per ``DynamicsSpec`` (seed, lr, wd its own) at once, on the
+    device ``data`` lives on.
 
     Returns one ``RunResult`` per member, as ``dynamics.train`` would; calls
     ``on_log(at, ensemble, alive)`` at each log point, ``alive`` the indices of
@@ -174,17 +190,18 @@ def train_ensemble(
     its budget is logged at that step and stops there."""
     _check(members)
     first = members[0]
+    device = data.x_train.device
     n = len(data.x_train)
     batch, total = budget(first, n)
     gate = Gate(first, total, stationarity) if first.gated else None
     cap = gate.cap if gate else total
     R = len(members)
-    ens = Ensemble(spec, [m.seed for m in members])
-    lr = torch.tensor([m.lr for m in members])  # (R,)
-    wd = torch.tensor([m.wd for m in members])
-    alive = list(range(R))  # members still training, on the host: no device sync per step
-    results = [RunResult("done", 0, 0.0) for _ in members]
-    gens = [torch.Generator().manual_seed(m.seed) for m in members]
+    ens = Ensemble(spec, [m.seed for m in members], device)
+    rates = np.array([m.lr for m in members], dtype=np.float32)  # the host's copy of lr, in the device's float32
+    decays = np.array([m.wd for m in members], dtype=np.float32)
+    lr, wd = torch.from_numpy(rates).to(device), torch.from_numpy(decays).to(device)  # (R,)
+    run = _Members(members, lr, rates, decays, device)
+    gens = [torch.Generator().manual_seed(m.seed) for m in members]  # CPU generators: the same batches anywhere
     per_epoch = n // batch
     logs = set(log_steps(cap, first.log_points, first.tail_logs))
 
@@ -192,42 +209,82 @@ def train_ensemble(
         rows = ens.evaluate(data, first.loss)
         for r in who:
             if math.isfinite(rows[r]["train_loss"]):
-                results[r].log.append({"at": step, **rows[r]})
+                run.results[r].log.append({"at": step, **rows[r]})
             else:
-                _freeze(results[r], alive, r, members[r], step, lr)
-        if on_log is not None and alive:
-            on_log(step, ens, [r for r in who if r in alive])
+                run.freeze(r, step)
+        if on_log is not None and run.alive:
+            on_log(step, ens, [r for r in who if r in run.alive])
 
     for step in range(cap + 1):
+        if step in logs or step % CHECK_EVERY == 0 or (gate is not None and gate.due(step)):
+            run.read_divergence()  # the one device read between log points
         if step in logs:
-            log(step, list(alive))
-        if gate is not None and alive and gate.due(step):
-            stop = gate.check(step, ens, alive, results)
+            log(step, list(run.alive))
+        if gate is not None and run.alive and gate.due(step):
+            stop = gate.check(step, ens, run.alive, run.results)
             if stop and step not in logs:
                 log(step, stop)
             for r in stop:
-                if r in alive:  # done at the gate: it stops here, its weights frozen (lr = 0)
-                    results[r].steps, results[r].horizon = step, members[r].lr * members[r].wd * step
-                    alive.remove(r)
-                    lr[r] = 0.0
-        if step == cap or not alive:
+                if r in run.alive:  # done at the gate: it stops here, its weights frozen (lr = 0)
+                    run.stop(r, step)
+        if step == cap or not run.alive:
             break
         if batch == n:
             xb, yb = data.x_train.expand(R, -1, -1), data.y_train.expand(R, *data.y_train.shape)
         else:
             if step % per_epoch == 0:  # each member's permutation, as dynamics.batch_indices draws it
-                perms = torch.stack([torch.randperm(n, generator=g) for g in gens])  # (R, n)
+                perms = torch.stack([torch.randperm(n, generator=g, device="cpu") for g in gens]).to(device)  # (R, n)
             start = (step % per_epoch) * batch
             idx = perms[:, start : start + batch]  # (R, B)
             xb, yb = data.x_train[idx], data.y_train[idx]  # (R, B, d), (R, B[, k])
-        losses = ens.step(first.loss, xb, yb, lr, wd)
-        if not bool(torch.isfinite(losses).all()):
-            for r in torch.nonzero(~torch.isfinite(losses)).flatten().tolist():
-                if r in alive:
-                    _freeze(results[r], alive, r, members[r], step, lr)
-    for r in alive:  # trained to the end of the budget (gated: to the cap, off the gate)
-        results[r].steps, results[r].horizon = cap, members[r].lr * members[r].wd * cap
-    return results
+        run.note_losses(step, ens.step(first.loss, xb, yb, lr, wd, run.smallest_decay))
+    run.read_divergence()
+    for r in list(run.alive):  # trained to the end of the budget (gated: to the cap, off the gate)
+        run.stop(r, cap)
+    return run.results
+
+
+class _Members:
+    """Which members still train, and each one's ``RunResult``: the host's side of
+    ``train_ensemble``.  A member's first non-finite loss is noted on the device
+    (``first_bad``, -1 while none) and read only by ``read_divergence``."""
+
+    def __init__(self, members: list[DynamicsSpec], lr: torch.Tensor, rates: np.ndarray, decays: np.ndarray, device):
+        self.members, self.lr, self.rates, self.decays = members, lr, rates, decays
+        self.alive = list(range(len(members)))  # on the host: no device read per step
+        self.results = [RunResult("done", 0, 0.0) for _ in members]
+        self.first_bad = torch.full((len(members),), -1, dtype=torch.long, device=device)
+        self.smallest_decay = self._decay()
+
+    def _decay(self) -> float:
+        """min_r |1 - lr_r wd_r|, rounded as the device's float32 computes it: |s_k| shrinks
+        by at most this factor per step (a member with lr wd > 1 flips its sign)."""
+        return float(np.min(np.abs(np.float32(1) - self.rates * self.decays)))
+
+    def note_losses(self, step: int, losses: torch.Tensor) -> None:
+        """Keep ``step`` as the first bad step of each member whose loss (R,) is not finite."""
+        bad = ~torch.isfinite(losses) & (self.first_bad < 0)
+        self.first_bad.masked_fill_(bad, step)
+
+    def read_divergence(self) -> None:
+        """Freeze every member whose loss has turned non-finite, at the step it did."""
+        for r, step in enumerate(self.first_bad.tolist()):
+            if step >= 0 and r in self.alive:
+                self.freeze(r, step)
+
+    def freeze(self, r: int, step: int) -> None:
+        """Member r diverged at ``step``: it stops there, and its lr becomes 0."""
+        self.results[r].status, self.results[r].diverged_at = "diverged", step
+        self.stop(r, step)
+
+    def stop(self, r: int, step: int) -> None:
+        """Member r stops at ``step`` (end of budget, gate, divergence): its weights stay as they are."""
+        member = self.members[r]
+        self.results[r].steps, self.results[r].horizon = step, member.lr * member.wd * step
+        self.alive.remove(r)
+        self.lr[r] = 0.0
+        self.rates[r] = 0.0
+        self.smallest_decay = self._decay()
 
 
 class Gate:
@@ -251,11 +308,3 @@ class Gate:
             if results[r].gate_step is None:
                 results[r].gate_step = step
         return passed if step >= self.total else []
-
-
-def _freeze(result: RunResult, alive: list[int], r: int, member: DynamicsSpec, step: int, lr: torch.Tensor):
-    """Member r's loss turned non-finite at ``step``: it stops there, and its lr becomes 0."""
-    result.status, result.diverged_at, result.steps = "diverged", step, step
-    result.horizon = member.lr * member.wd * step
-    alive.remove(r)
-    lr[r] = 0.0

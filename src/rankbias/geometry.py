@@ -88,9 +88,9 @@ def collapse(h: torch.Tensor, y: torch.Tensor, classes: int) -> dict[str, torch.
     quad = (along.double() ** 2).sum(1) / N  # v_i^T Sigma_W v_i = ||C v_i||^2 / N
     nc1 = torch.where(keep, quad / torch.where(keep, sv, 1.0) ** 2, 0.0).sum(-1) / k
     dist2 = torch.cdist(mu, mu) ** 2  # (R, K, K)
-    off = ~torch.eye(k, dtype=torch.bool)
+    off = ~torch.eye(k, dtype=torch.bool, device=h.device)
     ratio = (var[:, :, None] + var[:, None, :]) / (2 * dist2)
-    cdnv = ratio[:, off].mean(-1) if k > 1 else torch.full((h.shape[0],), float("nan"), dtype=torch.float64)
+    cdnv = ratio[:, off].mean(-1) if k > 1 else torch.full((h.shape[0],), float("nan"), dtype=torch.float64, device=h.device)
     return {"tcv": tcv, "nc1": nc1, "cdnv": cdnv, "spread": sq.sqrt()}
 
 
@@ -122,9 +122,9 @@ def activation_classes(pre: torch.Tensor, relu: bool) -> torch.Tensor:
         agree = N - active[:, :, None] - active[:, None, :] + 2 * torch.bmm(pattern, pattern.transpose(1, 2))
         same = agree == N
     else:
-        same = torch.ones(R, n, n, dtype=torch.bool)
+        same = torch.ones(R, n, n, dtype=torch.bool, device=pre.device)
     classes = torch.where(same, 1, 2).to(torch.int8)
-    classes[:, torch.arange(n), torch.arange(n)] = 0
+    classes.diagonal(dim1=1, dim2=2).zero_()
     return classes
 
 

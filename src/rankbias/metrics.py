@@ -45,16 +45,24 @@ from rankbias.dynamics import loss_per_sample
 from rankbias.spectral import svdvals
 
 
+def _host(t: torch.Tensor) -> np.ndarray:
+    """A metric's values (R,) as a host array: the only copy back from the device."""
+    return t.detach().cpu().numpy()
+
+
 def layer_spectra(weights: list[torch.Tensor]) -> list[np.ndarray]:
     """Singular values (R, min(n_k, n_{k-1})) float64 of each stacked layer,
-    one svdvals call per group of equally shaped layers."""
+    one svdvals call per group of equally shaped layers: the CUDA spectral core
+    for weights on a GPU, the CPU core otherwise; only the spectra come back."""
     groups = defaultdict(list)
     for i, w in enumerate(weights):
         groups[tuple(w.shape[1:])].append(i)
     out: list = [None] * len(weights)
     for idx in groups.values():
-        stack = torch.cat([weights[i].detach().float() for i in idx]).numpy()  # (R * len(idx), m, n)
-        for j, s in zip(idx, np.split(svdvals(stack).astype(np.float64), len(idx))):
+        stack = torch.cat([weights[i].detach().float() for i in idx])  # (R * len(idx), m, n)
+        values = svdvals(stack if stack.device.type == "cuda" else stack.numpy())
+        values = _host(values) if isinstance(values, torch.Tensor) else values
+        for j, s in zip(idx, np.split(values.astype(np.float64), len(idx))):
             out[j] = s
     return out
 
@@ -117,13 +125,13 @@ def _stationarity(theta: torch.Tensor, g: torch.Tensor, wd: torch.Tensor) -> np.
     """||g + wd theta|| / ||g|| per member (R,): 0 at a stationary point of L + wd/2 ||theta||^2."""
     gnorm = g.norm(dim=1)
     ratio = (g + wd.reshape(-1)[:, None] * theta).norm(dim=1) / gnorm
-    return torch.where(gnorm > 0, ratio, torch.tensor(float("nan"), dtype=torch.float64)).numpy()
+    return _host(torch.where(gnorm > 0, ratio, torch.nan))
 
 
 def stationarity(spec, loss: str, weights: list[torch.Tensor], biases, data, wd) -> np.ndarray:
     """The ``stationarity`` metric of R stacked nets, (R,) float64: the stopping rule of gated runs."""
     grads = gradients(spec, loss, weights, biases, data)
-    return _stationarity(grads.theta, grads.g, torch.as_tensor(wd, dtype=torch.float64))
+    return _stationarity(grads.theta, grads.g, torch.as_tensor(wd, dtype=torch.float64, device=grads.g.device))
 
 
 class Tracker:
@@ -132,7 +140,7 @@ class Tracker:
 
     def __init__(self, spec, loss: str, wd):
         self.spec, self.loss = spec, loss
-        self.wd = torch.as_tensor(wd, dtype=torch.float64).reshape(-1)  # (R,) or (1,)
+        self.wd = torch.as_tensor(wd, dtype=torch.float64, device="cpu").reshape(-1)  # (R,) or (1,), moved per call
         self.d0: list[torch.Tensor] | None = None
         self.scale: list[torch.Tensor] = []
         self.span = None
@@ -141,6 +149,7 @@ class Tracker:
     def __call__(self, weights: list[torch.Tensor], biases, data) -> list[tuple[list[tuple], list[np.ndarray]]]:
         R = weights[0].shape[0]
         values: dict[tuple[int, str], np.ndarray] = {}
+        self.wd = self.wd.to(weights[0].device)
         spectra = layer_spectra(weights)
         tail = weights[-1].shape[1]
         for k, (w, s) in enumerate(zip(weights, spectra)):
@@ -160,11 +169,11 @@ class Tracker:
         theta, g = grads.theta, grads.g
         gnorm, tnorm = g.norm(dim=1), theta.norm(dim=1)
         fros = torch.stack([w.detach().flatten(1).norm(dim=1) for w in weights]).double()  # (L, R)
-        nan = torch.tensor(float("nan"), dtype=torch.float64)
-        values[(-1, "alignment")] = torch.where(gnorm * tnorm > 0, -(g * theta).sum(1) / (gnorm * tnorm), nan).numpy()
-        values[(-1, "norm_ratio")] = (fros.amax(0) / fros.amin(0)).numpy()
+        values[(-1, "alignment")] = _host(torch.where(gnorm * tnorm > 0, -(g * theta).sum(1) / (gnorm * tnorm),
+                                                      torch.nan))
+        values[(-1, "norm_ratio")] = _host(fros.amax(0) / fros.amin(0))
         values[(-1, "stationarity")] = _stationarity(theta, g, self.wd)
-        values[(-1, "grad_norm")] = gnorm.numpy()
+        values[(-1, "grad_norm")] = _host(gnorm)
         self._pre, self._post, self._deltas, self._wgrads = grads.pre, grads.post, grads.deltas, grads.wgrads
 
     def _geometry(self, weights, spectra, data, values):
@@ -177,24 +186,25 @@ class Tracker:
                 out = geometry.collapse(h, data.y_train, data.outputs)
                 spreads.append(out.pop("spread"))  # of layer k + 1's input
                 for name, v in out.items():
-                    values[(k, name)] = v.numpy()
+                    values[(k, name)] = _host(v)
             for k in self._wgrads:
                 values[(k, "collapse_bound")] = self._collapse_bound(k, weights[k], spectra[k], spreads[k], data)
         for k in range(len(weights) - 1):
             if not self.spec.relu_after(k):
-                values[(k, "adjacent_alignment")] = geometry.top_alignment(weights[k], weights[k + 1]).numpy()
+                values[(k, "adjacent_alignment")] = _host(geometry.top_alignment(weights[k], weights[k + 1]))
         if self.span is None:
             self.span = geometry.span_basis(data.x_train)
-        values[(0, "outside_span")] = geometry.outside_span(weights[0].detach(), self.span).numpy()
+        values[(0, "outside_span")] = _host(geometry.outside_span(weights[0].detach(), self.span))
         d_now = [geometry.invariance(a.detach(), b.detach()) for a, b in zip(weights[:-1], weights[1:])]
         if self.d0 is None:
             self.d0 = d_now
-            self.scale = [torch.as_tensor(spectra[k][:, 0] ** 2 + spectra[k + 1][:, 0] ** 2).clamp_min(1e-300)
+            self.scale = [torch.as_tensor(spectra[k][:, 0] ** 2 + spectra[k + 1][:, 0] ** 2, device=d_now[k].device)
+                          .clamp_min(1e-300)
                           for k in range(len(d_now))]
         for k, (d0, d1) in enumerate(zip(self.d0, d_now)):
             classes = geometry.activation_classes(self._pre[k], self.spec.relu_after(k))
             for name, v in geometry.drift_by_class(d0, d1, classes, self.scale[k]).items():
-                values[(k, name)] = v.numpy()
+                values[(k, name)] = _host(v)
 
     def _collapse_bound(self, k: int, w: torch.Tensor, s: np.ndarray, spread: torch.Tensor, data) -> np.ndarray:
         """``collapse_bound`` of layer k for every member -> (R,), with spread (R or 1, N) =
@@ -202,6 +212,6 @@ class Tracker:
         K = data.outputs
         residual = (self._wgrads[k].double() + self.wd[:, None, None] * w.double()).flatten(1).norm(dim=1)
         rhs = residual + (self._deltas[k].norm(dim=-1).double() * spread).sum(1)  # (R,)
-        tail = torch.as_tensor(np.sqrt((s[:, K:] ** 2).sum(1)))  # distance of W_k to rank K
+        tail = torch.as_tensor(np.sqrt((s[:, K:] ** 2).sum(1)), device=w.device)  # distance of W_k to rank K
         lhs = self.wd * tail
-        return torch.where(rhs > 0, lhs / torch.where(rhs > 0, rhs, 1.0), torch.where(lhs > 0, torch.inf, 0.0)).numpy()
+        return _host(torch.where(rhs > 0, lhs / torch.where(rhs > 0, rhs, 1.0), torch.where(lhs > 0, torch.inf, 0.0)))

@@ -85,13 +85,13 @@ def activate(spec: NetSpec, k: int, h: torch.Tensor, z: torch.Tensor, inplace: b
 def init_params(spec: NetSpec, seed: int) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
     """Each layer's initial (weight (out, in), bias (out,) or None), first layer first:
     U(-b, b) with b = init_scale / sqrt(fan_in), drawn in this order from one
-    generator seeded by ``seed``."""
+    generator seeded by ``seed``, on the CPU: the same init whatever device trains it."""
     generator = torch.Generator().manual_seed(seed)
     params = []
     for a, b in zip(spec.widths[:-1], spec.widths[1:]):
         bound = spec.init_scale / a**0.5
-        weight = (2 * torch.rand((b, a), generator=generator) - 1) * bound
-        bias = (2 * torch.rand((b,), generator=generator) - 1) * bound if spec.bias else None
+        weight = (2 * torch.rand((b, a), generator=generator, device="cpu") - 1) * bound
+        bias = (2 * torch.rand((b,), generator=generator, device="cpu") - 1) * bound if spec.bias else None
         params.append((weight, bias))
     return params
 
@@ -99,11 +99,11 @@ def init_params(spec: NetSpec, seed: int) -> list[tuple[torch.Tensor, torch.Tens
 class Net(nn.Module):
     """A bias-free (by default) MLP of one of ``ARCHS``; see the module docstring."""
 
-    def __init__(self, spec: NetSpec, seed: int):
+    def __init__(self, spec: NetSpec, seed: int, device="cpu"):
         super().__init__()
         self.spec = spec
         self.layers = nn.ModuleList(
-            nn.Linear(a, b, bias=spec.bias) for a, b in zip(spec.widths[:-1], spec.widths[1:])
+            nn.Linear(a, b, bias=spec.bias, device=device) for a, b in zip(spec.widths[:-1], spec.widths[1:])
         )
         with torch.no_grad():
             for layer, (weight, bias) in zip(self.layers, init_params(spec, seed)):
@@ -125,6 +125,7 @@ class Net(nn.Module):
         return [layer.weight for layer in self.layers]
 
 
-def build(spec: NetSpec, seed: int) -> Net:
-    """A freshly initialized ``Net`` for ``spec``, deterministic in ``seed``."""
-    return Net(spec, seed)
+def build(spec: NetSpec, seed: int, device="cpu") -> Net:
+    """A freshly initialized ``Net`` for ``spec`` on ``device``, deterministic in ``seed``
+    (the same weights on every device)."""
+    return Net(spec, seed, device)

@@ -10,6 +10,13 @@ the hash covers the same fields.  ``run_one`` trains, measures at every log
 point (``metrics.Tracker``), and returns a ``store.RunRecord``; a run that
 raises is recorded as failed with its error instead of propagating.
 
+One trainer for any device: GD and SGD runs train as ensembles
+(``ensemble.train_ensemble``; a single run is an ensemble of one), gradient
+flow by ``dynamics.train``'s ODE solver, both on the torch device a caller
+names (``device=``, see ``rankbias.device``; the device is not part of a run's
+identity, and its provenance records where it trained).  Data, weights and
+metrics stay on the device; only the rows stored at log points come back.
+
 A run on a ``subspace_pair`` data set trains a second net, from the same init,
 on the partner task, and records at its last step how the merged net
 (``geometry.merged``: every parameter summed) does on both tasks: rows
@@ -34,6 +41,7 @@ import numpy as np
 import torch
 
 from rankbias import __version__, data, geometry
+from rankbias.device import describe, resolve
 from rankbias.dynamics import DynamicsSpec, accuracy, loss_value, train
 from rankbias.metrics import Tracker, stationarity
 from rankbias.nets import NetSpec, build
@@ -89,8 +97,9 @@ def _fmt(v) -> str:
     return repr(v) if isinstance(v, float) else str(v)
 
 
-def provenance() -> dict:
-    """Versions, host and (if the package sits in a git checkout) its commit."""
+def provenance(device: torch.device | None = None) -> dict:
+    """Versions, host, the device a run trained on (``rankbias.device.describe``) and,
+    if the package sits in a git checkout, its commit."""
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5
@@ -105,6 +114,7 @@ def provenance() -> dict:
         "numpy": np.__version__,
         "python": platform.python_version(),
         "host": platform.node(),
+        **(describe(device) if device is not None else {}),
     }
 
 
@@ -128,9 +138,9 @@ def _check_fit(config: RunConfig) -> None:
         raise ValueError(f"Invalid run: {problem}.")
 
 
-def blank_record(config: RunConfig, started: float) -> RunRecord:
-    """A record for ``config`` that reads "failed" until a result fills it in."""
-    return RunRecord(config.name(), config.hash(), config.flat(), "failed", provenance(), started, started)
+def blank_record(config: RunConfig, started: float, device: torch.device | None = None) -> RunRecord:
+    """A record for ``config`` (to train on ``device``) that reads "failed" until a result fills it in."""
+    return RunRecord(config.name(), config.hash(), config.flat(), "failed", provenance(device), started, started)
 
 
 def _record_point(rec: RunRecord, at, rows: list[tuple], spectra: list) -> None:
@@ -151,18 +161,22 @@ def _record_result(rec: RunRecord, result) -> None:
         rec.metrics.append((float(result.log[-1]["at"]), -1, "gate_step", float(result.gate_step)))
 
 
-def run_one(config: RunConfig, store: Store | None = None) -> RunRecord:
-    """Train ``config``, measure at every log point, write one transaction to ``store``."""
-    if config.dynamics.gated and config.dynamics.kind == "gd":  # the ensemble trainer checks the gate
-        rec = _train_ensemble([config])[0]
-        if store is not None:
-            store.write(rec)
-        return rec
-    rec = blank_record(config, time.time())
+def run_one(config: RunConfig, store: Store | None = None, device="auto") -> RunRecord:
+    """Train ``config`` on ``device`` (``rankbias.device``), measure at every log point,
+    write one transaction to ``store``."""
+    rec = train_group([config], device)[0]
+    if store is not None:
+        store.write(rec)
+    return rec
+
+
+def _flow(config: RunConfig, device: torch.device) -> RunRecord:
+    """A gradient-flow run (``dynamics.train``'s ODE solver, float64 on ``device``), measured and recorded."""
+    rec = blank_record(config, time.time(), device)
     try:
         _check_fit(config)
-        dataset = make_data(config.data)
-        net = build(config.net, config.seed)
+        dataset = make_data(config.data).to(device)
+        net = build(config.net, config.seed, device)
         spec = config.dynamics
         tracker = Tracker(config.net, spec.loss, spec.wd)
 
@@ -172,19 +186,24 @@ def run_one(config: RunConfig, store: Store | None = None) -> RunRecord:
         _record_result(rec, train(net, dataset, spec, on_log=on_log))
         partner = dataset.extras.get("partner")
         if partner is not None and rec.status == "done":
-            other = build(config.net, config.seed)
-            result = train(other, partner, spec)
-            if result.status != "done":
-                rec.status, rec.diverged_at = result.status, result.diverged_at
-            else:
-                rec.metrics.extend((float(rec.steps if spec.kind != "gf" else spec.flow_time), -1, name, value)
-                                   for name, value in merge_rows(net, other, dataset, partner, spec.loss).items())
+            other = build(config.net, config.seed, device)
+            _record_merge(rec, spec.flow_time, net, train(other, partner, spec), other, dataset, partner, spec.loss)
+    except torch.OutOfMemoryError:
+        raise  # train_group splits the group or says how to make it fit
     except Exception as err:  # recorded, not raised: a matrix goes on past a failed run
         rec.status, rec.error = "failed", f"{type(err).__name__}: {err}"
     rec.finished = time.time()
-    if store is not None:
-        store.write(rec)
     return rec
+
+
+def _record_merge(rec: RunRecord, at, net, partner_result, partner_net, dataset, partner, loss: str) -> None:
+    """Add the merge rows of a run on a ``subspace_pair`` (its net and its partner's) at ``at``;
+    a partner run that did not finish makes the run's status its own."""
+    if partner_result.status != "done":
+        rec.status, rec.diverged_at = partner_result.status, partner_result.diverged_at
+        return
+    rows = merge_rows(net, partner_net, dataset, partner, loss)
+    rec.metrics.extend((float(at), -1, name, value) for name, value in rows.items())
 
 
 def merge_rows(net_a, net_b, data_a: data.Dataset, data_b: data.Dataset, loss: str) -> dict[str, float]:
@@ -220,45 +239,78 @@ def group_configs(configs: list[RunConfig]) -> list[list[int]]:
     return list(groups.values())
 
 
-def train_group(group: list[RunConfig]) -> list[RunRecord]:
-    """Train one group (one run, or runs that share an ``ensemble_key``) and return
-    its records without touching any store: the unit of work executors ship."""
-    if len(group) == 1:
-        return [run_one(group[0])]
-    return _train_ensemble(group)
+def train_group(group: list[RunConfig], device="auto") -> list[RunRecord]:
+    """Train one group (one run, or runs that share an ``ensemble_key``) on ``device`` and
+    return its records without touching any store: the unit of work executors ship.
+
+    GD and SGD train as one ensemble (``ensemble.train_ensemble``, the engine's one
+    trainer: a single run is an ensemble of one), gradient flow run by run.  A group
+    that runs out of GPU memory is split in half and retried; a single run that still
+    does not fit is recorded as failed with a line saying how to make it fit."""
+    where = resolve(device)
+    try:
+        if group[0].dynamics.kind == "gf":
+            return [_flow(config, where) for config in group]
+        return _train_ensemble(group, where)
+    except torch.OutOfMemoryError:
+        if where.type == "cuda":
+            torch.cuda.empty_cache()
+        if len(group) == 1:
+            rec = blank_record(group[0], time.time(), where)
+            rec.error = (f"OutOfMemoryError: this run alone does not fit in the memory of {where}; "
+                         f"train it with --device cpu, or with smaller widths or data")
+            return [rec]
+        half = len(group) // 2
+        return train_group(group[:half], device) + train_group(group[half:], device)
 
 
-def _train_ensemble(group: list[RunConfig]) -> list[RunRecord]:
-    """Train ``group`` (runs sharing an ``ensemble_key``) as one ensemble; see ``train_group``."""
+def _stationarity_of(config: RunConfig, dataset: data.Dataset, wds: list[float]):
+    """The gate's measure for an ensemble of ``config``'s net on ``dataset``: ensemble -> (R,)."""
+    return lambda ens: stationarity(config.net, config.dynamics.loss, *ens.effective(), dataset, wds)
+
+
+def _train_ensemble(group: list[RunConfig], device: torch.device) -> list[RunRecord]:
+    """Train ``group`` (runs sharing an ``ensemble_key``) as one ensemble on ``device``;
+    see ``train_group``."""
     from rankbias.ensemble import train_ensemble
 
     started = time.time()
-    recs = [blank_record(c, started) for c in group]
+    recs = [blank_record(c, started, device) for c in group]
     try:
         _check_fit(group[0])
-        dataset = make_data(group[0].data)
-        tracker = Tracker(group[0].net, group[0].dynamics.loss, [c.dynamics.wd for c in group])
+        dataset = make_data(group[0].data).to(device)
+        wds = [c.dynamics.wd for c in group]
+        tracker = Tracker(group[0].net, group[0].dynamics.loss, wds)
+        final: dict = {}
 
         def on_log(at, ens, alive):
+            final["ensemble"] = ens  # its weights at the end are the runs' final ones
             weights, biases = ens.effective()
             # a diverged member's weights may be huge or non-finite: zero them so the
             # batched measurements of the others go on (its rows are dropped below)
-            dead = torch.ones(len(group), dtype=torch.bool)
+            dead = torch.ones(len(group), dtype=torch.bool, device=device)
             dead[alive] = False
             weights = [w.masked_fill(dead[:, None, None], 0.0) for w in weights]
             for r, (rows, spectra) in enumerate(tracker(weights, biases, dataset)):
                 if r in alive:
                     _record_point(recs[r], at, rows, spectra)
 
-        wds = [c.dynamics.wd for c in group]
-
-        def measure(ens):
-            return stationarity(group[0].net, group[0].dynamics.loss, *ens.effective(), dataset, wds)
-
-        results = train_ensemble(group[0].net, dataset, [c.dynamics for c in group], on_log=on_log,
-                                 stationarity=measure)
+        specs = [c.dynamics for c in group]
+        results = train_ensemble(group[0].net, dataset, specs, on_log=on_log,
+                                 stationarity=_stationarity_of(group[0], dataset, wds))
         for rec, result in zip(recs, results):
             _record_result(rec, result)
+        partner = dataset.extras.get("partner")
+        if partner is not None:  # each run's twin on the partner task, from the same init
+            twins: dict = {}
+            partner_results = train_ensemble(group[0].net, partner, specs, on_log=lambda at, e, a: twins.update(e=e),
+                                             stationarity=_stationarity_of(group[0], partner, wds))
+            for r, rec in enumerate(recs):
+                if rec.status == "done":
+                    _record_merge(rec, rec.steps, final["ensemble"].member(r), partner_results[r],
+                                  twins["e"].member(r), dataset, partner, group[0].dynamics.loss)
+    except torch.OutOfMemoryError:
+        raise  # train_group splits the group or says how to make it fit
     except Exception as err:  # the whole group failed: each of its runs says why
         for rec in recs:
             rec.status, rec.error = "failed", f"{type(err).__name__}: {err}"
@@ -267,14 +319,15 @@ def _train_ensemble(group: list[RunConfig]) -> list[RunRecord]:
     return recs
 
 
-def run_many(configs: list[RunConfig], store: Store | None = None, on_done: Callable | None = None) -> list[RunRecord]:
-    """Run every config in this process, as ensembles where they share an
+def run_many(configs: list[RunConfig], store: Store | None = None, on_done: Callable | None = None,
+             device="auto") -> list[RunRecord]:
+    """Run every config in this process on ``device``, as ensembles where they share an
     ``ensemble_key``; each group's runs are written to ``store`` in one
     transaction as soon as it finishes, and ``on_done(record)`` is called per run.
     Returns the records in the order of ``configs``."""
     records: dict[int, RunRecord] = {}
     for members in group_configs(configs):
-        recs = train_group([configs[i] for i in members])
+        recs = train_group([configs[i] for i in members], device)
         if store is not None:
             store.write_many(recs)  # a group's runs land in one transaction
         for i, rec in zip(members, recs):

@@ -10,9 +10,12 @@ to an executor:
 - ``"process:N"``: a local pool of N spawned processes (``concurrent.futures``),
   each single-threaded so N workers share N cores without oversubscription; the
   groups in flight when a worker dies are retried one by one (``_run_pool``);
+  with ``device="cuda"`` on a machine with several GPUs, worker i trains on
+  GPU i mod (their number) (``device.for_worker``);
 - ``"tcp://HOST:PORT"`` or a ``distributed.Client``: an existing Dask cluster
   (the ``[dask]`` extra), each group a task retried up to ``retries`` times if
-  its worker dies.
+  its worker dies.  A worker resolves ``device`` itself: with ``cuda``, each
+  worker of a dask-cuda cluster (one GPU visible per worker) trains on its own GPU.
 
 Workers only compute; the client is the single writer of the store, one
 transaction per group as its results arrive, so concurrent workers cannot lose or
@@ -31,6 +34,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Callable
 
+from rankbias.device import for_worker
 from rankbias.matrix import Matrix
 from rankbias.run import RunConfig, blank_record, group_configs, train_group
 from rankbias.store import RunRecord, Store
@@ -70,10 +74,23 @@ def _failed(group: list[RunConfig], err: BaseException) -> list[RunRecord]:
     return records
 
 
-def _one_thread() -> None:
+_worker_device = "auto"  # a pool worker's device, set by _start_worker
+
+
+def _start_worker(device: str, counter) -> None:
+    """A pool worker's setup: one torch thread, and its device (``device.for_worker``)
+    from its place in the pool (``counter``, a shared int)."""
     import torch
 
+    global _worker_device
     torch.set_num_threads(1)
+    with counter.get_lock():
+        index, counter.value = counter.value, counter.value + 1
+    _worker_device = for_worker(device, index)
+
+
+def _in_worker(task, group: list[RunConfig]) -> list[RunRecord]:
+    return task(group, _worker_device)
 
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
@@ -100,9 +117,10 @@ def _groups(todo: list[RunConfig]) -> list[list[RunConfig]]:
 
 def run_matrix(matrix: Matrix, store: Store, retry_failed: bool = False,
                on_done: Callable[[RunRecord], None] | None = None, executor="local", retries: int = 2,
-               task: Callable[[list[RunConfig]], list[RunRecord]] = train_group) -> Plan:
-    """Train what ``store`` lacks of ``matrix`` on ``executor``; returns the plan it followed.
-    ``task`` is the unit of work shipped per group (``run.train_group``; tests pass others)."""
+               task: Callable[[list[RunConfig], str], list[RunRecord]] = train_group, device: str = "auto") -> Plan:
+    """Train what ``store`` lacks of ``matrix`` on ``executor`` and torch ``device`` (a name,
+    ``rankbias.device``); returns the plan it followed.  ``task(group, device)`` is the unit
+    of work shipped per group (``run.train_group``; tests pass others)."""
     steps = plan(matrix, store, retry_failed)
 
     def deliver(records: list[RunRecord]) -> None:
@@ -114,15 +132,15 @@ def run_matrix(matrix: Matrix, store: Store, retry_failed: bool = False,
     groups = _groups(steps.todo)
     if executor == "local":
         for group in groups:
-            deliver(task(group))
+            deliver(task(group, device))
     elif isinstance(executor, str) and executor.startswith("process:"):
-        _run_pool(_workers(executor), groups, deliver, retries, task)
+        _run_pool(_workers(executor), groups, deliver, retries, task, device)
     else:
-        _run_dask(executor, groups, deliver, retries, task)
+        _run_dask(executor, groups, deliver, retries, task, device)
     return steps
 
 
-def _run_pool(workers: int, groups, deliver, retries: int, task) -> None:
+def _run_pool(workers: int, groups, deliver, retries: int, task, device: str) -> None:
     """Groups on a pool of ``workers`` spawned processes.  A worker that dies breaks the
     pool, and the death cannot be pinned on one of the groups then in flight: they
     become suspects, the rest go on in a fresh pool, and each suspect then runs alone
@@ -130,17 +148,17 @@ def _run_pool(workers: int, groups, deliver, retries: int, task) -> None:
     ``retries + 1`` times alone is stored as failed."""
     queue, suspects = list(range(len(groups))), []
     while queue:
-        queue, in_flight = _pool_pass(workers, queue, groups, deliver, task)
+        queue, in_flight = _pool_pass(workers, queue, groups, deliver, task, device)
         suspects += in_flight
     for i in suspects:
         for _ in range(retries + 1):
-            if not _pool_pass(1, [i], groups, deliver, task)[1]:
+            if not _pool_pass(1, [i], groups, deliver, task, device)[1]:
                 break
         else:
             deliver(_failed(groups[i], RuntimeError(f"its worker process died {retries + 1} times running it alone")))
 
 
-def _pool_pass(workers: int, queue: list[int], groups, deliver, task) -> tuple[list[int], list[int]]:
+def _pool_pass(workers: int, queue: list[int], groups, deliver, task, device: str) -> tuple[list[int], list[int]]:
     """Run ``queue`` (group indices) on a fresh pool, at most one group in flight per worker,
     until it is empty or a worker dies; returns (groups never started, groups in flight
     when the pool broke)."""
@@ -151,13 +169,13 @@ def _pool_pass(workers: int, queue: list[int], groups, deliver, task) -> tuple[l
     # cores slowed training 20x in a measurement (189 s vs 7.9 s for one ensemble).
     context = multiprocessing.get_context("spawn")
     with _single_threaded_children(), concurrent.futures.ProcessPoolExecutor(
-            workers, mp_context=context, initializer=_one_thread) as pool:
+            workers, mp_context=context, initializer=_start_worker, initargs=(device, context.Value("i", 0))) as pool:
         running: dict = {}
         broken: list[int] = []
         while (queue or running) and not broken:
             while queue and len(running) < workers:
                 i = queue.pop(0)
-                running[pool.submit(task, groups[i])] = i
+                running[pool.submit(_in_worker, task, groups[i])] = i
             done, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
             for future in done:
                 i = running.pop(future)
@@ -180,7 +198,7 @@ def _workers(spec: str) -> int:
     return workers
 
 
-def _run_dask(executor, groups, deliver, retries: int, task) -> None:
+def _run_dask(executor, groups, deliver, retries: int, task, device: str) -> None:
     try:
         from distributed import Client, as_completed
     except ImportError:
@@ -199,7 +217,7 @@ def _run_dask(executor, groups, deliver, retries: int, task) -> None:
     else:
         client = executor
     try:
-        futures = {client.submit(task, g, retries=retries, pure=False): g for g in groups}
+        futures = {client.submit(task, g, device, retries=retries, pure=False): g for g in groups}
         for future in as_completed(list(futures)):
             try:
                 deliver(future.result())
