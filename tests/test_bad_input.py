@@ -130,6 +130,11 @@ CASES = [
     ("bad widths", lambda t: ["train", "--widths", "32,a,10"], "'--widths' must be comma-separated ints"),
     ("bad train dynamics", lambda t: ["train", "--widths", "6,8,3", "--dynamics", "adam", "--store",
                                       str(t / "s.sqlite")], "'kind' must be one of ['gd', 'sgd', 'gf']"),
+    ("cuda without a GPU", lambda t: ["run", _matrix(t, GOOD), "--device", "cuda", "--store", str(t / "s.sqlite")],
+     "device 'cuda' needs a CUDA GPU, but this torch"),
+    ("unknown device", lambda t: ["train", "--widths", "6,8,3", "--lr", "0.1", "--steps", "5", "--batch", "8",
+                                  "--device", "tpu", "--store", str(t / "s.sqlite")],
+     "'device' must be auto, cpu, cuda or cuda:N; got 'tpu'. Pass one of those"),
 ]
 
 NOWHERE = """

@@ -24,6 +24,10 @@ if not console.is_terminal:  # piped output: rich would fall back to 80 columns
 TARGET_HELP = "A tier of the built-in claims matrix (quick, standard, full) or a matrix TOML file."
 VERSION_HELP = "Claims version: 2 (current) or 1 (on record): the built-in matrix and the rules that score it."
 TIER_HELP = "Tier of a matrix file: quick, standard or full."
+DEVICE_HELP = ("Torch device to train on: auto (a GPU when torch sees one and numba-cuda runs there, "
+               "else the CPU), cpu, cuda or cuda:N.")
+PROCESSES_HELP = ("Local worker processes: 0 = one per core (with a GPU device: one per GPU), "
+                  "1 = in this process. With --device cuda, worker i trains on GPU i.")
 
 
 def _version(value: bool):
@@ -47,6 +51,20 @@ def fail(message: str, code: int = 2):
         console.print_exception()
     console.print(f"[red]error:[/red] {escape(message)}")
     raise typer.Exit(code=code)
+
+
+def device_checked(name: str) -> str:
+    """The device name to train on (``rankbias.device``), after printing the one line that says
+    which device and why; exits 2 naming what is missing otherwise.  A bare GPU ("cuda", or
+    "auto" that found one) stays "cuda", so local workers spread over the GPUs."""
+    from rankbias.device import DeviceError, choose
+
+    try:
+        device, line = choose(name)
+    except DeviceError as err:
+        fail(str(err))
+    console.print(line)
+    return "cuda" if device.type == "cuda" and ":" not in name else str(device)
 
 
 def version_checked(version: int) -> int:

@@ -10,8 +10,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from rankbias.cli.app import TARGET_HELP, TIER_HELP, VERSION_HELP, app, console, fail, load_matrix, open_store, \
-    version_checked
+from rankbias.cli.app import DEVICE_HELP, PROCESSES_HELP, TARGET_HELP, TIER_HELP, VERSION_HELP, app, console, \
+    device_checked, fail, load_matrix, open_store, version_checked
 from rankbias.store import DEFAULT_PATH, StoreError
 
 
@@ -40,10 +40,11 @@ def list_cmd(
 
 
 def train_missing(matrix, store_path: str, *, retry_failed: bool = False, quiet: bool = False, processes: int = 0,
-                  scheduler: str = "", label: str = ""):
+                  scheduler: str = "", label: str = "", device: str = "cpu"):
     """Train the runs of ``matrix`` that the store at ``store_path`` lacks, with a progress bar
-    and ETA, on ``processes`` local workers (0: one per core) or a Dask ``scheduler``; return
-    the store.  What is already stored is never redone, so an interrupted call resumes."""
+    and ETA, on ``device`` (checked by ``device_checked``) in ``processes`` local workers (0: one
+    per core, or one per GPU) or a Dask ``scheduler``; return the store.  What is already
+    stored is never redone, so an interrupted call resumes."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from rankbias.runner import ExecutorError, plan, run_matrix
@@ -68,16 +69,25 @@ def train_missing(matrix, store_path: str, *, retry_failed: bool = False, quiet:
                 counts[rec.status] += 1
             progress.update(task, advance=1, **counts)
 
-        workers = processes or os.cpu_count() or 1
+        workers = processes or _default_workers(device)
         executor = scheduler or (f"process:{workers}" if workers > 1 else "local")
         try:
-            run_matrix(matrix, store, retry_failed, on_done=on_done, executor=executor)
+            run_matrix(matrix, store, retry_failed, on_done=on_done, executor=executor, device=device)
         except ExecutorError as err:
             progress.stop()
             fail(str(err))
     console.print(f"{len(before.todo)} runs trained, {before.done} already stored, "
                   f"{before.failed_before} failed before (rerun with --retry-failed); store: {store.path}")
     return store
+
+
+def _default_workers(device: str) -> int:
+    """One worker per core on the CPU, per GPU on a bare cuda, one on a pinned cuda:N."""
+    if device == "cuda":
+        import torch
+
+        return torch.cuda.device_count()
+    return 1 if device.startswith("cuda:") else os.cpu_count() or 1
 
 
 @app.command("run")
@@ -87,17 +97,19 @@ def run_cmd(
     store_path: str = typer.Option(DEFAULT_PATH, "--store", help="SQLite store; runs already in it are not redone."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Rerun runs stored as failed."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar (for scripts)."),
-    processes: int = typer.Option(0, "--processes", help="Local worker processes: 0 = one per core, 1 = in this process."),
+    processes: int = typer.Option(0, "--processes", help=PROCESSES_HELP),
     scheduler: str = typer.Option("", "--scheduler", help="Train on an existing Dask cluster, e.g. tcp://HOST:8786."),
     scorecard: str = typer.Option("scorecard.json", "--scorecard", help="Where the scorecard JSON goes ('' for none)."),
     claims_version: int = typer.Option(2, "--claims-version", help=VERSION_HELP),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
 ):
     """Run what is missing of a matrix tier (resuming), with progress, then score it."""
     from rankbias.cli.scoring import score_and_print
 
     _, _, matrix = load_matrix(target, tier, claims_version)
+    device = device_checked(device)
     store = train_missing(matrix, store_path, retry_failed=retry_failed, quiet=quiet, processes=processes,
-                          scheduler=scheduler)
+                          scheduler=scheduler, device=device)
     score_and_print(matrix, store, [], scorecard, version=claims_version, target=target)
 
 

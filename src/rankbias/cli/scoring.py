@@ -12,8 +12,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.traceback import Traceback
 
-from rankbias.cli.app import (DEBUG, TARGET_HELP, TIER_HELP, VERSION_HELP, app, check_variants, console, fail,
-                              load_matrix, open_store)
+from rankbias.cli.app import (DEBUG, DEVICE_HELP, PROCESSES_HELP, TARGET_HELP, TIER_HELP, VERSION_HELP, app,
+                              check_variants, console, device_checked, fail, load_matrix, open_store)
 from rankbias.store import DEFAULT_PATH
 
 VERDICT_STYLE = {"pass": "green", "fail": "red", "inconclusive": "yellow", "scored": "cyan", "not applicable": "blue"}
@@ -162,7 +162,8 @@ def compare_cmd(
     claims_version: int = typer.Option(2, "--claims-version", help=VERSION_HELP),
     train: bool = typer.Option(True, "--train/--no-train", help="Train the runs your hypotheses read that the "
                                                                 "store lacks before scoring (resumes)."),
-    processes: int = typer.Option(0, "--processes", help="Local worker processes: 0 = one per core, 1 = in this process."),
+    processes: int = typer.Option(0, "--processes", help=PROCESSES_HELP),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar (for scripts)."),
     keep_going: bool = typer.Option(False, "--keep-going", help="Exit 0 even if some of your hypotheses cannot be "
                                                                 "scored (their errors stay in the scorecard)."),
@@ -199,7 +200,7 @@ def compare_cmd(
         read = {sid for h in mine for sid in h.scenarios if sid in matrix.members}
         runs = {name: matrix.runs[name] for sid in read for name in matrix.members[sid]}
         store = train_missing(Matrix(matrix.tier, runs), store_path, quiet=quiet, processes=processes,
-                              label="runs your hypotheses read")
+                              label="runs your hypotheses read", device=device_checked(device))
     else:
         store = open_store(store_path)
     score_and_print(matrix, store, mine, out, n_boot, version=claims_version, target=target, keep_going=keep_going)

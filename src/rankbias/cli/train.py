@@ -6,7 +6,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from rankbias.cli.app import app, console, fail
+from rankbias.cli.app import DEVICE_HELP, app, console, device_checked, fail
 from rankbias.store import DEFAULT_PATH, StoreError
 
 ARCH_ALIASES = {"mlp": "deep_relu"}
@@ -51,6 +51,7 @@ def train_cmd(
     seed: int = typer.Option(0, help="Seed of the init and of SGD's sampling."),
     init_scale: float = typer.Option(1.0, "--init-scale", help="Multiplies PyTorch's default init."),
     store_path: str = typer.Option(DEFAULT_PATH, "--store", help="SQLite store the run is written to."),
+    device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
 ):
     """Train one configuration, store it, and print its final per-layer ranks."""
     from rankbias.dynamics import DynamicsSpec
@@ -58,6 +59,7 @@ def train_cmd(
     from rankbias.run import RunConfig, fit_problem, run_one
     from rankbias.store import Store
 
+    device = device_checked(device)  # before anything is built or written
     try:
         shape = tuple(int(w) for w in widths.split(","))
     except ValueError:
@@ -78,7 +80,7 @@ def train_cmd(
     if problem is not None:
         fail(f"this run does not fit its data: {problem}.")
     with console.status(f"training {escape(config.name())}"):
-        rec = run_one(config, store)
+        rec = run_one(config, store, device)
     if rec.status == "failed":  # not bad input (that is refused above): the run itself raised
         fail(f"the run failed: {rec.error}. It is stored as failed in {store.path}.", code=1)
     metrics = store.metrics(rec.name)
