@@ -68,6 +68,15 @@ def engine_members(steps: int):
             for s in range(8) for wd in ENGINE_WDS]
 
 
+def large_members(members: int = 1024, steps: int = 2000):
+    """``members`` SGD runs (members / 8 seeds x the 8 weight decays), lr 0.1, B = 16, 20 log
+    points: the device benchmark's ensemble (one group of a GPU run's size)."""
+    from rankbias.dynamics import DynamicsSpec
+
+    return [DynamicsSpec("sgd", "ce", lr=0.1, wd=wd, batch=ENGINE_BATCH, steps=steps, seed=s, log_points=20)
+            for s in range(max(1, members // len(ENGINE_WDS))) for wd in ENGINE_WDS]
+
+
 def tracked_run(data, spec) -> None:
     """One run measured by ``metrics.Tracker`` at every log point, as a matrix run is."""
     from rankbias.dynamics import train

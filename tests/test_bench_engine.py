@@ -8,11 +8,15 @@ ensemble's speed-up; in the metric groups the ratio is 1 + the metrics' share.
 
 from dataclasses import replace
 
+import pytest
+import torch
+
 from bench.cases import (
     ENGINE_MEMBERS,
     ENGINE_WIDTHS,
     engine_data,
     engine_members,
+    large_members,
     plain_loop,
     tracked_ensemble,
     tracked_run,
@@ -66,3 +70,22 @@ def test_ensemble_with_all_metrics(benchmark):
     benchmark.group = TRACKED_GROUP
     rows = benchmark.pedantic(tracked_ensemble, args=(DATA, TRACKED), rounds=2, iterations=1)
     assert rows == len(TRACKED) * len(log_steps(2000, 20))  # every member measured at every log point
+
+
+# the GPU against the same code on this machine's CPU cores: one group of a GPU run's size
+LARGE = large_members(1024, 2000)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_large_ensemble_on_device(benchmark, device):
+    benchmark.group = "1024 runs x 2000 SGD steps (B=16), every metric at 20 log points: cuda vs cpu"
+    data = DATA.to(device)
+
+    def run():
+        rows = tracked_ensemble(data, LARGE)
+        torch.cuda.synchronize()
+        return rows
+
+    rows = benchmark.pedantic(run, rounds=1, iterations=1)
+    assert rows == len(LARGE) * len(log_steps(2000, 20))
