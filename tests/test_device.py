@@ -152,3 +152,17 @@ def test_a_gpu_the_machine_lacks_stops_the_cli_before_the_store_is_touched(tmp_p
     result = CliRunner().invoke(app, [*command, "--device", "cuda:7", "--store", str(store)])
     assert result.exit_code == 2 and "device 'cuda:7' does not exist: torch sees 1 GPU" in result.output
     assert "Traceback" not in result.output and not store.exists()
+
+
+def test_with_a_dask_scheduler_the_workers_resolve_the_device(tmp_path):
+    matrix = tmp_path / "m.toml"
+    matrix.write_text('[[scenario]]\nid = "s"\npaper = "p"\n'
+                      'data = { kind = "mixture", n = 60, dim = 6, classes = 3, std = 0.5, seed = 0 }\n'
+                      'net = { arch = "deep_relu", widths = [6, 8, 3] }\n'
+                      'dynamics = { kind = "sgd", loss = "ce", lr = 0.1, batch = 10, steps = 5 }\n')
+    common = ["run", str(matrix), "--store", str(tmp_path / "s.sqlite"), "--quiet", "--scheduler", "tcp://127.0.0.1:9"]
+    result = CliRunner().invoke(app, [*common, "--device", "cuda"])  # no GPU here; the workers may have one
+    assert "device: cuda (resolved by each Dask worker)" in result.output
+    assert result.exit_code == 2 and "cannot reach the Dask scheduler" in " ".join(result.output.split())
+    result = CliRunner().invoke(app, [*common, "--device", "tpu"])
+    assert result.exit_code == 2 and "'device' must be auto, cpu, cuda or cuda:N; got 'tpu'" in result.output

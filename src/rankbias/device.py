@@ -40,11 +40,17 @@ def _no_gpu() -> str:
     return f"torch {torch.__version__} (CUDA {torch.version.cuda}) finds no GPU or driver"
 
 
-def choose(name: str | torch.device = "auto") -> tuple[torch.device, str]:
-    """(device, one line saying which device and why) for ``name``; see the module docstring."""
+def checked_name(name: str | torch.device) -> str:
+    """``name`` as a string if it is a device name at all (not whether this machine has it)."""
     text = str(name)
     if not _PATTERN.fullmatch(text):
         raise DeviceError(f"'device' must be {NAMES}; got {text!r}. Pass one of those, e.g. --device cpu.")
+    return text
+
+
+def choose(name: str | torch.device = "auto") -> tuple[torch.device, str]:
+    """(device, one line saying which device and why) for ``name``; see the module docstring."""
+    text = checked_name(name)
     if text == "cpu":
         return torch.device("cpu"), "device: cpu (asked for)"
     if text == "auto":

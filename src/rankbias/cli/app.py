@@ -53,13 +53,17 @@ def fail(message: str, code: int = 2):
     raise typer.Exit(code=code)
 
 
-def device_checked(name: str) -> str:
+def device_checked(name: str, scheduler: str = "") -> str:
     """The device name to train on (``rankbias.device``), after printing the one line that says
     which device and why; exits 2 naming what is missing otherwise.  A bare GPU ("cuda", or
-    "auto" that found one) stays "cuda", so local workers spread over the GPUs."""
-    from rankbias.device import DeviceError, choose
+    "auto" that found one) stays "cuda", so local workers spread over the GPUs.  With a Dask
+    ``scheduler`` only the name is checked here: each worker resolves it on its own machine."""
+    from rankbias.device import DeviceError, checked_name, choose
 
     try:
+        if scheduler:
+            console.print(f"device: {checked_name(name)} (resolved by each Dask worker)")
+            return name
         device, line = choose(name)
     except DeviceError as err:
         fail(str(err))

@@ -107,7 +107,7 @@ def run_cmd(
     from rankbias.cli.scoring import score_and_print
 
     _, _, matrix = load_matrix(target, tier, claims_version)
-    device = device_checked(device)
+    device = device_checked(device, scheduler)
     store = train_missing(matrix, store_path, retry_failed=retry_failed, quiet=quiet, processes=processes,
                           scheduler=scheduler, device=device)
     score_and_print(matrix, store, [], scorecard, version=claims_version, target=target)
