@@ -51,6 +51,12 @@ def test_pool_workers_spread_over_the_gpus():
     assert [D.for_worker("cuda", i, gpus=2) for i in range(4)] == ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]
     assert D.for_worker("cuda", 3, gpus=1) == "cuda"
     assert D.for_worker("cuda:1", 3, gpus=4) == "cuda:1" and D.for_worker("cpu", 3, gpus=4) == "cpu"
+    assert D.for_pool("auto") == "cpu" and D.for_pool("cuda:1") == "cuda:1"  # auto is resolved once, for all
+
+
+def test_auto_that_finds_a_gpu_spreads_pool_workers_over_the_gpus(monkeypatch):
+    monkeypatch.setattr(D, "resolve", lambda name: torch.device("cuda", 0))
+    assert D.for_pool("auto") == "cuda" and D.for_worker(D.for_pool("auto"), 1, gpus=2) == "cuda:1"
 
 
 CONFIGS = {

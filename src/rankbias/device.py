@@ -80,6 +80,14 @@ def resolve(name: str | torch.device = "auto") -> torch.device:
     return choose(name)[0]
 
 
+def for_pool(name: str) -> str:
+    """What a local pool's workers are told to train on: ``auto`` resolved once here (so
+    that a GPU it finds is a bare ``cuda``, spread over the GPUs by ``for_worker``)."""
+    if name != "auto":
+        return name
+    return "cuda" if resolve(name).type == "cuda" else "cpu"
+
+
 def for_worker(name: str, worker: int, gpus: int | None = None) -> str:
     """The device of worker ``worker`` (0-based) of a local pool asked to train on ``name``:
     cuda:(worker mod gpus) for a bare ``cuda`` (gpus: how many torch sees), ``name`` otherwise."""

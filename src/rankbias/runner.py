@@ -34,7 +34,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Callable
 
-from rankbias.device import for_worker
+from rankbias.device import for_pool, for_worker
 from rankbias.matrix import Matrix
 from rankbias.run import RunConfig, blank_record, group_configs, train_group
 from rankbias.store import RunRecord, Store
@@ -134,7 +134,7 @@ def run_matrix(matrix: Matrix, store: Store, retry_failed: bool = False,
         for group in groups:
             deliver(task(group, device))
     elif isinstance(executor, str) and executor.startswith("process:"):
-        _run_pool(_workers(executor), groups, deliver, retries, task, device)
+        _run_pool(_workers(executor), groups, deliver, retries, task, for_pool(device))
     else:
         _run_dask(executor, groups, deliver, retries, task, device)
     return steps

@@ -68,7 +68,7 @@ def device_checked(name: str, scheduler: str = "") -> str:
     except DeviceError as err:
         fail(str(err))
     console.print(line)
-    return "cuda" if device.type == "cuda" and ":" not in name else str(device)
+    return "cuda" if device.type == "cuda" and ":" not in name else str(device)  # device.for_pool's rule
 
 
 def version_checked(version: int) -> int:
