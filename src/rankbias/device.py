@@ -80,12 +80,17 @@ def resolve(name: str | torch.device = "auto") -> torch.device:
     return choose(name)[0]
 
 
+def spread_name(name: str, device: torch.device) -> str:
+    """The name workers are handed for ``device``, which ``name`` resolved to: a bare
+    ``cuda`` for a GPU that ``auto`` found or ``cuda`` asked for (``for_worker`` spreads
+    it over the GPUs), the device itself otherwise (``cpu``, a pinned ``cuda:N``)."""
+    return "cuda" if device.type == "cuda" and ":" not in str(name) else str(device)
+
+
 def for_pool(name: str) -> str:
-    """What a local pool's workers are told to train on: ``auto`` resolved once here (so
-    that a GPU it finds is a bare ``cuda``, spread over the GPUs by ``for_worker``)."""
-    if name != "auto":
-        return name
-    return "cuda" if resolve(name).type == "cuda" else "cpu"
+    """What a local pool's workers are told to train on: ``auto`` resolved once here
+    (``spread_name``); any other name as it is."""
+    return spread_name(name, resolve(name)) if name == "auto" else name
 
 
 def for_worker(name: str, worker: int, gpus: int | None = None) -> str:

@@ -58,7 +58,7 @@ def device_checked(name: str, scheduler: str = "") -> str:
     which device and why; exits 2 naming what is missing otherwise.  A bare GPU ("cuda", or
     "auto" that found one) stays "cuda", so local workers spread over the GPUs.  With a Dask
     ``scheduler`` only the name is checked here: each worker resolves it on its own machine."""
-    from rankbias.device import DeviceError, checked_name, choose
+    from rankbias.device import DeviceError, checked_name, choose, spread_name
 
     try:
         if scheduler:
@@ -68,7 +68,7 @@ def device_checked(name: str, scheduler: str = "") -> str:
     except DeviceError as err:
         fail(str(err))
     console.print(line)
-    return "cuda" if device.type == "cuda" and ":" not in name else str(device)  # device.for_pool's rule
+    return spread_name(name, device)
 
 
 def version_checked(version: int) -> int:
