@@ -8,7 +8,7 @@ a randomized SVD on it mixes a well-separated head and a flat bulk.
 import numpy as np
 
 RSVD_CASES = {"64x256x256": (64, 256, 256), "8x1024x1024": (8, 1024, 1024), "1x4096x4096": (1, 4096, 4096)}
-SVDVALS_CASES = {"512x100x100": (512, 100, 100), "64x256x256": (64, 256, 256), "8x1024x1024": (8, 1024, 1024)}
+SVDVALS_CASES = {"512x100x100": (512, 100, 100), "128x200x200": (128, 200, 200), "64x256x256": (64, 256, 256), "8x1024x1024": (8, 1024, 1024)}
 K, OVERSAMPLE, POWER_ITERS = 32, 10, 2
 # GPU cases (issue: launch-bound batches of small and mid-size matrices, and one big one)
 CUDA_CASES = {"1024x64x64": (1024, 64, 64), "256x256x256": (256, 256, 256), "16x1024x1024": (16, 1024, 1024),

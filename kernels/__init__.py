@@ -1,6 +1,7 @@
 """rankbias.kernels: the compiled spectral core (Numba, CPU).
 
-Only numpy, numba and math are imported here: no torch, no I/O.  Every kernel
+Only numpy, numba and math are imported here (and SciPy's LAPACK, bound for
+Numba in ``lapack_cpu``): no torch, no I/O.  Every kernel
 takes C-contiguous float32 or float64 arrays with a leading batch axis, writes
 or returns arrays of the same dtype, and draws randomness only from a seed it
 is given.  Validation lives in ``rankbias.spectral``; kernels trust their input.
