@@ -2,7 +2,7 @@
 skipped (setup raises NotImplementedError) without a CUDA device.  ``track_*``
 records accuracy against float64 LAPACK beside the time, as the CPU suites do."""
 
-from .cases import (CUDA_CASES, CUDA_K, CUDA_SVDVALS_CASES, K, OVERSAMPLE, POWER_ITERS, exact_svdvals,
+from .cases import (CUDA_CASES, CUDA_K, CUDA_SHAPES, CUDA_SVDVALS_CASES, K, OVERSAMPLE, POWER_ITERS, exact_svdvals,
                     max_rel_err_above, nn_like, topk_rel_err)
 
 
@@ -12,7 +12,7 @@ def _on_device(case):
 
     if not torch.cuda.is_available():
         raise NotImplementedError("needs a CUDA device")
-    return torch, torch.from_numpy(nn_like(*CUDA_CASES[case])).cuda()
+    return torch, torch.from_numpy(nn_like(*CUDA_SHAPES[case])).cuda()
 
 
 class _Synced:
@@ -31,11 +31,11 @@ class _Synced:
 
     def _values_and_exact(self, case):
         """(the peer's singular values on the host, float64 LAPACK's)."""
-        return self.fn(self.A).cpu().numpy(), exact_svdvals(nn_like(*CUDA_CASES[case]))
+        return self.fn(self.A).cpu().numpy(), exact_svdvals(nn_like(*CUDA_SHAPES[case]))
 
 
 class CudaRSVD(_Synced):
-    params = [list(CUDA_CASES), ["rankbias", "torch.svd_lowrank"]]
+    params = [CUDA_CASES, ["rankbias", "torch.svd_lowrank"]]
     param_names = ["case", "peer"]
 
     def setup(self, case, peer):

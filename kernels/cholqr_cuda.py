@@ -23,8 +23,8 @@ one thread per column c.  A pivot S_jj <= 4 l eps G_jj (column j of Y is a
 combination of the columns before it, to working precision; a zero column
 included) drops column j: row j of R and of R^-1 are zero, so Q's column j is
 0 and the other columns do not use it.  The inverse is back substitution,
-one thread per column of R^-1.  Launch with ``batch`` blocks of ``MAX_L``
-threads; l <= ``MAX_L``.  Imports numba and math only: arrays come from any
+one thread per column of R^-1.  Launch with ``batch`` blocks of at least l
+threads (l is enough; the tests also launch ``MAX_L``); l <= ``MAX_L``.  Imports numba and math only: arrays come from any
 caller with ``__cuda_array_interface__`` or from the CUDA simulator.
 """
 

@@ -18,11 +18,16 @@ that of the float64 arithmetic, also for tiny singular values.
 
 Shapes and dtypes: ``W`` (batch, m, n) float64, a working copy of A with n
 even (pad an odd n with a zero column) and n <= ``MAX_N``; ``V`` (batch, n, n)
-float64; ``S`` (batch, n) float64 and ``order`` (batch, n) int32 receive the
-singular values in descending order and the column permutation that sorts
-them (gather V's and W's columns by it).  Launch with ``batch`` blocks of
-``n // 2`` threads.  Imports numba and math only: arrays come from any caller
-with ``__cuda_array_interface__`` (torch, CuPy) or from the CUDA simulator.
+float64, or any (1, 1, 1) float64 array with ``vectors`` false (singular
+values only: the rotations skip V, half the work of a square matrix); ``S``
+(batch, n) float64 and ``order`` (batch, n) int32 receive the singular values
+in descending order and the column permutation that sorts them (gather V's
+and W's columns by it).  The sort ranks every column in parallel,
+rank_j = #{i : s_i > s_j or (s_i = s_j and i < j)} (NaN below all), so ties keep
+the column order: a zero pad column (never rotated, as its gamma is 0) always sorts last.
+Launch with ``batch`` blocks of ``n // 2`` threads (at most 128, four warps).
+Imports numba and math only: arrays come from any caller with
+``__cuda_array_interface__`` (torch, CuPy) or from the CUDA simulator.
 """
 
 import math
@@ -31,7 +36,7 @@ from numba import float64, int32
 
 from .numba_cuda import cuda
 
-MAX_N = 64  # columns per matrix: n / 2 <= 32 threads, one warp
+MAX_N = 256  # columns per matrix: n / 2 <= 128 threads per block
 
 
 @cuda.jit(device=True, inline=True)
@@ -42,16 +47,23 @@ def _player(j, r, n):
     return (j - 1 + r) % (n - 1) + 1
 
 
+@cuda.jit(device=True, inline=True)
+def _key(x):
+    """Sort key of a column norm: NaN (an overflowed column) ranks below every number."""
+    return -1.0 if math.isnan(x) else x
+
+
 @cuda.jit
-def jacobi_svd(W, V, S, order, sweeps, tol):
+def jacobi_svd(W, V, S, order, sweeps, tol, vectors):
     """One-sided Jacobi SVD of every W[b]; see the module docstring."""
     b = cuda.blockIdx.x
     t = cuda.threadIdx.x
     m, n = W.shape[1], W.shape[2]
     rotated = cuda.shared.array(1, int32)
     norms = cuda.shared.array(MAX_N, float64)
-    for i in range(t, n * n, cuda.blockDim.x):
-        V[b, i // n, i % n] = 1.0 if i // n == i % n else 0.0
+    if vectors:
+        for i in range(t, n * n, cuda.blockDim.x):
+            V[b, i // n, i % n] = 1.0 if i // n == i % n else 0.0
     cuda.syncthreads()
     for _ in range(sweeps):
         if t == 0:
@@ -73,7 +85,10 @@ def jacobi_svd(W, V, S, order, sweeps, tol):
                 gamma += a * c
             if gamma != 0.0 and abs(gamma) > tol * math.sqrt(alpha * beta):
                 zeta = (beta - alpha) / (2.0 * gamma)
-                tan = math.copysign(1.0, zeta) / (abs(zeta) + math.sqrt(1.0 + zeta * zeta))
+                if abs(zeta) < 1e150:
+                    tan = math.copysign(1.0, zeta) / (abs(zeta) + math.sqrt(1.0 + zeta * zeta))
+                else:  # zeta^2 would overflow: t = 1 / (2 zeta) to working precision
+                    tan = 0.5 / zeta
                 cos = 1.0 / math.sqrt(1.0 + tan * tan)
                 sin = cos * tan
                 for i in range(m):
@@ -81,11 +96,12 @@ def jacobi_svd(W, V, S, order, sweeps, tol):
                     c = W[b, i, q]
                     W[b, i, p] = cos * a - sin * c
                     W[b, i, q] = sin * a + cos * c
-                for i in range(n):
-                    a = V[b, i, p]
-                    c = V[b, i, q]
-                    V[b, i, p] = cos * a - sin * c
-                    V[b, i, q] = sin * a + cos * c
+                if vectors:
+                    for i in range(n):
+                        a = V[b, i, p]
+                        c = V[b, i, q]
+                        V[b, i, p] = cos * a - sin * c
+                        V[b, i, q] = sin * a + cos * c
                 rotated[0] = 1
             cuda.syncthreads()
         done = rotated[0] == 0
@@ -98,15 +114,12 @@ def jacobi_svd(W, V, S, order, sweeps, tol):
             total += W[b, i, j] * W[b, i, j]
         norms[j] = math.sqrt(total)
     cuda.syncthreads()
-    if t == 0:  # selection sort of n <= 64 values, descending
-        for j in range(n):
-            order[b, j] = j
-        for j in range(n):
-            best = j
-            for i in range(j + 1, n):
-                if norms[order[b, i]] > norms[order[b, best]]:
-                    best = i
-            keep = order[b, j]
-            order[b, j] = order[b, best]
-            order[b, best] = keep
-            S[b, j] = norms[order[b, j]]
+    for j in range(t, n, cuda.blockDim.x):  # rank sort, descending, ties in column order
+        rank = 0
+        mine = _key(norms[j])
+        for i in range(n):
+            other = _key(norms[i])
+            if other > mine or (other == mine and i < j):
+                rank += 1
+        order[b, rank] = j
+        S[b, rank] = norms[j]

@@ -1,5 +1,7 @@
 """GPU kernel speed against torch on the same device, side by side; skipped
 without a CUDA device.  Every timed call ends with torch.cuda.synchronize().
+The ranks groups also time the CPU core on the same matrices (all cores): the
+question there is whether measuring an ensemble's layers pays on the GPU.
 
     pytest --benchmark-only tests/test_bench_cuda.py
 """
@@ -10,14 +12,14 @@ import pytest
 import torch
 
 import rankbias as rb
-from bench.cases import CUDA_CASES, CUDA_K, CUDA_SVDVALS_CASES, K, OVERSAMPLE, POWER_ITERS, exact_svdvals, max_rel_err_above, nn_like, topk_rel_err
+from bench.cases import CUDA_CASES, CUDA_K, CUDA_RANKS_CASES, CUDA_SHAPES, CUDA_SVDVALS_CASES, K, OVERSAMPLE, POWER_ITERS, exact_svdvals, max_rel_err_above, nn_like, topk_rel_err
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
 @functools.cache
 def _case(name: str):
-    A = nn_like(*CUDA_CASES[name])
+    A = nn_like(*CUDA_SHAPES[name])
     return torch.from_numpy(A).cuda(), exact_svdvals(A)
 
 
@@ -34,7 +36,7 @@ def _k(case):
 
 
 @pytest.mark.parametrize("peer", ["rankbias", "torch.svd_lowrank"])
-@pytest.mark.parametrize("case", list(CUDA_CASES))
+@pytest.mark.parametrize("case", CUDA_CASES)
 def test_rsvd_cuda(benchmark, case, peer):
     A, exact = _case(case)
     k = _k(case)
@@ -53,3 +55,21 @@ def test_svdvals_cuda(benchmark, case, peer):
     benchmark.group = f"cuda svdvals {case}"
     s = benchmark(_synced(fns[peer]), A)
     benchmark.extra_info["max_rel_err_above_1e-4"] = max_rel_err_above(s.cpu().numpy(), exact)
+
+
+def _rank_tol_from_torch(A):
+    """The peer a torch user writes: svdvals on the device, then rank_tol (sigma_i / ||A||_F > 1e-3)."""
+    s = torch.linalg.svdvals(A)
+    return (s > 1e-3 * torch.linalg.vector_norm(s, dim=-1, keepdim=True)).sum(-1)
+
+
+@pytest.mark.parametrize("peer", ["rankbias", "torch.linalg.svdvals", "rankbias-cpu"])
+@pytest.mark.parametrize("case", CUDA_RANKS_CASES)
+def test_ranks_cuda(benchmark, case, peer):
+    A, exact = _case(case)
+    fns = {"rankbias": lambda A: rb.ranks(A)["rank_tol"], "torch.linalg.svdvals": _rank_tol_from_torch,
+           "rankbias-cpu": lambda A: torch.as_tensor(rb.ranks(A.cpu().numpy())["rank_tol"])}
+    benchmark.group = f"cuda ranks {case} (rank_tol; rankbias: all 7 measures)"
+    got = benchmark(_synced(fns[peer]), A).cpu().numpy()
+    want = (exact > 1e-3 * (exact**2).sum(-1, keepdims=True) ** 0.5).sum(-1)
+    benchmark.extra_info["rank_tol_equal"] = float((got == want).mean())

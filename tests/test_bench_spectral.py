@@ -72,3 +72,35 @@ def test_ranks_of_an_mlp_batch(benchmark):
     benchmark.group = "ranks 512x100x100"
     out = benchmark(rb.ranks, A)
     assert set(out) == set(rb.MEASURES)
+
+
+def _grams(n: int) -> list[np.ndarray]:
+    A = nn_like(32, n, n).astype(np.float64)
+    return [a.T @ a for a in A]
+
+
+def _own_reduction(grams):
+    from rankbias.kernels import svdvals_cpu
+
+    n = grams[0].shape[0]
+    for G in grams:
+        T = np.zeros((n, (n + svdvals_cpu.LANES - 1) // svdvals_cpu.LANES * svdvals_cpu.LANES))
+        T[:, :n] = G
+        svdvals_cpu.tridiagonalize(T, np.empty(n), np.empty(n - 1))
+
+
+def _lapack_reduction(grams):
+    from scipy.linalg import lapack
+
+    for G in grams:
+        lapack.dsytrd(G, lower=1)
+
+
+@pytest.mark.parametrize("peer", ["rankbias.tridiagonalize", "lapack.dsytrd"])
+@pytest.mark.parametrize("n", [100, 200])
+def test_tridiagonal_reduction(benchmark, n, peer):
+    """The step that dominates svdvals of NN-sized matrices: 32 Gram matrices, one thread."""
+    grams = _grams(n)
+    benchmark.group = f"tridiagonal reduction 32x{n}x{n}, one thread"
+    with threadpool_limits(1):
+        benchmark(_own_reduction if peer.startswith("rankbias") else _lapack_reduction, grams)

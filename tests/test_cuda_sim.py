@@ -28,6 +28,11 @@ cases = {
     "tall_odd": rng.standard_normal((2, 12, 5)),       # odd n: padded with a zero column
     "graded": rng.standard_normal((2, 9, 6)) @ np.diag([1.0, 1e-3, 1e-6, 1.0, 2.0, 3.0]),
     "rank2": rng.standard_normal((2, 7, 2)) @ rng.standard_normal((2, 2, 6)),
+    "graded12": (np.linalg.qr(rng.standard_normal((2, 10, 8)))[0] * np.logspace(0, -12, 8)[None, None, :])
+    @ np.linalg.qr(rng.standard_normal((2, 8, 8)))[0],  # U diag(s) V^T over 12 decades
+    "zero": np.zeros((1, 5, 4)),
+    "column": rng.standard_normal((2, 6, 1)),  # n x 1: one column and the pad
+    "zero_column_odd": rng.standard_normal((1, 6, 5)) * np.array([1.0, 0.0, 2.0, 0.0, 3.0]),  # ties with the pad
 }
 out = {}
 for name, A in cases.items():
@@ -35,8 +40,15 @@ for name, A in cases.items():
     npad = n + n % 2
     W = np.zeros((batch, m, npad)); W[:, :, :n] = A
     V = np.zeros((batch, npad, npad)); S = np.zeros((batch, npad)); order = np.zeros((batch, npad), np.int32)
-    jacobi_cuda.jacobi_svd[batch, npad // 2](W, V, S, order, 30, 1e-15)
+    jacobi_cuda.jacobi_svd[batch, npad // 2](W, V, S, order, 30, 1e-15, True)
     out[name] = {"A": A.tolist(), "W": W.tolist(), "V": V.tolist(), "S": S.tolist(), "order": order.tolist()}
+# past one warp (33 threads), values only: V is a (1, 1, 1) placeholder the kernel must not touch
+# (near-orthogonal columns graded over 6 decades: few sweeps, the simulator is slow)
+Q = np.linalg.qr(rng.standard_normal((66, 66)))[0]
+A = ((Q + 1e-3 * rng.standard_normal((66, 66))) * np.logspace(0, -6, 66))[None]
+W, V, S, order = A.copy(), np.full((1, 1, 1), 7.0), np.zeros((1, 66)), np.zeros((1, 66), np.int32)
+jacobi_cuda.jacobi_svd[1, 33](W, V, S, order, 30, 1e-15, False)
+out["wide"] = {"A": A.tolist(), "S": S.tolist(), "order": order.tolist(), "V": V.tolist()}
 s = np.sort(rng.random((5, 6)), axis=1)[:, ::-1].copy()
 s[3] = 0.0
 s[4, 3:] = 0.0
@@ -75,16 +87,22 @@ def sim():
     return _simulate(CHILD)
 
 
-@pytest.mark.parametrize("name", ["square", "tall_odd", "graded", "rank2"])
+@pytest.mark.parametrize("name", ["square", "tall_odd", "graded", "rank2", "graded12", "zero", "column", "zero_column_odd"])
 def test_jacobi_matches_lapack_and_gives_orthogonal_factors(sim, name):
     got = {k: np.array(v) for k, v in sim[name].items()}
     A, n = got["A"], got["A"].shape[2]
     for b in range(A.shape[0]):
         ref = np.linalg.svd(A[b], compute_uv=False)
         S = got["S"][b][:n]
-        assert got["S"][b][n:].max(initial=0.0) <= 1e-12 * ref[0]  # the zero pad column stays last
-        # relative accuracy down to sigma_min, except exact zeros (rank-deficient): absolute there
-        np.testing.assert_allclose(S, ref, rtol=1e-9, atol=1e-12 * ref[0])
+        assert sorted(got["order"][b]) == list(range(A.shape[2] + A.shape[2] % 2))  # a permutation
+        if A.shape[2] % 2:
+            assert got["order"][b][-1] == n and got["S"][b][-1] == 0.0  # the zero pad column sorts last
+        # relative accuracy down to sigma_min for column-graded A, except exact zeros (absolute
+        # there); for U diag(s) V^T over 12 decades, absolute O(u sigma_1)
+        np.testing.assert_allclose(S, ref, rtol=1e-9, atol=1e-12 * max(ref[0], 1e-300))
+        if not ref[0]:
+            assert not got["W"][b].any()
+            continue
         V = got["V"][b][:, got["order"][b]][:n, :n]
         np.testing.assert_allclose(V.T @ V, np.eye(n), atol=1e-12)
         W = got["W"][b][:, got["order"][b]][:, :n]  # = A V, columns sigma_j u_j
@@ -93,6 +111,14 @@ def test_jacobi_matches_lapack_and_gives_orthogonal_factors(sim, name):
         U = W[:, keep] / S[keep]
         np.testing.assert_allclose(U.T @ U, np.eye(int(keep.sum())), atol=1e-10)
         np.testing.assert_allclose(U * S[keep] @ V[:, keep].T, A[b], atol=1e-10 * ref[0])
+
+
+def test_jacobi_past_one_warp_without_vectors(sim):
+    A, S, order = (np.array(sim["wide"][k]) for k in ("A", "S", "order"))
+    ref = np.linalg.svd(A[0], compute_uv=False)
+    np.testing.assert_allclose(S[0], ref, rtol=1e-10)  # column-graded over 6 decades: relative accuracy
+    assert sorted(order[0]) == list(range(66))
+    assert np.array(sim["wide"]["V"]).tolist() == [[[7.0]]]  # untouched without vectors
 
 
 def test_rank_kernel_matches_the_cpu_kernels(sim):
@@ -158,7 +184,7 @@ U, s, Vt = sc.rsvd(planted, 4, 10, 2, 7)
 out = {
     "A": A.tolist(), "svdvals": sc.svdvals(A).tolist(), "svdvals_wide": sc.svdvals(A.mT.contiguous()).tolist(),
     "planted": planted.tolist(), "U": U.tolist(), "s": s.tolist(), "Vt": Vt.tolist(),
-    "ranks": sc.ranks(A.float(), 0.05, 0.2, 2).tolist(), "dtype": str(sc.rsvd(planted, 4, 10, 2, 7)[1].dtype),
+    "ranks": sc.ranks(A.float(), 0.05, 0.2, 2).tolist(), "dtype": str(s.dtype),
 }
 # condition number 1e12: plain CholeskyQR's Gram (1e24) is not positive definite in float64
 Yc = torch.linalg.qr(torch.randn(2, 40, 8, generator=g, dtype=torch.float64))[0] @ torch.diag(
@@ -170,9 +196,9 @@ out["low"] = {"A": low.tolist(), "s": sc.rsvd(low, 4, 10, 2, 7)[1].tolist()}
 # block Jacobi with 4-column blocks (64 on a GPU): the Jacobi kernel diagonalizes 8 x 8 pair Grams
 Ab = torch.randn(2, 20, 13, generator=g, dtype=torch.float64) @ torch.diag(10.0 ** -torch.linspace(0, 8, 13,
                                                                                                  dtype=torch.float64))
-wide32 = sc.svdvals(Ab.float().mT.contiguous(), block_width=4)
-out["block"] = {"A": Ab.tolist(), "s": sc.svdvals(Ab, block_width=4).tolist(), "wide32": wide32.tolist(),
-                "dtype": str(wide32.dtype), "one": sc.svdvals(Ab[:1], block_width=4).tolist()}
+wide32 = sc.svdvals(Ab.float().mT.contiguous(), block_width=4, direct_max=8)
+out["block"] = {"A": Ab.tolist(), "s": sc.svdvals(Ab, block_width=4, direct_max=8).tolist(), "wide32": wide32.tolist(),
+                "dtype": str(wide32.dtype), "one": sc.svdvals(Ab[:1], block_width=4, direct_max=8).tolist()}
 print(json.dumps(out))
 """
 

@@ -6,11 +6,11 @@ per-matrix steps are numba-cuda kernels of ``rankbias.kernels`` handed the same
 memory through ``__cuda_array_interface__``:
 
 - ``svdvals``: one-sided Jacobi (``kernels.jacobi_cuda``) on the float64 matrix
-  itself when min(m, n) <= 64, one block per matrix; a batch of larger ones
-  by block one-sided Jacobi (``rankbias.block_jacobi``: cuBLAS GEMMs, with
-  the same kernel diagonalizing each 64 x 64 block-pair Gram matrix); a single
-  larger matrix by torch.linalg.svdvals (cuSOLVER), as there is no per-matrix
-  loop to save.
+  itself when min(m, n) <= 256, one block per matrix, without V; a batch of
+  larger ones by block one-sided Jacobi (``rankbias.block_jacobi``: cuBLAS
+  GEMMs, with the same kernel diagonalizing each 64 x 64 block-pair Gram
+  matrix); a single larger matrix by torch.linalg.svdvals (cuSOLVER), as there
+  is no per-matrix loop to save.
 - ``rsvd``: HMT Alg. 4.1 + 4.4 with shifted CholeskyQR3 for every basis (the
   float64 Gram matrix and Q = Y R^-1 on cuBLAS, R^-1 from ``kernels.cholqr_cuda``),
   then the SVD of the l x n projection B (Alg. 5.1), l = k + oversample <= 64:
@@ -61,25 +61,26 @@ def _dev(t: torch.Tensor):
     return _cuda().as_cuda_array(t.detach())
 
 
-def jacobi(M: torch.Tensor, sweeps: int = 30, tol: float = 1e-15):
-    """One-sided Jacobi SVD of M (b, m, n), n <= 64 -> (S (b, n) descending, V (b, n, n),
-    W (b, m, n) = M V), all float64 with columns in the order of S."""
+def jacobi(M: torch.Tensor, sweeps: int = 30, tol: float = 1e-15, vectors: bool = True):
+    """One-sided Jacobi SVD of M (b, m, n), n <= ``jacobi_cuda.MAX_N`` -> (S (b, n) descending,
+    V (b, n, n) or None without ``vectors``, W (b, m, n) = M V), float64, columns in the order of S.
+    No host synchronization: the kernel sorts a zero pad column last, so it is sliced off."""
+    from rankbias.kernels import jacobi_cuda
+
     b, m, n = M.shape
     npad = n + n % 2  # the kernel pairs columns: pad an odd n with a zero column
     W = torch.zeros((b, m, npad), dtype=torch.float64, device=M.device)
     W[:, :, :n] = M
-    V = torch.empty((b, npad, npad), dtype=torch.float64, device=M.device)
+    shape = (b, npad, npad) if vectors else (1, 1, 1)
+    V = torch.empty(shape, dtype=torch.float64, device=M.device)
     S = torch.empty((b, npad), dtype=torch.float64, device=M.device)
     order = torch.empty((b, npad), dtype=torch.int32, device=M.device)
-    from rankbias.kernels import jacobi_cuda
-
-    jacobi_cuda.jacobi_svd[b, npad // 2](_dev(W), _dev(V), _dev(S), _dev(order), sweeps, tol)
-    keep = order.long()
-    keep = keep[keep < n].view(b, n)  # drop the pad column wherever it sorted
+    jacobi_cuda.jacobi_svd[b, npad // 2](_dev(W), _dev(V), _dev(S), _dev(order), sweeps, tol, vectors)
+    keep = order[:, :n].long()
     W = W.gather(2, keep[:, None, :].expand(b, m, n))
-    S = S[order < n].view(b, n)
-    V = V[:, :n, :].gather(2, keep[:, None, :].expand(b, n, n))
-    return S, V, W
+    if vectors:
+        V = V[:, :n, :].gather(2, keep[:, None, :].expand(b, n, n))
+    return S[:, :n], V if vectors else None, W
 
 
 def _pair_eig(G: torch.Tensor) -> torch.Tensor:
@@ -88,12 +89,16 @@ def _pair_eig(G: torch.Tensor) -> torch.Tensor:
     return jacobi(G)[1]
 
 
-def svdvals(A: torch.Tensor, block_width: int = MAX_L // 2) -> torch.Tensor:
-    """Singular values of A (b, m, n) -> (b, min(m, n)) descending, in A's dtype
-    (``block_width`` <= 32: block Jacobi's pairs must fit the 64-column kernel)."""
+def svdvals(A: torch.Tensor, block_width: int = MAX_L // 2, direct_max: int | None = None) -> torch.Tensor:
+    """Singular values of A (b, m, n) -> (b, min(m, n)) descending, in A's dtype: one-sided
+    Jacobi on each matrix up to ``direct_max`` (default ``jacobi_cuda.MAX_N``) columns on the
+    short side, else block Jacobi with blocks of ``block_width`` <= MAX_L / 2 columns (pairs
+    must fit the kernel), or cuSOLVER for a single matrix."""
+    from rankbias.kernels import jacobi_cuda
+
     M = A.mT if A.shape[-2] < A.shape[-1] else A  # columns = the smaller side
-    if M.shape[-1] <= 2 * block_width:
-        return jacobi(M.double())[0].to(A.dtype)
+    if M.shape[-1] <= (jacobi_cuda.MAX_N if direct_max is None else direct_max):
+        return jacobi(M.double(), vectors=False)[0].to(A.dtype)
     if M.shape[0] == 1:
         return torch.linalg.svdvals(A)
     from rankbias import block_jacobi
@@ -111,7 +116,7 @@ def _cholqr(Y: torch.Tensor, shift: bool) -> torch.Tensor:
     b, m, l = Y.shape
     G = (Y.mT.double() @ Y.double()).contiguous()  # (b, l, l)
     Rinv = torch.empty_like(G)
-    cholqr_cuda.chol_inverse[b, cholqr_cuda.MAX_L](_dev(G), _dev(Rinv), m, shift)
+    cholqr_cuda.chol_inverse[b, l](_dev(G), _dev(Rinv), m, shift)  # one thread per column
     return Y @ Rinv.to(Y.dtype)  # (b, m, l)
 
 
