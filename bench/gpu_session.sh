@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # What a lent GPU machine runs in one call, from a fresh checkout:
 #
-#   bash bench/gpu_session.sh [tests] [kernels] [check]    (default: all three)
+#   bash bench/gpu_session.sh [tests] [kernels] [profile] [check]    (default: all four)
 #
 #   tests    the real-device tests (CPU == GPU) and the CUDA compatibility test
 #   kernels  the CUDA kernels against torch on the device (pytest-benchmark)
+#   profile  where one call's time goes: device kernels, host waits, Python
+#            overhead (python -m bench.profile_cuda)
 #   check    the quick tier on the CPU cores vs the GPU, and a 1024-member
 #            ensemble on both (python -m bench.device_check)
 #
@@ -27,7 +29,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | 
 python3 -c "import torch, numba, numpy; from numba import cuda; print('torch', torch.__version__, 'cuda', torch.version.cuda, \
 'numba', numba.__version__, 'numpy', numpy.__version__)" | tee -a "$OUT/gpu.txt"
 
-phases=${*:-tests kernels check}
+phases=${*:-tests kernels profile check}
 status=0
 for phase in $phases; do
     case $phase in
@@ -37,10 +39,12 @@ for phase in $phases; do
         kernels)
             python3 -m pytest -q -p no:cacheprovider --benchmark-only tests/test_bench_cuda.py \
                 2>&1 | tee "$OUT/kernels.log" || status=1 ;;
+        profile)
+            python3 -m bench.profile_cuda 2>&1 | tee "$OUT/profile.log" || status=1 ;;
         check)
             python3 -m bench.device_check --out "$OUT/check" 2>&1 | tee "$OUT/check.log" || status=1 ;;
         *)
-            echo "unknown phase '$phase': use tests, kernels or check" >&2
+            echo "unknown phase '$phase': use tests, kernels, profile or check" >&2
             exit 2 ;;
     esac
 done
