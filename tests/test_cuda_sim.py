@@ -271,3 +271,34 @@ def test_a_cuda_tensor_without_a_gpu_gets_a_clear_error(monkeypatch):
                                              r"numba-cuda cannot use a GPU here.*pip install 'rankbias\[cuda\]'.*"
                                              r"or pass A\.cpu\(\)"):
             call(torch.ones(4, 3))
+
+
+def test_kernels_launch_on_torchs_current_stream_of_the_tensors_device(monkeypatch):
+    """On a GPU (faked here), a launch enters numba's context of the tensors' GPU and uses torch's
+    current stream there, not numba's legacy default stream on GPU 0."""
+    from types import SimpleNamespace
+
+    import numba
+    import torch
+
+    from rankbias import spectral_cuda
+
+    log = []
+
+    class Context:
+        def __init__(self, index):
+            self.index = index
+
+        def __enter__(self):
+            log.append(("enter", self.index))
+
+        def __exit__(self, *exc):
+            log.append(("exit", self.index))
+
+    fake = SimpleNamespace(gpus={0: Context(0), 1: Context(1)}, external_stream=lambda handle: ("stream", handle))
+    monkeypatch.setattr(numba.config, "ENABLE_CUDASIM", False)
+    monkeypatch.setattr(spectral_cuda, "_cuda", lambda: fake)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device: SimpleNamespace(cuda_stream=4200 + device.index))
+    with spectral_cuda._launching(torch.device("cuda", 1)) as stream:
+        log.append(stream)
+    assert log == [("enter", 1), ("stream", 4201), ("exit", 1)]

@@ -18,11 +18,16 @@ memory through ``__cuda_array_interface__``:
   so no thread of the Jacobi kernel walks n rows.
 - ``ranks``: the spectrum as above, then ``kernels.rank_cuda`` on the device.
 
+Every kernel launches on torch's current stream of its tensors' device (``_launch``), so
+it is ordered with the torch operations around it on any stream and any GPU.
+
 Under Numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1, the tests' way without a
 GPU) the same code takes CPU tensors, whose numpy views the simulator runs on.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import numba
 import torch
@@ -61,6 +66,29 @@ def _dev(t: torch.Tensor):
     return _cuda().as_cuda_array(t.detach())
 
 
+@contextlib.contextmanager
+def _launching(device: torch.device):
+    """The numba stream to launch on for tensors on ``device``, inside numba's context of that
+    device: torch's current stream there.  numba's own default stream would be the legacy
+    stream 0, which does not wait for torch's non-blocking side streams (``with
+    torch.cuda.stream(s)``), and numba's current device is GPU 0 whatever device the tensors
+    are on.  Under the simulator: stream 0."""
+    if numba.config.ENABLE_CUDASIM:
+        yield 0
+        return
+    cuda = _cuda()
+    with cuda.gpus[device.index if device.index is not None else torch.cuda.current_device()]:
+        yield cuda.external_stream(torch.cuda.current_stream(device).cuda_stream)
+
+
+def _launch(kernel, grid: int, block: int, *args) -> None:
+    """kernel[grid, block](*args), tensors handed over as device arrays, on the device and the
+    current torch stream of the first tensor argument (all of them share its device)."""
+    first = next(a for a in args if isinstance(a, torch.Tensor))
+    with _launching(first.device) as stream:
+        kernel[grid, block, stream](*(_dev(a) if isinstance(a, torch.Tensor) else a for a in args))
+
+
 def jacobi(M: torch.Tensor, sweeps: int = 30, tol: float = 1e-15, vectors: bool = True):
     """One-sided Jacobi SVD of M (b, m, n), n <= ``jacobi_cuda.MAX_N`` -> (S (b, n) descending,
     V (b, n, n) or None without ``vectors``, W (b, m, n) = M V), float64, columns in the order of S.
@@ -75,7 +103,7 @@ def jacobi(M: torch.Tensor, sweeps: int = 30, tol: float = 1e-15, vectors: bool 
     V = torch.empty(shape, dtype=torch.float64, device=M.device)
     S = torch.empty((b, npad), dtype=torch.float64, device=M.device)
     order = torch.empty((b, npad), dtype=torch.int32, device=M.device)
-    jacobi_cuda.jacobi_svd[b, npad // 2](_dev(W), _dev(V), _dev(S), _dev(order), sweeps, tol, vectors)
+    _launch(jacobi_cuda.jacobi_svd, b, npad // 2, W, V, S, order, sweeps, tol, vectors)
     keep = order[:, :n].long()
     W = W.gather(2, keep[:, None, :].expand(b, m, n))
     if vectors:
@@ -116,7 +144,7 @@ def _cholqr(Y: torch.Tensor, shift: bool) -> torch.Tensor:
     b, m, l = Y.shape
     G = (Y.mT.double() @ Y.double()).contiguous()  # (b, l, l)
     Rinv = torch.empty_like(G)
-    cholqr_cuda.chol_inverse[b, l](_dev(G), _dev(Rinv), m, shift)  # one thread per column
+    _launch(cholqr_cuda.chol_inverse, b, l, G, Rinv, m, shift)  # one thread per column
     return Y @ Rinv.to(Y.dtype)  # (b, m, l)
 
 
@@ -151,5 +179,5 @@ def ranks(A: torch.Tensor, tol: float, eps: float, k: int) -> torch.Tensor:
     fro = torch.linalg.vector_norm(A.double(), dim=(-2, -1))
     out = torch.empty((7, b), dtype=torch.float64, device=A.device)
     mach = float(torch.finfo(A.dtype).eps)
-    rank_cuda.ranks_all[(b + 127) // 128, 128](_dev(s), _dev(fro), tol, eps, k, m, n, mach, _dev(out))
+    _launch(rank_cuda.ranks_all, (b + 127) // 128, 128, s, fro, tol, eps, k, m, n, mach, out)
     return out
