@@ -73,8 +73,10 @@ def tridiagonalize(T, d, e):
     updated and at once dotted with the next step's v (whose reflector comes
     from row k + 1, updated first), so T is read once per step.  Loops run
     over whole padded rows from a multiple of ``LANES``: the columns before
-    k + 1 they touch meet v = w = 0 and are left unchanged.  4 n^3 / 3 flops
-    in n^3 / 3 row updates (LAPACK dsytd2 does 4 n^3 / 3 in two level-2 passes).
+    k + 1 they touch meet v = w = 0 and are left unchanged.  In all, n^3 / 3
+    element updates and 2 n^3 flops: full storage costs half again LAPACK
+    dsytd2's 4 n^3 / 3 on one triangle, in one pass per step where dsytd2
+    makes two (its symmetric matrix-vector product, then its rank-2 update).
     """
     n, npad = T.shape
     v = np.zeros(npad)
