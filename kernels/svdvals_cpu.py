@@ -124,6 +124,19 @@ def tridiagonalize(T, d, e):
 
 
 @njit(cache=True)
+def tridiagonal_form(G):
+    """(d (r,), e (r - 1,)) float64: the tridiagonal form of symmetric G (r, r), by
+    ``tridiagonalize`` on a copy padded to a multiple of ``LANES`` columns."""
+    r = G.shape[0]
+    T = np.zeros((r, (r + LANES - 1) // LANES * LANES))
+    T[:, :r] = G
+    d = np.empty(r)
+    e = np.empty(max(r - 1, 0))
+    tridiagonalize(T, d, e)
+    return d, e
+
+
+@njit(cache=True)
 def tridiagonal_eigvals(d, e):
     """Eigenvalues of the symmetric tridiagonal (d (n,), e (n - 1,)) float64 ->
     (n,) ascending, by LAPACK dsterf (d and e are overwritten).  NaN entries if
@@ -148,11 +161,7 @@ def svdvals_one(A, out):
     r = G.shape[0]
     lam = np.empty(0)
     if r <= SMALL:
-        T = np.zeros((r, (r + LANES - 1) // LANES * LANES))
-        T[:, :r] = G
-        d = np.empty(r)
-        e = np.empty(max(r - 1, 0))
-        tridiagonalize(T, d, e)
+        d, e = tridiagonal_form(G)
         lam = tridiagonal_eigvals(d, e)
     if r > SMALL or np.isnan(lam[0]):
         lam = np.linalg.eigvalsh(G)  # blocked dsytrd; also the fallback if dsterf fails

@@ -82,11 +82,8 @@ def _grams(n: int) -> list[np.ndarray]:
 def _own_reduction(grams):
     from rankbias.kernels import svdvals_cpu
 
-    n = grams[0].shape[0]
     for G in grams:
-        T = np.zeros((n, (n + svdvals_cpu.LANES - 1) // svdvals_cpu.LANES * svdvals_cpu.LANES))
-        T[:, :n] = G
-        svdvals_cpu.tridiagonalize(T, np.empty(n), np.empty(n - 1))
+        svdvals_cpu.tridiagonal_form(G)
 
 
 def _lapack_reduction(grams):
