@@ -96,8 +96,44 @@ def _lapack_reduction(grams):
 @pytest.mark.parametrize("peer", ["rankbias.tridiagonalize", "lapack.dsytrd"])
 @pytest.mark.parametrize("n", [100, 200])
 def test_tridiagonal_reduction(benchmark, n, peer):
-    """The step that dominates svdvals of NN-sized matrices: 32 Gram matrices, one thread."""
+    """The larger step of svdvals of NN-sized matrices: 32 Gram matrices, one thread."""
     grams = _grams(n)
     benchmark.group = f"tridiagonal reduction 32x{n}x{n}, one thread"
     with threadpool_limits(1):
         benchmark(_own_reduction if peer.startswith("rankbias") else _lapack_reduction, grams)
+
+
+def _tridiagonals(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The tridiagonal forms of ``_grams(n)`` as lanes: d, e (n, 32)."""
+    from rankbias.kernels import svdvals_cpu
+
+    forms = [svdvals_cpu.tridiagonal_form(G) for G in _grams(n)]
+    d = np.stack([f[0] for f in forms], axis=1)
+    e = np.zeros_like(d)
+    e[:-1] = np.stack([f[1] for f in forms], axis=1)
+    return d, e
+
+
+def _lanes_eigvals(d, e):
+    from rankbias.kernels import ql_cpu
+
+    d = d.copy()
+    ql_cpu.tridiagonal_eigvals_lanes(d, e.copy(), np.zeros(d.shape[1], np.int64))
+    return d
+
+
+def _dsterf_eigvals(d, e):
+    from rankbias.kernels import svdvals_cpu
+
+    return np.stack([svdvals_cpu.tridiagonal_eigvals(d[:, j].copy(), e[:-1, j].copy()) for j in range(d.shape[1])], axis=1)
+
+
+@pytest.mark.parametrize("peer", ["rankbias.ql_cpu (32 lanes)", "lapack.dsterf (one by one)"])
+@pytest.mark.parametrize("n", [100, 200])
+def test_tridiagonal_eigenvalues(benchmark, n, peer):
+    """The eigenvalue step after the reduction: 32 tridiagonal matrices, one thread."""
+    d, e = _tridiagonals(n)
+    benchmark.group = f"tridiagonal eigenvalues 32x{n}, one thread"
+    lam = benchmark(_lanes_eigvals if peer.startswith("rankbias") else _dsterf_eigvals, d, e)
+    exact = _dsterf_eigvals(d, e)
+    benchmark.extra_info["max_abs_err_over_norm"] = float(np.abs(lam - exact).max() / np.abs(exact).max())

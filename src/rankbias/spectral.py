@@ -189,7 +189,10 @@ def _svdvals_and_fro(A, func: str, backward_stable_f64: bool = False):
     else:
         s = np.empty((batch.size, min(batch.m, batch.n)), dtype=arr.dtype)
         with _blas_limit(parallel):
-            (kernels.svdvals_batched if parallel else kernels.svdvals_serial)(arr, s)
+            if parallel:
+                kernels.svdvals_batched(arr, s, numba.get_num_threads())
+            else:
+                kernels.svdvals_serial(arr, s)
     return s, batch, fro if scale is None else fro * scale, scale
 
 
