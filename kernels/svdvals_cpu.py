@@ -74,7 +74,8 @@ def tridiagonalize(T, d, e):
     becomes H T H = T - v w^T - w v^T, where y = tau T v and w = y - (tau / 2)
     (y^T v) v.  Each step is one pass over the trailing rows: row i is
     updated and at once dotted with the next step's v (whose reflector comes
-    from row k + 1, updated first), so T is read once per step.  Loops run
+    from row k + 1, updated first), so T is read once per step; rows go two
+    at a time, sharing the loads of v, w and the next v.  Loops run
     over whole padded rows from a multiple of ``LANES``: the columns before
     k + 1 they touch meet v = w = 0 and are left unchanged.  In all, n^3 / 3
     element updates and 2 n^3 flops: full storage costs half again LAPACK
@@ -113,7 +114,23 @@ def tridiagonalize(T, d, e):
             tau, beta = _reflector(T[k + 1], k + 1, n, v_next)
         else:
             v_next[:] = 0.0
-        for i in range(k + 2, n):
+        i = k + 2
+        while i + 1 < n:  # two rows per pass: half the loads of v, w, v_next and loop overhead
+            r0, r1 = T[i, a:], T[i + 1, a:]
+            v0, w0, v1, w1 = v[i], w[i], v[i + 1], w[i + 1]
+            acc0 = 0.0
+            acc1 = 0.0
+            for j in range(r0.shape[0]):
+                x0 = r0[j] - (v0 * w_a[j] + w0 * v_a[j])
+                x1 = r1[j] - (v1 * w_a[j] + w1 * v_a[j])
+                r0[j] = x0
+                r1[j] = x1
+                acc0 += x0 * next_a[j]
+                acc1 += x1 * next_a[j]
+            y[i] = acc0
+            y[i + 1] = acc1
+            i += 2
+        if i < n:
             row = T[i, a:]
             vi, wi = v[i], w[i]
             acc = 0.0
