@@ -27,8 +27,8 @@ far; an iteration on the rows l..n-1 that remain
 
 Lanes march in lockstep, one iteration each per pass; a lane's rows above its
 own l are masked, so lanes that converge at different speeds only cost the
-few rows by which their l differ (95% of the swept lane-rows do work on
-random 100 x 100 Gram matrices).  Two changes from ``tqlrat``:
+few rows by which their l differ (96-97% of the swept lane-rows do work
+on 32 Gram matrices of order 100 or 200).  Two changes from ``tqlrat``:
 
 - The sweep always starts at the bottom row instead of at the first
   negligible e2 below l.  An exactly zero e2_i restarts the recurrence
@@ -38,7 +38,8 @@ random 100 x 100 Gram matrices).  Two changes from ``tqlrat``:
 - The two divisions of a step share one: with q = 1 / (r g), 1/r = g q and
   1/g = r q.  Safe because each matrix is first scaled by a power of two
   (exact) to max(|d|, |e|) in [1/2, 1), so no product here over- or
-  underflows; the scaling also keeps (u t)^2 representable.
+  underflows; the scaling also keeps (u t)^2 from underflowing unless T's
+  entries span more than ~140 decades.
 
 Accuracy: every eigenvalue within a small multiple of n u ||T||_2 of the
 exact one (backward stable, like ``dsterf``; Golub & Van Loan, Matrix
@@ -53,7 +54,7 @@ from numba import njit
 
 FAST = {"reassoc", "contract", "nsz", "arcp"}  # no "nnan": masked lanes may hold NaN
 MAX_ITERS = 30  # iterations allowed per eigenvalue before a lane is flagged
-GROUP = 32  # matrices per call in the batched callers: the speed per matrix levels off here
+GROUP = 32  # matrices per call in the batched callers (1.7x 16 lanes' speed; 64 add ~15%)
 U = np.finfo(np.float64).eps / 2
 
 
