@@ -249,8 +249,8 @@ def svdvals_batched(A, out, threads):
 
 @njit(cache=True)
 def svdvals_serial(A, out):
-    """As ``svdvals_batched`` on one thread, for batches smaller than the thread
-    count, where each matrix's GEMM and eigensolver use BLAS threads."""
+    """As ``svdvals_batched`` without Numba's threads, for batches smaller than
+    the thread count, where each matrix's GEMM and eigensolver use BLAS threads."""
     batch = A.shape[0]
     for lo in range(0, batch, GROUP):
         hi = min(lo + GROUP, batch)

@@ -119,3 +119,22 @@ def test_batched_groups_match_lapack(batch, threads):
     exact = np.linalg.svd(A.astype(np.float64), compute_uv=False)
     live = exact >= 1e-4 * exact[:, :1]
     assert (np.abs(s - exact)[live] / exact[live]).max() <= 1e-6
+
+
+def test_a_flagged_lane_is_redone_by_lapack():
+    """svdvals_group's fallback: a lane the QL flags (here: lane 1, its values
+    spoiled) gets LAPACK eigvalsh's values; the other lanes keep the QL's."""
+
+    @njit
+    def flag_lane_one(d, e, info):
+        ql_cpu.tridiagonal_eigvals_lanes(d, e, info)
+        d[:, 1] = -1.0
+        info[1] = 3
+
+    glob = dict(S.svdvals_group.py_func.__globals__, tridiagonal_eigvals_lanes=flag_lane_one)
+    group = njit(types.FunctionType(S.svdvals_group.py_func.__code__, glob))
+    A = np.random.default_rng(5).standard_normal((3, 20, 12)).astype(np.float32)
+    s = np.empty((3, 12), np.float32)
+    group(A, s)
+    exact = np.linalg.svd(A.astype(np.float64), compute_uv=False)
+    np.testing.assert_allclose(s, exact, rtol=1e-6)
