@@ -5,7 +5,20 @@ Numba in ``lapack_cpu``): no torch, no I/O.  Every kernel
 takes C-contiguous float32 or float64 arrays with a leading batch axis, writes
 or returns arrays of the same dtype, and draws randomness only from a seed it
 is given.  Validation lives in ``rankbias.spectral``; kernels trust their input.
+
+This folder installs as ``rankbias.kernels`` and must be imported by that name
+only: Numba's disk cache beside these files is keyed by file, not by module,
+so kernels compiled under another name (``import kernels`` from the repository
+root) leave entries that every later ``import rankbias`` fails to load.
 """
+
+if __name__ != "rankbias.kernels":
+    raise ImportError(
+        f"The spectral core was imported as {__name__!r}; import it as rankbias.kernels "
+        f"(from rankbias import kernels). Under another name its Numba cache entries would break every "
+        f"later import of rankbias with \"No module named {__name__!r}\". Install the package "
+        f"(pip install -e .) if rankbias is not importable."
+    )
 
 from .eps_rank_cpu import eps_rank_batched, eps_rank_serial
 from .norms_cpu import frobenius, frobenius_batched

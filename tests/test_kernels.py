@@ -100,3 +100,13 @@ def test_benchmark_cases_are_float32_with_the_planted_spikes():
     assert A.dtype == np.float32 and A.flags.c_contiguous
     s = np.linalg.svd(A.astype(np.float64), compute_uv=False)
     assert np.all(s[:, 0] > 5) and np.all(s[:, 9] < 2.5)  # spikes 10..2, then the bulk edge ~2
+
+
+def test_the_kernels_folder_refuses_a_second_module_name():
+    """``import kernels`` from the repository root would compile the kernels under a
+    second module name into the same Numba cache files, and every later
+    ``import rankbias`` would then fail with "No module named 'kernels'"."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, "-c", "import kernels"], cwd=root, capture_output=True, text=True)
+    assert done.returncode != 0
+    assert "import it as rankbias.kernels" in done.stderr
