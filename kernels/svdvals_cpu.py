@@ -252,10 +252,9 @@ def svdvals_serial(A, out):
     """As ``svdvals_batched`` without Numba's threads, for batches smaller than
     the thread count, where each matrix's GEMM and eigensolver use BLAS threads."""
     batch = A.shape[0]
+    if min(A.shape[1], A.shape[2]) > SMALL:
+        for i in range(batch):
+            svdvals_lapack(A[i], out[i])
+        return
     for lo in range(0, batch, GROUP):
-        hi = min(lo + GROUP, batch)
-        if min(A.shape[1], A.shape[2]) > SMALL:
-            for i in range(lo, hi):
-                svdvals_lapack(A[i], out[i])
-        else:
-            svdvals_group(A[lo:hi], out[lo:hi])
+        svdvals_group(A[lo:lo + GROUP], out[lo:lo + GROUP])
