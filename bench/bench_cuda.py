@@ -58,14 +58,17 @@ class CudaRSVD(_Synced):
 
 
 class CudaSvdvals(_Synced):
-    params = [CUDA_SVDVALS_CASES, ["rankbias", "torch.linalg.svdvals"]]
+    params = [CUDA_SVDVALS_CASES, ["rankbias", "rankbias-jacobi", "torch.linalg.svdvals"]]
     param_names = ["case", "peer"]
 
     def setup(self, case, peer):
         torch, A = _on_device(case)
         import rankbias as rb
+        from rankbias import spectral_cuda
 
-        self._warm(torch, A, {"rankbias": rb.svdvals, "torch.linalg.svdvals": torch.linalg.svdvals}[peer])
+        fns = {"rankbias": rb.svdvals, "rankbias-jacobi": lambda A: spectral_cuda.svdvals(A, method="jacobi"),
+               "torch.linalg.svdvals": torch.linalg.svdvals}
+        self._warm(torch, A, fns[peer])
 
     def time_svdvals(self, case, peer):
         self._call()

@@ -16,8 +16,9 @@ CUDA_SHAPES = {"1024x64x64": (1024, 64, 64), "4096x64x64": (4096, 64, 64), "4096
                "64x100x100": (64, 100, 100), "192x100x100": (192, 100, 100), "192x200x200": (192, 200, 200),
                "256x256x256": (256, 256, 256), "16x1024x1024": (16, 1024, 1024), "1x4096x4096": (1, 4096, 4096)}
 CUDA_CASES = ["1024x64x64", "4096x64x64", "64x100x100", "256x256x256", "16x1024x1024", "1x4096x4096"]  # rsvd
-# svdvals: the Jacobi kernel up to 256 columns, block Jacobi past it
-CUDA_SVDVALS_CASES = ["4096x32x32", "1024x64x64", "64x100x100", "256x256x256", "16x1024x1024"]
+# svdvals: the Gram route's shared-memory kernels (32, 64, 100 columns), its in-place one (256, 1024)
+CUDA_SVDVALS_CASES = ["4096x32x32", "1024x64x64", "64x100x100", "192x100x100", "192x200x200", "256x256x256",
+                      "16x1024x1024"]
 CUDA_RANKS_CASES = ["192x100x100", "192x200x200"]  # one 64-member ensemble's hidden layers, at two widths
 CUDA_K = {"1024x64x64": 16, "4096x64x64": 16}  # l = k + p must fit the 64-column Jacobi step: 16 + 10 on 64 x 64
 

@@ -4,6 +4,9 @@ skipped); the plain test run skips the benchmarks.  After the timing tables, a
 benchmark session prints one summary: each case's median beside rankbias's, as
 a ratio, with the accuracy each benchmark recorded in ``extra_info``."""
 
+import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -61,3 +64,12 @@ def pytest_terminal_summary(terminalreporter, config):
             write(f"  {group}")
             last = group
         write(f"    {name[:40]:40s} {median * 1e3:10.2f} ms {ratio:7.2f}x  {accuracy}"[:120])
+
+
+def simulate(script: str) -> dict:
+    """Run ``script`` in a child under Numba's CUDA simulator (which must be switched on before
+    numba.cuda is first imported, hence the child); its last stdout line is JSON."""
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.splitlines()[-1])

@@ -47,11 +47,17 @@ def test_rsvd_cuda(benchmark, case, peer):
     benchmark.extra_info["topk_rel_err"] = topk_rel_err(s.cpu().numpy(), exact, k)
 
 
-@pytest.mark.parametrize("peer", ["rankbias", "torch.linalg.svdvals"])
+@pytest.mark.parametrize("peer", ["rankbias", "rankbias-jacobi", "torch.linalg.svdvals", "rankbias-cpu"])
 @pytest.mark.parametrize("case", CUDA_SVDVALS_CASES)
 def test_svdvals_cuda(benchmark, case, peer):
+    """rankbias: the Gram route (``kernels.eigvalsh_cuda``); rankbias-jacobi: the one-sided / block
+    Jacobi route it replaced as the default; rankbias-cpu: the CPU core on all cores."""
+    from rankbias import spectral_cuda
+
     A, exact = _case(case)
-    fns = {"rankbias": rb.svdvals, "torch.linalg.svdvals": torch.linalg.svdvals}
+    fns = {"rankbias": rb.svdvals, "rankbias-jacobi": lambda A: spectral_cuda.svdvals(A, method="jacobi"),
+           "torch.linalg.svdvals": torch.linalg.svdvals,
+           "rankbias-cpu": lambda A: torch.as_tensor(rb.svdvals(A.cpu().numpy()))}
     benchmark.group = f"cuda svdvals {case}"
     s = benchmark(_synced(fns[peer]), A)
     benchmark.extra_info["max_rel_err_above_1e-4"] = max_rel_err_above(s.cpu().numpy(), exact)

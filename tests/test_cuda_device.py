@@ -16,13 +16,23 @@ def _nn_like(b, m, n, seed):
     return torch.randn(b, m, n, generator=g) @ torch.diag(1.0 / (1 + torch.arange(n, dtype=torch.float32)))
 
 
-@pytest.mark.parametrize("shape", [(16, 48, 40), (4, 96, 80), (8, 300, 256), (1, 300, 200)],
-                         ids=["jacobi", "block-jacobi", "block-jacobi-wide", "one-matrix-cusolver"])
-def test_svdvals_on_the_device_equal_the_cpu_core(shape):
+SHAPES = {"32": (64, 40, 32), "64": (16, 48, 40), "100": (4, 96, 80), "256": (8, 300, 256), "1024": (3, 520, 513),
+          "one-matrix": (1, 300, 200), "one-matrix-cusolver": (1, 300, 280)}
+
+
+@pytest.mark.parametrize("method", ["gram", "jacobi"])
+@pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
+def test_svdvals_on_the_device_equal_the_cpu_core(shape, method):
+    """Every kernel of each route (gram: shared-memory caps 32, 64, 100, in place 256, 1024; jacobi:
+    one-sided up to 256 columns, block Jacobi past it), and cuSOLVER for a single large matrix."""
+    from rankbias import spectral_cuda
+
     A = _nn_like(*shape, seed=0)
-    got = rb.svdvals(A.cuda())
+    got = spectral_cuda.svdvals(A.cuda(), method=method)
     assert got.is_cuda and got.dtype == torch.float32
     np.testing.assert_allclose(got.cpu().numpy(), rb.svdvals(A.numpy()), rtol=1e-4, atol=1e-6)
+    if method == "gram":
+        assert torch.equal(rb.svdvals(A.cuda()), got)  # the default route
 
 
 def test_rsvd_on_the_device_finds_what_the_cpu_core_finds():

@@ -5,13 +5,10 @@ The simulator must be switched on before numba.cuda is first imported, so the
 checks run in a child process with NUMBA_ENABLE_CUDASIM=1 and report JSON.
 """
 
-import json
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
+
+from conftest import simulate
 
 from rankbias import kernels
 
@@ -74,17 +71,9 @@ print(json.dumps(out))
 """
 
 
-def _simulate(script: str) -> dict:
-    """Run ``script`` in a child under the CUDA simulator; its last stdout line is JSON."""
-    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.splitlines()[-1])
-
-
 @pytest.fixture(scope="module")
 def sim():
-    return _simulate(CHILD)
+    return simulate(CHILD)
 
 
 @pytest.mark.parametrize("name", ["square", "tall_odd", "graded", "rank2", "graded12", "zero", "column", "zero_column_odd"])
@@ -196,16 +185,16 @@ out["low"] = {"A": low.tolist(), "s": sc.rsvd(low, 4, 10, 2, 7)[1].tolist()}
 # block Jacobi with 4-column blocks (64 on a GPU): the Jacobi kernel diagonalizes 8 x 8 pair Grams
 Ab = torch.randn(2, 20, 13, generator=g, dtype=torch.float64) @ torch.diag(10.0 ** -torch.linspace(0, 8, 13,
                                                                                                  dtype=torch.float64))
-wide32 = sc.svdvals(Ab.float().mT.contiguous(), block_width=4, direct_max=8)
-out["block"] = {"A": Ab.tolist(), "s": sc.svdvals(Ab, block_width=4, direct_max=8).tolist(), "wide32": wide32.tolist(),
-                "dtype": str(wide32.dtype), "one": sc.svdvals(Ab[:1], block_width=4, direct_max=8).tolist()}
+wide32 = sc.svdvals(Ab.float().mT.contiguous(), method="jacobi", block_width=4, direct_max=8)
+out["block"] = {"A": Ab.tolist(), "s": sc.svdvals(Ab, method="jacobi", block_width=4, direct_max=8).tolist(), "wide32": wide32.tolist(),
+                "dtype": str(wide32.dtype), "one": sc.svdvals(Ab[:1], method="jacobi", block_width=4, direct_max=8).tolist()}
 print(json.dumps(out))
 """
 
 
 @pytest.fixture(scope="module")
 def glue():
-    return _simulate(GLUE)
+    return simulate(GLUE)
 
 
 def test_gpu_path_svdvals_and_ranks_match_the_cpu_core(glue):
@@ -302,3 +291,4 @@ def test_kernels_launch_on_torchs_current_stream_of_the_tensors_device(monkeypat
     with spectral_cuda._launching(torch.device("cuda", 1)) as stream:
         log.append(stream)
     assert log == [("enter", 1), ("stream", 4201), ("exit", 1)]
+

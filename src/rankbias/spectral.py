@@ -244,7 +244,8 @@ def ranks(A, measures=MEASURES, *, tol: float = 1e-3, eps: float = 1e-3, k: int 
     if _on_cuda(A):
         sc, flat, lead = _cuda_batch(A, "ranks")
         k = check_int(k, "ranks", "k", 1, min(flat.shape[-2:]), f" = min(m, n) for A of shape {tuple(flat.shape[-2:])}")
-        rows = sc.ranks(flat, tol, eps, k)  # (7, batch), in MEASURES order
+        stable = "numerical_rank" in measures and flat.element_size() == 8  # float64, as on the CPU: see above
+        rows = sc.ranks(flat, tol, eps, k, backward_stable=stable)  # (7, batch), in MEASURES order
         return {name: rows[MEASURES.index(name)].reshape(lead) for name in measures}
     s, batch, fro, _ = _svdvals_and_fro(A, "ranks", backward_stable_f64="numerical_rank" in measures)
     m, n = batch.m, batch.n

@@ -5,12 +5,16 @@ products go through cuBLAS (torch.bmm on the tensor's own memory); the small
 per-matrix steps are numba-cuda kernels of ``rankbias.kernels`` handed the same
 memory through ``__cuda_array_interface__``:
 
-- ``svdvals``: one-sided Jacobi (``kernels.jacobi_cuda``) on the float64 matrix
-  itself when min(m, n) <= 256, one block per matrix, without V; a batch of
-  larger ones by block one-sided Jacobi (``rankbias.block_jacobi``: cuBLAS
-  GEMMs, with the same kernel diagonalizing each 64 x 64 block-pair Gram
-  matrix); a single larger matrix by torch.linalg.svdvals (cuSOLVER), as there
-  is no per-matrix loop to save.
+- ``svdvals``: the square roots of the eigenvalues of the float64 Gram matrix
+  (cuBLAS), found by ``kernels.eigvalsh_cuda`` (Householder tridiagonalization
+  and bisection, one block per matrix), as the CPU core does, when min(m, n) <=
+  256 or a batch has min(m, n) <= 1024; a single larger matrix by
+  torch.linalg.svdvals (cuSOLVER), as there is no per-matrix loop to save.
+  ``method="jacobi"`` takes the relatively accurate route instead: one-sided
+  Jacobi (``kernels.jacobi_cuda``) on the float64 matrix itself up to 256
+  columns, block one-sided Jacobi (``rankbias.block_jacobi``: cuBLAS GEMMs,
+  with the same kernel diagonalizing each 64 x 64 block-pair Gram matrix) past
+  them; ``ranks`` takes it for numerical_rank of float64 input.
 - ``rsvd``: HMT Alg. 4.1 + 4.4 with shifted CholeskyQR3 for every basis (the
   float64 Gram matrix and Q = Y R^-1 on cuBLAS, R^-1 from ``kernels.cholqr_cuda``),
   then the SVD of the l x n projection B (Alg. 5.1), l = k + oversample <= 64:
@@ -117,17 +121,43 @@ def _pair_eig(G: torch.Tensor) -> torch.Tensor:
     return jacobi(G)[1]
 
 
-def svdvals(A: torch.Tensor, block_width: int = MAX_L // 2, direct_max: int | None = None) -> torch.Tensor:
-    """Singular values of A (b, m, n) -> (b, min(m, n)) descending, in A's dtype: one-sided
-    Jacobi on each matrix up to ``direct_max`` (default ``jacobi_cuda.MAX_N``) columns on the
-    short side, else block Jacobi with blocks of ``block_width`` <= MAX_L / 2 columns (pairs
-    must fit the kernel), or cuSOLVER for a single matrix."""
-    from rankbias.kernels import jacobi_cuda
+def gram_svdvals(M: torch.Tensor) -> torch.Tensor:
+    """Singular values of M (b, m, n), n <= ``eigvalsh_cuda.MAX_N``, -> (b, n) float64, descending:
+    sqrt(max(lam, 0)) for the eigenvalues lam of the float64 Gram matrix M^T M, each matrix first
+    scaled by a power of two to max |M_ij| in [1, 2) (exact), so the Gram matrix neither overflows
+    nor underflows.  Relative error ~ n u (sigma_1 / sigma_i)^2 (``kernels.svdvals_cpu``'s bound)."""
+    from rankbias.kernels import eigvalsh_cuda
+
+    b, m, n = M.shape
+    X = M.double()
+    top = X.abs().amax(dim=(1, 2), keepdim=True)
+    scale = torch.where(top > 0, torch.exp2(-torch.floor(torch.log2(top))), torch.ones_like(top))
+    X = X * scale
+    G = (X.mT @ X).reshape(b, n * n)  # contiguous (b, n, n) from cuBLAS: a view
+    lam = torch.empty((b, n), dtype=torch.float64, device=M.device)
+    _launch(eigvalsh_cuda.kernel_for(n), b, eigvalsh_cuda.threads(n), G, lam)
+    return lam.clamp_min(0.0).sqrt() / scale[:, :, 0]
+
+
+def svdvals(A: torch.Tensor, method: str = "gram", block_width: int = MAX_L // 2,
+            direct_max: int | None = None) -> torch.Tensor:
+    """Singular values of A (b, m, n) -> (b, min(m, n)) descending, in A's dtype.
+
+    ``method="gram"``: ``gram_svdvals`` when min(m, n) <= 256 or b > 1 and min(m, n) <=
+    ``eigvalsh_cuda.MAX_N``.  ``method="jacobi"``: one-sided Jacobi on each matrix up to
+    ``direct_max`` (default ``jacobi_cuda.MAX_N``) columns on the short side, else block Jacobi
+    with blocks of ``block_width`` <= MAX_L / 2 columns (pairs must fit the kernel).  Either
+    way a single matrix past both goes to cuSOLVER."""
+    from rankbias.kernels import eigvalsh_cuda, jacobi_cuda
 
     M = A.mT if A.shape[-2] < A.shape[-1] else A  # columns = the smaller side
-    if M.shape[-1] <= (jacobi_cuda.MAX_N if direct_max is None else direct_max):
+    b, n = M.shape[0], M.shape[-1]
+    if method == "gram":
+        if n <= jacobi_cuda.MAX_N or (b > 1 and n <= eigvalsh_cuda.MAX_N):
+            return gram_svdvals(M).to(A.dtype)
+    elif M.shape[-1] <= (jacobi_cuda.MAX_N if direct_max is None else direct_max):
         return jacobi(M.double(), vectors=False)[0].to(A.dtype)
-    if M.shape[0] == 1:
+    if b == 1:
         return torch.linalg.svdvals(A)
     from rankbias import block_jacobi
 
@@ -170,12 +200,14 @@ def rsvd(A: torch.Tensor, k: int, l: int, power_iters: int, seed: int):
     return U, S[:, :k].to(A.dtype), Vt
 
 
-def ranks(A: torch.Tensor, tol: float, eps: float, k: int) -> torch.Tensor:
-    """Every measure of ``kernels.rank_cuda.MEASURES`` for A (b, m, n) -> (7, b) float64."""
+def ranks(A: torch.Tensor, tol: float, eps: float, k: int, backward_stable: bool = False) -> torch.Tensor:
+    """Every measure of ``kernels.rank_cuda.MEASURES`` for A (b, m, n) -> (7, b) float64.
+    ``backward_stable``: the spectrum by Jacobi, whose relative accuracy resolves numerical_rank's
+    u_64 sigma_1-scale tolerance in float64 (the Gram route's floor is ~1e-8 sigma_1)."""
     from rankbias.kernels import rank_cuda
 
     b, m, n = A.shape
-    s = svdvals(A).double().contiguous()
+    s = svdvals(A, method="jacobi" if backward_stable else "gram").double().contiguous()
     fro = torch.linalg.vector_norm(A.double(), dim=(-2, -1))
     out = torch.empty((7, b), dtype=torch.float64, device=A.device)
     mach = float(torch.finfo(A.dtype).eps)

@@ -1,0 +1,251 @@
+"""Eigenvalues of a batch of symmetric matrices on the GPU (numba-cuda), one block per matrix.
+
+The GPU twin of ``svdvals_cpu``'s route: singular values of A as the square
+roots of the eigenvalues of its float64 Gram matrix G = A^T A (cuBLAS forms
+it), which gives sigma_i to a relative error of about u (sigma_1 / sigma_i)^2,
+1e-8 at sigma_i = 1e-4 sigma_1 (u = 2^-53).  Two steps, both in one block:
+
+1. Householder tridiagonalization, G = Q T Q^T (Golub & Van Loan, Matrix
+   Computations, 4th ed., Alg. 8.3.1; LAPACK dsytd2 with uplo = 'L'): for
+   k = 0, ..., n - 3, with x = G[k+1:, k],
+
+       beta = -sign(x_0) ||x||,  tau = (beta - x_0) / beta,  v = x / (x_0 - beta) (v_0 = 1),
+       p = tau G22 v,  w = p - (tau / 2) (p^T v) v,  G22 <- G22 - v w^T - w v^T,
+
+   d_k = G_kk, e_k = beta (G22 = G[k+1:, k+1:]).  The threads share the rows
+   of each step; the two sums (||x||^2 and p^T v) are tree reductions.
+2. Bisection on T with Sturm counts (Kahan; LAPACK dstebz / dlaebz): the
+   number of eigenvalues <= x is the number of q_i <= 0 in
+
+       q_0 = d_0 - x,  q_i = d_i - x - e_{i-1}^2 / q_{i-1},
+
+   with |q_i| < pivmin replaced by -pivmin.  One thread per eigenvalue, each
+   from the Gershgorin interval down to a width of u ||T|| (about 54 halvings):
+   absolute accuracy O(u ||T||), that of LAPACK's QR / QL routes, and the count is
+   monotone in x, so the eigenvalues come out sorted.
+
+Only the lower triangle is read.  Layouts: ``G`` (batch, n * n) float64, each
+row a C-ordered n x n matrix; ``out`` (batch, n) float64 receives the
+eigenvalues in descending order.  ``kernel_for(n)`` picks, by n, a kernel
+that works on a packed copy in shared memory (row i at i (i + 1) / 2; n <= 100,
+G left as it was) or one that reduces G in place (n <= ``MAX_N``).  Launch
+with ``batch`` blocks of ``threads(n)`` threads (a power of two, 32 to 256).  Imports numba and math
+only: arrays come from any caller with ``__cuda_array_interface__`` (torch,
+CuPy) or from the CUDA simulator.
+"""
+
+import math
+
+from numba import float64
+
+from .numba_cuda import cuda
+
+U = 2.0**-53  # unit roundoff of float64
+SAFE_MIN = 2.0**-1022  # smallest normal float64
+MAX_THREADS = 256
+
+
+def threads(n: int) -> int:
+    """Threads per block for order n: the power of two >= n, from one warp to ``MAX_THREADS``."""
+    t = 32
+    while t < n and t < MAX_THREADS:
+        t *= 2
+    return t
+
+
+@cuda.jit(device=True, inline=True)
+def _row(i, n, packed):
+    """Offset of row i of the lower triangle: packed (i (i + 1) / 2) or full (i n)."""
+    return i * (i + 1) // 2 if packed else i * n
+
+
+@cuda.jit(device=True)
+def _block_sum(x, red):
+    """Sum of x over the block (every thread must call): a tree in red (blockDim.x,) of shared memory."""
+    t = cuda.threadIdx.x
+    red[t] = x
+    cuda.syncthreads()
+    h = cuda.blockDim.x // 2
+    while h > 0:
+        if t < h:
+            red[t] += red[t + h]
+        cuda.syncthreads()
+        h //= 2
+    total = red[0]
+    cuda.syncthreads()  # everyone has read red[0] before the next sum overwrites it
+    return total
+
+
+@cuda.jit(device=True)
+def _tridiagonalize(P, n, packed, d, e, v, w, red):
+    """Reduce the symmetric matrix in P (lower triangle, layout by ``packed``) to T = tridiag(e, d, e);
+    see step 1 of the module docstring.  d (n,), e (n - 1,), v, w (n,) are shared work arrays."""
+    t = cuda.threadIdx.x
+    T = cuda.blockDim.x
+    for k in range(n - 2):
+        r = n - k - 1  # length of x = P[k+1:, k]
+        part = 0.0
+        for i in range(k + 2 + t, n, T):
+            a = P[_row(i, n, packed) + k]
+            part += a * a
+        sigma2 = _block_sum(part, red)  # ||x[1:]||^2
+        alpha = P[_row(k + 1, n, packed) + k]
+        if t == 0:
+            d[k] = P[_row(k, n, packed) + k]
+        if sigma2 == 0.0:  # x = alpha e_1 already: no reflection (tau = 0), as in LAPACK dlarfg
+            if t == 0:
+                e[k] = alpha
+            continue
+        beta = -math.copysign(math.sqrt(alpha * alpha + sigma2), alpha)
+        tau = (beta - alpha) / beta
+        scale = 1.0 / (alpha - beta)
+        for i in range(t, r, T):
+            v[i] = 1.0 if i == 0 else P[_row(k + 1 + i, n, packed) + k] * scale
+        if t == 0:
+            e[k] = beta
+        cuda.syncthreads()
+        part = 0.0
+        for i in range(t, r, T):  # p = tau G22 v, row i: its own part (j <= i) and the mirrored one
+            ri = _row(k + 1 + i, n, packed) + k + 1
+            acc = 0.0
+            for j in range(i + 1):
+                acc += P[ri + j] * v[j]
+            for j in range(i + 1, r):
+                acc += P[_row(k + 1 + j, n, packed) + k + 1 + i] * v[j]
+            acc *= tau
+            w[i] = acc
+            part += acc * v[i]
+        half_tau_pv = 0.5 * tau * _block_sum(part, red)  # the sum's barriers also complete p
+        for i in range(t, r, T):
+            w[i] -= half_tau_pv * v[i]
+        cuda.syncthreads()
+        for i in range(t, r, T):  # G22 -= v w^T + w v^T, lower triangle, row by row
+            ri = _row(k + 1 + i, n, packed) + k + 1
+            vi = v[i]
+            wi = w[i]
+            for j in range(i + 1):
+                P[ri + j] -= vi * w[j] + wi * v[j]
+        cuda.syncthreads()
+    if t == 0:
+        if n >= 2:
+            d[n - 2] = P[_row(n - 2, n, packed) + n - 2]
+            e[n - 2] = P[_row(n - 1, n, packed) + n - 2]
+        d[n - 1] = P[_row(n - 1, n, packed) + n - 1]
+    cuda.syncthreads()
+
+
+@cuda.jit(device=True, inline=True)
+def _count_at_most(d, e2, n, x, pivmin):
+    """Sturm count: the number of eigenvalues of tridiag(e, d, e) that are <= x (LAPACK dlaebz)."""
+    q = d[0] - x
+    if abs(q) < pivmin:
+        q = -pivmin
+    count = 1 if q <= 0.0 else 0
+    for i in range(1, n):
+        q = d[i] - e2[i - 1] / q - x
+        if abs(q) < pivmin:
+            q = -pivmin
+        if q <= 0.0:
+            count += 1
+    return count
+
+
+@cuda.jit(device=True)
+def _bisect(d, e, n, out, bounds):
+    """Eigenvalues of tridiag(e, d, e) into out (n,), descending; see step 2 of the module
+    docstring.  e is squared in place; bounds (4,) is shared scratch."""
+    t = cuda.threadIdx.x
+    T = cuda.blockDim.x
+    if t == 0:  # Gershgorin interval and the pivot floor, serially: O(n)
+        lo = d[0]
+        hi = d[0]
+        e2max = 0.0
+        for i in range(n):
+            radius = 0.0
+            if i > 0:
+                radius += abs(e[i - 1])
+            if i < n - 1:
+                radius += abs(e[i])
+                e2max = max(e2max, e[i] * e[i])
+            lo = min(lo, d[i] - radius)
+            hi = max(hi, d[i] + radius)
+        pivmin = SAFE_MIN * max(1.0, e2max)
+        norm = max(abs(lo), abs(hi))
+        widen = 2.1 * (2.0 * U * norm * n + 2.0 * pivmin)  # dstebz's fudge: no eigenvalue on the edge
+        bounds[0] = lo - widen
+        bounds[1] = hi + widen
+        bounds[2] = pivmin
+        bounds[3] = norm
+    cuda.syncthreads()
+    if bounds[3] == 0.0:  # T = 0: every eigenvalue is exactly 0, not a midpoint of +-pivmin
+        for j in range(t, n, T):
+            out[j] = 0.0
+        return
+    for i in range(t, n - 1, T):
+        e[i] = e[i] * e[i]
+    cuda.syncthreads()
+    pivmin = bounds[2]
+    tol = 2.0 * U * max(abs(bounds[0]), abs(bounds[1])) + pivmin
+    for j in range(t, n, T):  # the (j + 1)-th smallest eigenvalue
+        lo = bounds[0]
+        hi = bounds[1]
+        for _ in range(128):  # ~54 halvings reach tol; the cap only guards the loop
+            if hi - lo <= tol:
+                break
+            mid = 0.5 * (lo + hi)
+            if mid <= lo or mid >= hi:
+                break
+            if _count_at_most(d, e, n, mid, pivmin) > j:
+                hi = mid
+            else:
+                lo = mid
+        out[n - 1 - j] = 0.5 * (lo + hi)
+
+
+def make_kernel(cap: int, in_shared: bool):
+    """The kernel for n <= cap.  ``in_shared``: on a packed copy of the lower triangle in shared
+    memory, cap (cap + 1) / 2 + 4 cap + threads(cap) float64 in all (44 KB at cap = 100, under
+    the 48 KB a block gets without opting in), G left as it was; else in place in G (global
+    memory, cached in L1 / L2), with 4 cap + threads(cap) float64 of shared memory."""
+    size = cap * (cap + 1) // 2 if in_shared else 1
+    width = threads(cap)
+
+    @cuda.jit
+    def eigvalsh(G, out):
+        b = cuda.blockIdx.x
+        t = cuda.threadIdx.x
+        n = out.shape[1]
+        P = cuda.shared.array(size, float64)
+        d = cuda.shared.array(cap, float64)
+        e = cuda.shared.array(cap, float64)
+        v = cuda.shared.array(cap, float64)
+        w = cuda.shared.array(cap, float64)
+        red = cuda.shared.array(width, float64)
+        bounds = cuda.shared.array(4, float64)
+        if n > cap:
+            return
+        if in_shared:
+            for i in range(n):
+                for j in range(t, i + 1, cuda.blockDim.x):
+                    P[i * (i + 1) // 2 + j] = G[b, i * n + j]
+            cuda.syncthreads()
+            _tridiagonalize(P, n, True, d, e, v, w, red)
+        else:
+            _tridiagonalize(G[b], n, False, d, e, v, w, red)
+        _bisect(d, e, n, out[b], bounds)
+
+    return eigvalsh
+
+
+SHARED_CAPS = (32, 64, 100)  # packed in shared memory
+GLOBAL_CAPS = (256, 1024)  # in place in G
+MAX_N = GLOBAL_CAPS[-1]
+KERNELS = {cap: make_kernel(cap, cap in SHARED_CAPS) for cap in SHARED_CAPS + GLOBAL_CAPS}
+
+
+def kernel_for(n: int):
+    """The kernel for order n <= ``MAX_N``: the smallest cap that holds n."""
+    for cap in SHARED_CAPS + GLOBAL_CAPS:
+        if n <= cap:
+            return KERNELS[cap]
+    raise ValueError(f"order {n} is past MAX_N = {MAX_N}")
