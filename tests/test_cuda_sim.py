@@ -292,3 +292,36 @@ def test_kernels_launch_on_torchs_current_stream_of_the_tensors_device(monkeypat
         log.append(stream)
     assert log == [("enter", 1), ("stream", 4201), ("exit", 1)]
 
+
+def test_launches_import_tensors_without_a_host_synchronization(monkeypatch):
+    """numba's as_cuda_array waits on the host for the tensor's stream unless told not to; a
+    launch (on that same stream, faked here) must not, or every kernel drains the GPU's queue."""
+    from types import SimpleNamespace
+
+    import numba
+    import torch
+
+    from rankbias import spectral_cuda
+
+    imported, launched = [], []
+
+    class Kernel:
+        def __getitem__(self, config):
+            return lambda *args: launched.append((config, args))
+
+    class Context:
+        def __enter__(self):
+            pass
+
+        def __exit__(self, *exc):
+            pass
+
+    fake = SimpleNamespace(gpus={0: Context()}, external_stream=lambda handle: ("stream", handle),
+                           as_cuda_array=lambda t, sync=True: imported.append(sync) or ("array", tuple(t.shape)))
+    monkeypatch.setattr(numba.config, "ENABLE_CUDASIM", False)
+    monkeypatch.setattr(spectral_cuda, "_cuda", lambda: fake)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda device: SimpleNamespace(cuda_stream=77))
+    spectral_cuda._launch(Kernel(), 3, 32, torch.zeros(3, 4), 1.5, torch.zeros(3, 2))
+    assert imported == [False, False]
+    assert launched == [((3, 32, ("stream", 77)), (("array", (3, 4)), 1.5, ("array", (3, 2))))]

@@ -64,10 +64,16 @@ def require(func: str, name: str = "A") -> None:
 
 
 def _dev(t: torch.Tensor):
-    """The kernel-side view of tensor t: its numpy view under the simulator, else a device array."""
+    """The kernel-side view of tensor t: its numpy view under the simulator, else a device array.
+
+    Imported with ``sync=False``: by default numba makes the host wait for the stream that
+    t's ``__cuda_array_interface__`` names (torch's current stream), once per array, so each
+    launch drained the GPU's queue and left it idle while Python set up the next step.  Every
+    kernel here is launched on that same stream (``_launching``), so stream order already
+    puts it after the work that wrote t: the wait bought nothing."""
     if numba.config.ENABLE_CUDASIM:
         return t.numpy()
-    return _cuda().as_cuda_array(t.detach())
+    return _cuda().as_cuda_array(t.detach(), sync=False)
 
 
 @contextlib.contextmanager
