@@ -12,8 +12,8 @@ it), which gives sigma_i to a relative error of about u (sigma_1 / sigma_i)^2,
        beta = -sign(x_0) ||x||,  tau = (beta - x_0) / beta,  v = x / (x_0 - beta) (v_0 = 1),
        p = tau G22 v,  w = p - (tau / 2) (p^T v) v,  G22 <- G22 - v w^T - w v^T,
 
-   d_k = G_kk, e_k = beta (G22 = G[k+1:, k+1:]).  The threads share the rows
-   of each step; the two sums (||x||^2 and p^T v) are tree reductions.
+   d_k = G_kk, e_k = beta (G22 = G[k+1:, k+1:]).  Thread i owns column i of
+   G22 in each step; the two sums (||x||^2 and p^T v) are tree reductions.
 2. Bisection on T with Sturm counts (Kahan; LAPACK dstebz / dlaebz): the
    number of eigenvalues <= x is the number of q_i <= 0 in
 
@@ -28,10 +28,12 @@ Only the lower triangle is read.  Layouts: ``G`` (batch, n * n) float64, each
 row a C-ordered n x n matrix; ``out`` (batch, n) float64 receives the
 eigenvalues in descending order.  ``kernel_for(n)`` picks, by n, a kernel
 that works on a packed copy in shared memory (row i at i (i + 1) / 2; n <= 100,
-G left as it was) or one that reduces G in place (n <= ``MAX_N``).  Launch
-with ``batch`` blocks of ``threads(n)`` threads (a power of two, 32 to 256).  Imports numba and math
-only: arrays come from any caller with ``__cuda_array_interface__`` (torch,
-CuPy) or from the CUDA simulator.
+G left as it was) or one that reduces G in place (n <= ``MAX_N``; it first
+mirrors the lower triangle into the upper one and keeps both, so that a warp's
+accesses are coalesced).  Launch with ``batch`` blocks of ``threads(n)``
+threads (a power of two, 32 to 256).  Imports numba and math only: arrays come
+from any caller with ``__cuda_array_interface__`` (torch, CuPy) or from the
+CUDA simulator.
 """
 
 import math
@@ -54,9 +56,14 @@ def threads(n: int) -> int:
 
 
 @cuda.jit(device=True, inline=True)
-def _row(i, n, packed):
-    """Offset of row i of the lower triangle: packed (i (i + 1) / 2) or full (i n)."""
-    return i * (i + 1) // 2 if packed else i * n
+def _at(i, j, n, packed):
+    """Index of element (i, j) of the symmetric matrix: in the packed lower triangle (row i at
+    i (i + 1) / 2), or in the full n x n matrix, whose two triangles the reduction keeps equal."""
+    if not packed:
+        return i * n + j
+    if i < j:
+        i, j = j, i
+    return i * (i + 1) // 2 + j
 
 
 @cuda.jit(device=True)
@@ -78,20 +85,25 @@ def _block_sum(x, red):
 
 @cuda.jit(device=True)
 def _tridiagonalize(P, n, packed, d, e, v, w, red):
-    """Reduce the symmetric matrix in P (lower triangle, layout by ``packed``) to T = tridiag(e, d, e);
-    see step 1 of the module docstring.  d (n,), e (n - 1,), v, w (n,) are shared work arrays."""
+    """Reduce the symmetric matrix in P (layout by ``packed``, see ``_at``) to T = tridiag(e, d, e);
+    see step 1 of the module docstring.  d (n,), e (n - 1,), v, w (n,) are shared work arrays.
+
+    Thread i owns column k + 1 + i of G22 (and its mirror, row k + 1 + i): in the full layout
+    every read and write of a warp then falls on consecutive addresses of one row, and in the
+    packed one the rows' offsets i (i + 1) / 2 fall on distinct banks.  The full layout updates
+    both triangles (twice the writes of one) for that coalescing."""
     t = cuda.threadIdx.x
     T = cuda.blockDim.x
     for k in range(n - 2):
-        r = n - k - 1  # length of x = P[k+1:, k]
+        r = n - k - 1  # length of x = G[k+1:, k]
         part = 0.0
         for i in range(k + 2 + t, n, T):
-            a = P[_row(i, n, packed) + k]
+            a = P[_at(k, i, n, packed)]
             part += a * a
         sigma2 = _block_sum(part, red)  # ||x[1:]||^2
-        alpha = P[_row(k + 1, n, packed) + k]
+        alpha = P[_at(k, k + 1, n, packed)]
         if t == 0:
-            d[k] = P[_row(k, n, packed) + k]
+            d[k] = P[_at(k, k, n, packed)]
         if sigma2 == 0.0:  # x = alpha e_1 already: no reflection (tau = 0), as in LAPACK dlarfg
             if t == 0:
                 e[k] = alpha
@@ -100,18 +112,15 @@ def _tridiagonalize(P, n, packed, d, e, v, w, red):
         tau = (beta - alpha) / beta
         scale = 1.0 / (alpha - beta)
         for i in range(t, r, T):
-            v[i] = 1.0 if i == 0 else P[_row(k + 1 + i, n, packed) + k] * scale
+            v[i] = 1.0 if i == 0 else P[_at(k, k + 1 + i, n, packed)] * scale
         if t == 0:
             e[k] = beta
         cuda.syncthreads()
         part = 0.0
-        for i in range(t, r, T):  # p = tau G22 v, row i: its own part (j <= i) and the mirrored one
-            ri = _row(k + 1 + i, n, packed) + k + 1
+        for i in range(t, r, T):  # p = tau G22 v, entry i: column i of G22 against v
             acc = 0.0
-            for j in range(i + 1):
-                acc += P[ri + j] * v[j]
-            for j in range(i + 1, r):
-                acc += P[_row(k + 1 + j, n, packed) + k + 1 + i] * v[j]
+            for j in range(r):
+                acc += P[_at(k + 1 + j, k + 1 + i, n, packed)] * v[j]
             acc *= tau
             w[i] = acc
             part += acc * v[i]
@@ -119,18 +128,17 @@ def _tridiagonalize(P, n, packed, d, e, v, w, red):
         for i in range(t, r, T):
             w[i] -= half_tau_pv * v[i]
         cuda.syncthreads()
-        for i in range(t, r, T):  # G22 -= v w^T + w v^T, lower triangle, row by row
-            ri = _row(k + 1 + i, n, packed) + k + 1
+        for i in range(t, r, T):  # G22 -= v w^T + w v^T: column i, its lower part when packed
             vi = v[i]
             wi = w[i]
-            for j in range(i + 1):
-                P[ri + j] -= vi * w[j] + wi * v[j]
+            for j in range(i if packed else 0, r):
+                P[_at(k + 1 + j, k + 1 + i, n, packed)] -= v[j] * wi + w[j] * vi
         cuda.syncthreads()
     if t == 0:
         if n >= 2:
-            d[n - 2] = P[_row(n - 2, n, packed) + n - 2]
-            e[n - 2] = P[_row(n - 1, n, packed) + n - 2]
-        d[n - 1] = P[_row(n - 1, n, packed) + n - 1]
+            d[n - 2] = P[_at(n - 2, n - 2, n, packed)]
+            e[n - 2] = P[_at(n - 1, n - 2, n, packed)]
+        d[n - 1] = P[_at(n - 1, n - 1, n, packed)]
     cuda.syncthreads()
 
 
@@ -231,6 +239,10 @@ def make_kernel(cap: int, in_shared: bool):
             cuda.syncthreads()
             _tridiagonalize(P, n, True, d, e, v, w, red)
         else:
+            for i in range(n):  # mirror the lower triangle: the reduction reads and keeps both
+                for j in range(i + 1 + t, n, cuda.blockDim.x):
+                    G[b, i * n + j] = G[b, j * n + i]
+            cuda.syncthreads()
             _tridiagonalize(G[b], n, False, d, e, v, w, red)
         _bisect(d, e, n, out[b], bounds)
 
