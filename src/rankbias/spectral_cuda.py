@@ -15,8 +15,10 @@ memory through ``__cuda_array_interface__``:
   columns, block one-sided Jacobi (``rankbias.block_jacobi``: cuBLAS GEMMs,
   with the same kernel diagonalizing each 64 x 64 block-pair Gram matrix) past
   them; ``ranks`` takes it for numerical_rank of float64 input.
-- ``rsvd``: HMT Alg. 4.1 + 4.4 with shifted CholeskyQR3 for every basis (the
-  float64 Gram matrix and Q = Y R^-1 on cuBLAS, R^-1 from ``kernels.cholqr_cuda``),
+- ``rsvd``: HMT Alg. 4.1 + 4.4 with one shifted CholeskyQR pass for the
+  intermediate bases of subspace iteration and shifted CholeskyQR3 for the
+  last (the float64 Gram matrix and Q = Y R^-1 on cuBLAS, R^-1 from
+  ``kernels.cholqr_cuda``; 7 launches at q = 2, where CholeskyQR3 everywhere took 15),
   then the SVD of the l x n projection B (Alg. 5.1), l = k + oversample <= 64:
   B^T = Q_B R_B by shifted CholeskyQR2 in float64, and Jacobi on the l x l R_B,
   so no thread of the Jacobi kernel walks n rows.
@@ -189,14 +191,22 @@ def _basis(Y: torch.Tensor) -> torch.Tensor:
     return _cholqr(_cholqr(_cholqr(Y, True), False), False)
 
 
+def _span(Y: torch.Tensor) -> torch.Tensor:
+    """A well-conditioned basis of Y's range, not orthonormal: one shifted CholeskyQR pass
+    (Q^T Q = I - s R^-T R^-1, eigenvalues in (0, 1]), all that the intermediate steps of
+    subspace iteration need, as in the CPU core (``kernels.qr_cpu.basis_one_pass``)."""
+    return _cholqr(Y, True)
+
+
 def rsvd(A: torch.Tensor, k: int, l: int, power_iters: int, seed: int):
     """Top-k U (b, m, k), s (b, k), Vt (b, k, n) of A (b, m, n), sketch width l <= 64."""
     b, m, n = A.shape
     gen = torch.Generator(device=A.device).manual_seed(seed)
     omega = torch.randn((b, n, l), generator=gen, device=A.device, dtype=A.dtype)
-    Q = _basis(A @ omega)  # (b, m, l)
+    Y = A @ omega  # (b, m, l)
     for _ in range(power_iters):
-        Q = _basis(A @ _basis(A.mT @ Q))
+        Y = A @ _span(A.mT @ _span(Y))
+    Q = _basis(Y)
     Bt = (Q.mT @ A).mT.double()  # B^T, (b, n, l)
     Qb = _cholqr(_cholqr(Bt, True), False)  # B^T = Qb Rb: Jacobi then runs on l x l, not n x l
     S, V, Wr = jacobi(Qb.mT @ Bt)  # Rb V = Wr
