@@ -14,11 +14,13 @@ K, OVERSAMPLE, POWER_ITERS = 32, 10, 2
 # first real-device table's cases, plus the engine's own layer batches for the ranks)
 CUDA_SHAPES = {"1024x64x64": (1024, 64, 64), "4096x64x64": (4096, 64, 64), "4096x32x32": (4096, 32, 32),
                "64x100x100": (64, 100, 100), "192x100x100": (192, 100, 100), "192x200x200": (192, 200, 200),
-               "256x256x256": (256, 256, 256), "16x1024x1024": (16, 1024, 1024), "1x4096x4096": (1, 4096, 4096)}
+               "256x256x256": (256, 256, 256), "16x1024x1024": (16, 1024, 1024), "1x2048x2048": (1, 2048, 2048),
+               "1x4096x4096": (1, 4096, 4096)}
 CUDA_CASES = ["1024x64x64", "4096x64x64", "64x100x100", "256x256x256", "16x1024x1024", "1x4096x4096"]  # rsvd
-# svdvals: the Gram route's shared-memory kernels (32, 64, 100 columns), its in-place one (256, 1024)
+# svdvals: the Gram route's shared-memory kernels (32, 64, 100 columns), its in-place one (256, 1024), and a
+# single large matrix (cuSOLVER on either route)
 CUDA_SVDVALS_CASES = ["4096x32x32", "1024x64x64", "64x100x100", "192x100x100", "192x200x200", "256x256x256",
-                      "16x1024x1024"]
+                      "16x1024x1024", "1x2048x2048"]
 CUDA_RANKS_CASES = ["192x100x100", "192x200x200"]  # one 64-member ensemble's hidden layers, at two widths
 CUDA_K = {"1024x64x64": 16, "4096x64x64": 16}  # l = k + p must fit the 64-column Jacobi step: 16 + 10 on 64 x 64
 

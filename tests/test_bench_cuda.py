@@ -1,7 +1,7 @@
 """GPU kernel speed against torch on the same device, side by side; skipped
 without a CUDA device.  Every timed call ends with torch.cuda.synchronize().
-The ranks groups also time the CPU core on the same matrices (all cores): the
-question there is whether measuring an ensemble's layers pays on the GPU.
+Every group also times the CPU core on the same matrices (all cores, the copy
+to the host included): whether a call pays on the GPU at all.
 
     pytest --benchmark-only tests/test_bench_cuda.py
 """
@@ -35,13 +35,15 @@ def _k(case):
     return CUDA_K.get(case, K)
 
 
-@pytest.mark.parametrize("peer", ["rankbias", "torch.svd_lowrank"])
+@pytest.mark.parametrize("peer", ["rankbias", "torch.svd_lowrank", "rankbias-cpu"])
 @pytest.mark.parametrize("case", CUDA_CASES)
 def test_rsvd_cuda(benchmark, case, peer):
     A, exact = _case(case)
     k = _k(case)
     fns = {"rankbias": lambda A: rb.rsvd(A, k, oversample=OVERSAMPLE, power_iters=POWER_ITERS, seed=0).s,
-           "torch.svd_lowrank": lambda A: torch.svd_lowrank(A, q=k + OVERSAMPLE, niter=POWER_ITERS)[1]}
+           "torch.svd_lowrank": lambda A: torch.svd_lowrank(A, q=k + OVERSAMPLE, niter=POWER_ITERS)[1],
+           "rankbias-cpu": lambda A: torch.as_tensor(rb.rsvd(A.cpu().numpy(), k, oversample=OVERSAMPLE,
+                                                             power_iters=POWER_ITERS, seed=0).s)}
     benchmark.group = f"cuda rsvd {case} k={k} p={OVERSAMPLE} q={POWER_ITERS}"
     s = benchmark(_synced(fns[peer]), A)
     benchmark.extra_info["topk_rel_err"] = topk_rel_err(s.cpu().numpy(), exact, k)
