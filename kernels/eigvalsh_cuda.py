@@ -30,8 +30,9 @@ it), which gives sigma_i to a relative error of about u (sigma_1 / sigma_i)^2,
 Only the lower triangle is read.  Layouts: ``G`` (batch, n * n) float64, each
 row a C-ordered n x n matrix; ``out`` (batch, n) float64 receives the
 eigenvalues in descending order.  ``kernel_for(n)`` picks, by n, a kernel
-that works on a packed copy in shared memory (row i at i (i + 1) / 2; n <= 100,
-G left as it was) or one that reduces G in place (n <= ``MAX_N``; it first
+that works on a packed copy in shared memory (row i at i (i + 1) / 2; n <= 100
+in static shared memory, n <= 232 in dynamic shared memory where the launcher
+opts in past 48 KB; G left as it was) or one that reduces G in place (n <= ``MAX_N``; it first
 mirrors the lower triangle into the upper one and keeps both, so that a warp's
 accesses are coalesced).  Launch with ``batch`` blocks of ``threads(n)``
 threads (a power of two, 32 to 256).  Imports numba and math only: arrays come
@@ -237,20 +238,27 @@ def _bisect(d, e, n, out, bounds):
         out[n - 1 - j] = 0.5 * (lo + hi)
 
 
-def make_kernel(cap: int, in_shared: bool):
-    """The kernel for n <= cap.  ``in_shared``: on a packed copy of the lower triangle in shared
-    memory, cap (cap + 1) / 2 + 4 cap + threads(cap) float64 in all (44 KB at cap = 100, under
-    the 48 KB a block gets without opting in), G left as it was; else in place in G (global
-    memory, cached in L1 / L2), with 4 cap + threads(cap) float64 of shared memory."""
-    size = cap * (cap + 1) // 2 if in_shared else 1
+def make_kernel(cap: int, layout: str):
+    """The kernel for n <= cap, by where the matrix is reduced (``layout``):
+
+    - "static": a packed copy of the lower triangle in a static shared array sized for cap,
+      cap (cap + 1) / 2 + 4 cap + threads(cap) float64 in all (44 KB at cap = 100, under the
+      48 KB a block gets without opting in); G is left as it was.
+    - "dynamic": the same copy in dynamic shared memory, ``shared_bytes(n)`` per launch, past
+      48 KB (the launcher must opt the kernel in; up to ``DYNAMIC_CAP`` on sm_90's 227 KB).
+    - "global": in place in G (global memory, cached in L1 / L2), which it overwrites.
+
+    The vectors d, e, v, w (cap each) and the sums' tree (threads(cap)) are static shared arrays."""
+    size = cap * (cap + 1) // 2 if layout == "static" else 0 if layout == "dynamic" else 1
     width = threads(cap)
+    packed = layout != "global"
 
     @cuda.jit
     def eigvalsh(G, out):
         b = cuda.blockIdx.x
         t = cuda.threadIdx.x
         n = out.shape[1]
-        P = cuda.shared.array(size, float64)
+        P = cuda.shared.array(size, float64)  # size 0: the launch's dynamic shared memory
         d = cuda.shared.array(cap, float64)
         e = cuda.shared.array(cap, float64)
         v = cuda.shared.array(cap, float64)
@@ -259,7 +267,7 @@ def make_kernel(cap: int, in_shared: bool):
         bounds = cuda.shared.array(4, float64)
         if n > cap:
             return
-        if in_shared:
+        if packed:
             for i in range(n):
                 for j in range(t, i + 1, cuda.blockDim.x):
                     P[i * (i + 1) // 2 + j] = G[b, i * n + j]
@@ -276,15 +284,30 @@ def make_kernel(cap: int, in_shared: bool):
     return eigvalsh
 
 
-SHARED_CAPS = (32, 64, 100)  # packed in shared memory
+STATIC_CAPS = (32, 64, 100)  # packed in static shared memory
+DYNAMIC_CAP = 232  # packed in dynamic shared memory: 216 KB + 9 KB of vectors, within sm_90's 227 KB
 GLOBAL_CAPS = (256, 1024)  # in place in G
 MAX_N = GLOBAL_CAPS[-1]
-KERNELS = {cap: make_kernel(cap, cap in SHARED_CAPS) for cap in SHARED_CAPS + GLOBAL_CAPS}
+KERNELS = {cap: make_kernel(cap, "static") for cap in STATIC_CAPS}
+KERNELS.update({cap: make_kernel(cap, "global") for cap in GLOBAL_CAPS})
+DYNAMIC = make_kernel(DYNAMIC_CAP, "dynamic")
 
 
-def kernel_for(n: int):
-    """The kernel for order n <= ``MAX_N``: the smallest cap that holds n."""
-    for cap in SHARED_CAPS + GLOBAL_CAPS:
+def shared_bytes(n: int) -> int:
+    """Dynamic shared memory of ``DYNAMIC`` for order n: the packed lower triangle."""
+    return 8 * (n * (n + 1) // 2)
+
+
+def kernel_for(n: int, dynamic: bool = False):
+    """(kernel, dynamic shared bytes) for order n <= ``MAX_N``: the smallest static cap that holds
+    n, then ``DYNAMIC`` up to ``DYNAMIC_CAP`` when the caller can give it dynamic shared memory
+    past 48 KB (``dynamic``), then the smallest in-place cap."""
+    for cap in STATIC_CAPS:
         if n <= cap:
-            return KERNELS[cap]
+            return KERNELS[cap], 0
+    if dynamic and n <= DYNAMIC_CAP:
+        return DYNAMIC, shared_bytes(n)
+    for cap in GLOBAL_CAPS:
+        if n <= cap:
+            return KERNELS[cap], 0
     raise ValueError(f"order {n} is past MAX_N = {MAX_N}")

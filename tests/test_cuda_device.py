@@ -16,14 +16,14 @@ def _nn_like(b, m, n, seed):
     return torch.randn(b, m, n, generator=g) @ torch.diag(1.0 / (1 + torch.arange(n, dtype=torch.float32)))
 
 
-SHAPES = {"32": (64, 40, 32), "64": (16, 48, 40), "100": (4, 96, 80), "256": (8, 300, 256), "1024": (3, 520, 513),
-          "one-matrix": (1, 300, 200), "one-matrix-cusolver": (1, 300, 280)}
+SHAPES = {"32": (64, 40, 32), "64": (16, 48, 40), "100": (4, 96, 80), "dynamic-232": (12, 220, 180),
+          "256": (8, 300, 256), "1024": (3, 520, 513), "one-matrix": (1, 300, 200), "one-matrix-cusolver": (1, 300, 280)}
 
 
 @pytest.mark.parametrize("method", ["gram", "jacobi"])
 @pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
 def test_svdvals_on_the_device_equal_the_cpu_core(shape, method):
-    """Every kernel of each route (gram: shared-memory caps 32, 64, 100, in place 256, 1024; jacobi:
+    """Every kernel of each route (gram: static shared memory up to 100, dynamic up to 232, in place 256, 1024; jacobi:
     one-sided up to 256 columns, block Jacobi past it), and cuSOLVER for a single large matrix."""
     from rankbias import spectral_cuda
 
@@ -54,3 +54,13 @@ def test_ranks_on_the_device_equal_the_cpu_core():
     for name in rb.MEASURES:
         assert got[name].is_cuda
         np.testing.assert_allclose(got[name].cpu().numpy(), want[name], rtol=1e-4, err_msg=name)
+
+
+@pytest.mark.skipif(torch.cuda.is_available() and torch.cuda.get_device_capability() < (9, 0),
+                    reason="227 KB of shared memory per block is sm_90's (H100 / H200)")
+def test_the_eigenvalue_kernel_gets_its_dynamic_shared_memory_on_sm90():
+    """The opt-in past 48 KB must take on an H100 / H200: if it fails, a warning and the slower
+    in-place kernel would still pass the equality tests above."""
+    from rankbias import spectral_cuda
+
+    assert spectral_cuda._dynamic_shared(torch.device("cuda", torch.cuda.current_device()))

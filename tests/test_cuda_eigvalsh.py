@@ -37,11 +37,16 @@ for cap in (32, 256):  # packed in shared memory, and in place in G
     ec.KERNELS[cap][len(kinds), ec.threads(n)](flat, lam)
     out[f"lam_{cap}"] = lam.tolist()
     out[f"kept_{cap}"] = bool(np.array_equal(flat, lower_only, equal_nan=True))
+flat = lower_only.copy()  # packed in dynamic shared memory (past 48 KB on a GPU; any size here)
+lam = np.full((len(kinds), n), np.nan)
+ec.DYNAMIC[len(kinds), ec.threads(n), 0, ec.shared_bytes(n)](flat, lam)
+out["lam_dynamic"] = lam.tolist()
+out["kept_dynamic"] = bool(np.array_equal(flat, lower_only, equal_nan=True))
 for k in (1, 2, 33):  # no reflection at all, one 2 x 2 block, and more than a warp (64 threads)
     A = rng.standard_normal((2 if k < 33 else 1, k + 1, k))
     Gk = np.ascontiguousarray(A.transpose(0, 2, 1) @ A)
     lam = np.full((A.shape[0], k), np.nan)
-    ec.kernel_for(k)[A.shape[0], ec.threads(k)](Gk.reshape(A.shape[0], k * k), lam)
+    ec.kernel_for(k)[0][A.shape[0], ec.threads(k)](Gk.reshape(A.shape[0], k * k), lam)
     out[f"order{k}"] = {"G": Gk.tolist(), "lam": lam.tolist()}
 g = torch.Generator().manual_seed(1)
 A = torch.randn(2, 7, 5, generator=g, dtype=torch.float64)
@@ -79,7 +84,7 @@ def _check_eigenvalues(lam, G):
     np.testing.assert_allclose(lam, ref, rtol=0, atol=4 * n * U * max(np.abs(ref).max(), 1e-300))
 
 
-@pytest.mark.parametrize("cap", [32, 256], ids=["shared", "global"])
+@pytest.mark.parametrize("cap", [32, "dynamic", 256], ids=["shared", "dynamic", "global"])
 @pytest.mark.parametrize("kind", range(7), ids=["random", "graded12", "rank2", "zero", "orthogonal_columns",
                                                "clustered", "bidiagonal"])
 def test_eigenvalues_of_each_kind_match_lapack(sim, cap, kind):
@@ -90,8 +95,42 @@ def test_eigenvalues_of_each_kind_match_lapack(sim, cap, kind):
         assert (lam == 0).all()  # exactly: not a midpoint of +-pivmin
 
 
-def test_the_shared_memory_kernel_leaves_g_as_it_was(sim):
-    assert sim["kept_32"]
+def test_the_shared_memory_kernels_leave_g_as_it_was(sim):
+    assert sim["kept_32"] and sim["kept_dynamic"]
+
+
+def test_kernel_choice_by_order_and_dynamic_shared_memory():
+    from rankbias.kernels import eigvalsh_cuda as ec
+
+    assert ec.kernel_for(100, dynamic=True) == (ec.KERNELS[100], 0)  # static shared memory first
+    assert ec.kernel_for(101, dynamic=True) == (ec.DYNAMIC, 8 * 101 * 51)
+    assert ec.kernel_for(232, dynamic=True) == (ec.DYNAMIC, 8 * 232 * 233 // 2)
+    assert ec.kernel_for(233, dynamic=True) == (ec.KERNELS[256], 0)
+    assert ec.kernel_for(101) == (ec.KERNELS[256], 0)  # no opt-in: in place
+    with pytest.raises(ValueError, match="past MAX_N"):
+        ec.kernel_for(1025)
+
+
+def test_a_failed_opt_in_warns_and_falls_back_to_the_in_place_kernel(monkeypatch):
+    """On a GPU (faked here) whose driver refuses the shared memory, the route still works."""
+    import numba
+    import torch
+
+    from rankbias import spectral_cuda
+    from rankbias.kernels import eigvalsh_cuda
+
+    def refuse(sig):
+        raise RuntimeError("CUDA_ERROR_INVALID_VALUE")
+
+    monkeypatch.setattr(numba.config, "ENABLE_CUDASIM", False)
+    monkeypatch.setattr(eigvalsh_cuda.DYNAMIC, "compile", refuse)
+    monkeypatch.setattr(spectral_cuda, "_launching", lambda device: __import__("contextlib").nullcontext(0))
+    monkeypatch.setattr(spectral_cuda, "_opted_in", {})
+    device = torch.device("cuda", 3)
+    with pytest.warns(RuntimeWarning, match=r"could not give the eigenvalue kernel 216224 bytes .* cuda:3 .*"
+                                            r"101-232 columns use the slower in-place kernel"):
+        assert spectral_cuda._dynamic_shared(device) is False
+    assert spectral_cuda._dynamic_shared(device) is False  # asked once per device
 
 
 @pytest.mark.parametrize("k", [1, 2, 33])

@@ -39,6 +39,7 @@ kernels = {
 }
 for cap, kernel in eigvalsh_cuda.KERNELS.items():
     kernels[f"eigvalsh_{cap}"] = (kernel, (f2, f2))
+kernels["eigvalsh_dynamic"] = (eigvalsh_cuda.DYNAMIC, (f2, f2))
 out = {}
 for name, (kernel, sig) in kernels.items():
     ptx, _ = cuda.compile_ptx(kernel.py_func, sig, cc=(9, 0))
@@ -64,7 +65,8 @@ def ptx():
 def test_every_kernel_compiles_to_ptx_for_sm90(ptx):
     from rankbias.kernels import eigvalsh_cuda
 
-    names = {"jacobi_svd", "chol_inverse", "ranks_all"} | {f"eigvalsh_{cap}" for cap in eigvalsh_cuda.KERNELS}
+    names = {"jacobi_svd", "chol_inverse", "ranks_all", "eigvalsh_dynamic"} | {f"eigvalsh_{cap}"
+                                                                              for cap in eigvalsh_cuda.KERNELS}
     assert set(ptx) == names
     assert all(k["entry"] and k["lines"] > 100 for k in ptx.values())
 
@@ -75,3 +77,12 @@ def test_static_shared_memory_fits_a_block_without_opting_in(ptx):
         assert kernel["shared"] <= 48 * 1024, (name, kernel["shared"])
     assert ptx["eigvalsh_100"]["shared"] > 40 * 1024  # the packed 100 x 100 triangle is in shared memory
     assert ptx["eigvalsh_256"]["shared"] < 12 * 1024  # the in-place kernel keeps only vectors there
+
+
+def test_the_dynamic_kernel_fits_sm90_after_opting_in(ptx):
+    """Its static vectors plus the packed triangle of its largest order within the 227 KB (232448
+    bytes) a block on sm_90 may have after opting in, and within 8 KB of it: the cap is not wasted."""
+    from rankbias.kernels import eigvalsh_cuda
+
+    total = ptx["eigvalsh_dynamic"]["shared"] + eigvalsh_cuda.shared_bytes(eigvalsh_cuda.DYNAMIC_CAP)
+    assert 232448 - 8 * 1024 < total <= 232448, total

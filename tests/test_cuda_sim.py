@@ -324,4 +324,4 @@ def test_launches_import_tensors_without_a_host_synchronization(monkeypatch):
     monkeypatch.setattr(torch.cuda, "current_stream", lambda device: SimpleNamespace(cuda_stream=77))
     spectral_cuda._launch(Kernel(), 3, 32, torch.zeros(3, 4), 1.5, torch.zeros(3, 2))
     assert imported == [False, False]
-    assert launched == [((3, 32, ("stream", 77)), (("array", (3, 4)), 1.5, ("array", (3, 2))))]
+    assert launched == [((3, 32, ("stream", 77), 0), (("array", (3, 4)), 1.5, ("array", (3, 2))))]

@@ -34,6 +34,7 @@ GPU) the same code takes CPU tensors, whose numpy views the simulator runs on.
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 import numba
 import torch
@@ -93,12 +94,48 @@ def _launching(device: torch.device):
         yield cuda.external_stream(torch.cuda.current_stream(device).cuda_stream)
 
 
-def _launch(kernel, grid: int, block: int, *args) -> None:
+def _launch(kernel, grid: int, block: int, *args, shared: int = 0) -> None:
     """kernel[grid, block](*args), tensors handed over as device arrays, on the device and the
-    current torch stream of the first tensor argument (all of them share its device)."""
+    current torch stream of the first tensor argument (all of them share its device), with
+    ``shared`` bytes of dynamic shared memory."""
     first = next(a for a in args if isinstance(a, torch.Tensor))
     with _launching(first.device) as stream:
-        kernel[grid, block, stream](*(_dev(a) if isinstance(a, torch.Tensor) else a for a in args))
+        kernel[grid, block, stream, shared](*(_dev(a) if isinstance(a, torch.Tensor) else a for a in args))
+
+
+_opted_in: dict = {}  # device -> whether eigvalsh_cuda.DYNAMIC may take its shared memory there
+
+
+def _dynamic_shared(device: torch.device) -> bool:
+    """Opt ``eigvalsh_cuda.DYNAMIC`` in to the dynamic shared memory its largest order needs, once
+    per device: CUDA gives a block 48 KB unless the kernel's MAX_DYNAMIC_SHARED_SIZE_BYTES
+    attribute is raised (up to 227 KB on sm_90).  numba-cuda 0.30 has no public call for it
+    (NVIDIA/numba-cuda#94); this is the driver call its own shared-memory carveout setter makes.
+    Where it fails (another numba-cuda, a GPU with less shared memory) a warning says so and the
+    in-place kernel takes those orders.  The simulator needs no opt-in."""
+    from rankbias.kernels import eigvalsh_cuda
+
+    if numba.config.ENABLE_CUDASIM:
+        return True
+    if device not in _opted_in:
+        nbytes = eigvalsh_cuda.shared_bytes(eigvalsh_cuda.DYNAMIC_CAP)
+        try:
+            from numba import float64
+            from numba.cuda.cudadrv.driver import binding, driver
+
+            with _launching(device):
+                compiled = eigvalsh_cuda.DYNAMIC.compile((float64[:, ::1], float64[:, ::1]))
+                cufunc = compiled._codelibrary.get_cufunc()
+                attr = binding.CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
+                driver.cuKernelSetAttribute(attr, nbytes, cufunc.handle, cufunc.device.id)
+            _opted_in[device] = True
+        except Exception as err:  # noqa: BLE001  any failure means: use the in-place kernel
+            warnings.warn(f"rankbias: numba-cuda could not give the eigenvalue kernel {nbytes} bytes of shared "
+                          f"memory on {device} ({type(err).__name__}: {err}); singular values of matrices with "
+                          f"101-{eigvalsh_cuda.DYNAMIC_CAP} columns use the slower in-place kernel instead.",
+                          RuntimeWarning, stacklevel=3)
+            _opted_in[device] = False
+    return _opted_in[device]
 
 
 def jacobi(M: torch.Tensor, sweeps: int = 30, tol: float = 1e-15, vectors: bool = True):
@@ -143,7 +180,9 @@ def gram_svdvals(M: torch.Tensor) -> torch.Tensor:
     X = X * scale
     G = (X.mT @ X).reshape(b, n * n)  # contiguous (b, n, n) from cuBLAS: a view
     lam = torch.empty((b, n), dtype=torch.float64, device=M.device)
-    _launch(eigvalsh_cuda.kernel_for(n), b, eigvalsh_cuda.threads(n), G, lam)
+    dynamic = n > eigvalsh_cuda.STATIC_CAPS[-1] and _dynamic_shared(M.device)
+    kernel, shared = eigvalsh_cuda.kernel_for(n, dynamic=dynamic)
+    _launch(kernel, b, eigvalsh_cuda.threads(n), G, lam, shared=shared)
     return lam.clamp_min(0.0).sqrt() / scale[:, :, 0]
 
 
