@@ -161,3 +161,13 @@ def test_ranks_of_float64_take_jacobi_when_numerical_rank_needs_u64_resolution(s
     assert stable[numerical, 0] == 2
     assert gram[numerical, 0] > 2  # why the switch exists; if this ever fails, the switch can go
     np.testing.assert_allclose(gram[:5], stable[:5], rtol=1e-6)  # rank_tol .. tail_k agree (gd_rank reads the median)
+
+
+def test_an_unknown_route_is_refused_by_name():
+    import torch
+
+    from rankbias import spectral_cuda
+
+    with pytest.raises(ValueError, match=r"'method' parameter of spectral_cuda.svdvals must be 'gram' or 'jacobi'. "
+                                         r"Got 'qr' instead"):
+        spectral_cuda.svdvals(torch.ones(1, 3, 3), method="qr")

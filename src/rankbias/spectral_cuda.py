@@ -197,6 +197,9 @@ def svdvals(A: torch.Tensor, method: str = "gram", block_width: int = MAX_L // 2
     way a single matrix past both goes to cuSOLVER."""
     from rankbias.kernels import eigvalsh_cuda, jacobi_cuda
 
+    if method not in ("gram", "jacobi"):
+        raise ValueError(f"The 'method' parameter of spectral_cuda.svdvals must be 'gram' or 'jacobi'. "
+                         f"Got {method!r} instead. Pass one of the two.")
     M = A.mT if A.shape[-2] < A.shape[-1] else A  # columns = the smaller side
     b, n = M.shape[0], M.shape[-1]
     if method == "gram":
