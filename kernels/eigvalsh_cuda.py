@@ -62,7 +62,8 @@ def threads(n: int) -> int:
 @cuda.jit(device=True, inline=True)
 def _at(i, j, n, packed):
     """Index of element (i, j) of the symmetric matrix: in the packed lower triangle (row i at
-    i (i + 1) / 2), or in the full n x n matrix, whose two triangles the reduction keeps equal."""
+    i (i + 1) / 2), or in the full n x n matrix, whose two triangles the reduction keeps equal
+    (to rounding: with FMA contraction on a GPU the two updates of a pair may round apart)."""
     if not packed:
         return i * n + j
     if i < j:
