@@ -1,7 +1,8 @@
 """Singular values of a batch of matrices wider than one Jacobi block: block one-sided Jacobi.
 
-The GPU path's svdvals for matrices with more than 256 columns on the short side
-(``spectral_cuda.svdvals``), so that a batch of them is not a loop over
+The GPU path's svdvals for a batch of matrices with more than 1024 columns on the
+short side, or more than 256 on its Jacobi route (``spectral_cuda.svdvals``,
+``method="jacobi"``), so that a batch of them is not a loop over
 cuSOLVER, one matrix at a time.  Block one-sided Jacobi, the Gram-matrix form
 of Boukaram, Turkiyyah, Ltaief & Keyes, "Batched QR and SVD algorithms on GPUs
 with applications in hierarchical matrix compression", Parallel Computing 74

@@ -241,13 +241,13 @@ def ranks(A, measures=MEASURES, *, tol: float = 1e-3, eps: float = 1e-3, k: int 
         )
     tol = check_tolerance(tol, "ranks", "tol")
     eps = check_tolerance(eps, "ranks", "eps")
+    stable_f64 = "numerical_rank" in measures  # float64 input needs a u_64-accurate spectrum: see above
     if _on_cuda(A):
         sc, flat, lead = _cuda_batch(A, "ranks")
         k = check_int(k, "ranks", "k", 1, min(flat.shape[-2:]), f" = min(m, n) for A of shape {tuple(flat.shape[-2:])}")
-        stable = "numerical_rank" in measures and flat.element_size() == 8  # float64, as on the CPU: see above
-        rows = sc.ranks(flat, tol, eps, k, backward_stable=stable)  # (7, batch), in MEASURES order
+        rows = sc.ranks(flat, tol, eps, k, backward_stable=stable_f64 and flat.element_size() == 8)  # (7, batch)
         return {name: rows[MEASURES.index(name)].reshape(lead) for name in measures}
-    s, batch, fro, _ = _svdvals_and_fro(A, "ranks", backward_stable_f64="numerical_rank" in measures)
+    s, batch, fro, _ = _svdvals_and_fro(A, "ranks", backward_stable_f64=stable_f64)
     m, n = batch.m, batch.n
     k = check_int(k, "ranks", "k", 1, min(m, n), f" = min(m, n) for A of shape {(m, n)}")
     compute = {

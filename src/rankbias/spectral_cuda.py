@@ -205,7 +205,7 @@ def svdvals(A: torch.Tensor, method: str = "gram", block_width: int = MAX_L // 2
     if method == "gram":
         if n <= jacobi_cuda.MAX_N or (b > 1 and n <= eigvalsh_cuda.MAX_N):
             return gram_svdvals(M).to(A.dtype)
-    elif M.shape[-1] <= (jacobi_cuda.MAX_N if direct_max is None else direct_max):
+    elif n <= (jacobi_cuda.MAX_N if direct_max is None else direct_max):
         return jacobi(M.double(), vectors=False)[0].to(A.dtype)
     if b == 1:
         return torch.linalg.svdvals(A)
