@@ -26,8 +26,17 @@ and W's columns by it).  The sort ranks every column in parallel,
 rank_j = #{i : s_i > s_j or (s_i = s_j and i < j)} (NaN below all), so ties keep
 the column order: a zero pad column (never rotated, as its gamma is 0) always sorts last.
 Launch with ``batch`` blocks of ``n // 2`` threads (at most 128, four warps).
-Imports numba and math only: arrays come from any caller with
-``__cuda_array_interface__`` (torch, CuPy) or from the CUDA simulator.
+
+Where W and V live: a thread's round is three passes down two columns, each
+iteration using the values it loads, so the kernel is expected to run at the
+latency of the memory W and V are in (not yet measured on a device).
+``jacobi_svd`` rotates them in place in global memory (every round reads
+columns that other threads wrote the round before: L2, not L1); ``KERNELS[cap]`` first copies a matrix with m, n <= cap into
+static shared memory (2 cap^2 float64, 36 KB at cap = 48, for rsvd's l x l
+factors and small matrices), rotates it there and copies W and V back.
+``kernel_for(m, n)`` picks the smallest that fits.  Imports numba and math only:
+arrays come from any caller with ``__cuda_array_interface__`` (torch, CuPy)
+or from the CUDA simulator.
 """
 
 import math
@@ -53,17 +62,14 @@ def _key(x):
     return -1.0 if math.isnan(x) else x
 
 
-@cuda.jit
-def jacobi_svd(W, V, S, order, sweeps, tol, vectors):
-    """One-sided Jacobi SVD of every W[b]; see the module docstring."""
-    b = cuda.blockIdx.x
+@cuda.jit(device=True)
+def _rotate(W, V, m, n, sweeps, tol, vectors, rotated):
+    """Sweeps of the circle ordering over W (>= m, >= n) and, with ``vectors``, V (>= n, >= n), set to
+    the identity first, until a sweep rotates nothing: thread t rotates pair t of every round."""
     t = cuda.threadIdx.x
-    m, n = W.shape[1], W.shape[2]
-    rotated = cuda.shared.array(1, int32)
-    norms = cuda.shared.array(MAX_N, float64)
     if vectors:
         for i in range(t, n * n, cuda.blockDim.x):
-            V[b, i // n, i % n] = 1.0 if i // n == i % n else 0.0
+            V[i // n, i % n] = 1.0 if i // n == i % n else 0.0
     cuda.syncthreads()
     for _ in range(sweeps):
         if t == 0:
@@ -78,8 +84,8 @@ def jacobi_svd(W, V, S, order, sweeps, tol, vectors):
             beta = 0.0
             gamma = 0.0
             for i in range(m):
-                a = W[b, i, p]
-                c = W[b, i, q]
+                a = W[i, p]
+                c = W[i, q]
                 alpha += a * a
                 beta += c * c
                 gamma += a * c
@@ -92,26 +98,32 @@ def jacobi_svd(W, V, S, order, sweeps, tol, vectors):
                 cos = 1.0 / math.sqrt(1.0 + tan * tan)
                 sin = cos * tan
                 for i in range(m):
-                    a = W[b, i, p]
-                    c = W[b, i, q]
-                    W[b, i, p] = cos * a - sin * c
-                    W[b, i, q] = sin * a + cos * c
+                    a = W[i, p]
+                    c = W[i, q]
+                    W[i, p] = cos * a - sin * c
+                    W[i, q] = sin * a + cos * c
                 if vectors:
                     for i in range(n):
-                        a = V[b, i, p]
-                        c = V[b, i, q]
-                        V[b, i, p] = cos * a - sin * c
-                        V[b, i, q] = sin * a + cos * c
+                        a = V[i, p]
+                        c = V[i, q]
+                        V[i, p] = cos * a - sin * c
+                        V[i, q] = sin * a + cos * c
                 rotated[0] = 1
             cuda.syncthreads()
         done = rotated[0] == 0
         cuda.syncthreads()  # everyone has read the flag before thread 0 resets it
         if done:
             break
+
+
+@cuda.jit(device=True)
+def _sort(W, m, n, norms, S, order):
+    """S (n,) = the column norms of W (>= m, >= n) in descending order, order (n,) = their columns."""
+    t = cuda.threadIdx.x
     for j in range(t, n, cuda.blockDim.x):
         total = 0.0
         for i in range(m):
-            total += W[b, i, j] * W[b, i, j]
+            total += W[i, j] * W[i, j]
         norms[j] = math.sqrt(total)
     cuda.syncthreads()
     for j in range(t, n, cuda.blockDim.x):  # rank sort, descending, ties in column order
@@ -121,5 +133,54 @@ def jacobi_svd(W, V, S, order, sweeps, tol, vectors):
             other = _key(norms[i])
             if other > mine or (other == mine and i < j):
                 rank += 1
-        order[b, rank] = j
-        S[b, rank] = norms[j]
+        order[rank] = j
+        S[rank] = norms[j]
+
+
+def make_kernel(cap: int | None):
+    """One-sided Jacobi SVD of every W[b] (see the module docstring): in place in global memory
+    (``cap`` None), or in static shared (cap, cap) copies of W and V for m, n <= cap."""
+    shared = cap is not None
+    size = cap if shared else 1
+
+    @cuda.jit
+    def jacobi_svd(W, V, S, order, sweeps, tol, vectors):
+        b = cuda.blockIdx.x
+        t = cuda.threadIdx.x
+        m, n = W.shape[1], W.shape[2]
+        rotated = cuda.shared.array(1, int32)
+        norms = cuda.shared.array(size if shared else MAX_N, float64)
+        Ws = cuda.shared.array((size, size), float64)
+        Vs = cuda.shared.array((size, size), float64)
+        if not shared:
+            Vb = V[b] if vectors else V[0]
+            _rotate(W[b], Vb, m, n, sweeps, tol, vectors, rotated)
+            _sort(W[b], m, n, norms, S[b], order[b])
+            return
+        if m > size or n > size:
+            return
+        for i in range(t, m * n, cuda.blockDim.x):
+            Ws[i // n, i % n] = W[b, i // n, i % n]
+        cuda.syncthreads()
+        _rotate(Ws, Vs, m, n, sweeps, tol, vectors, rotated)
+        for i in range(t, m * n, cuda.blockDim.x):
+            W[b, i // n, i % n] = Ws[i // n, i % n]
+        if vectors:
+            for i in range(t, n * n, cuda.blockDim.x):
+                V[b, i // n, i % n] = Vs[i // n, i % n]
+        _sort(Ws, m, n, norms, S[b], order[b])
+
+    return jacobi_svd
+
+
+SHARED_CAPS = (32, 48)  # m, n <= cap: W and V in static shared memory
+jacobi_svd = make_kernel(None)
+KERNELS = {cap: make_kernel(cap) for cap in SHARED_CAPS}
+
+
+def kernel_for(m: int, n: int):
+    """The kernel for W (batch, m, n): the smallest shared-memory one that holds it, else ``jacobi_svd``."""
+    for cap in SHARED_CAPS:
+        if m <= cap and n <= cap:
+            return KERNELS[cap]
+    return jacobi_svd

@@ -37,8 +37,12 @@ for name, A in cases.items():
     npad = n + n % 2
     W = np.zeros((batch, m, npad)); W[:, :, :n] = A
     V = np.zeros((batch, npad, npad)); S = np.zeros((batch, npad)); order = np.zeros((batch, npad), np.int32)
-    jacobi_cuda.jacobi_svd[batch, npad // 2](W, V, S, order, 30, 1e-15, True)
-    out[name] = {"A": A.tolist(), "W": W.tolist(), "V": V.tolist(), "S": S.tolist(), "order": order.tolist()}
+    for kernel in ("global", 32):  # in place in global memory; copied into shared memory
+        Wk, Vk, Sk, ok = W.copy(), V.copy(), S.copy(), order.copy()
+        (jacobi_cuda.jacobi_svd if kernel == "global" else jacobi_cuda.KERNELS[kernel])[batch, npad // 2](
+            Wk, Vk, Sk, ok, 30, 1e-15, True)
+        out[f"{name}/{kernel}"] = {"A": A.tolist(), "W": Wk.tolist(), "V": Vk.tolist(), "S": Sk.tolist(),
+                                   "order": ok.tolist()}
 # past one warp (33 threads), values only: V is a (1, 1, 1) placeholder the kernel must not touch
 # (near-orthogonal columns graded over 6 decades: few sweeps, the simulator is slow)
 Q = np.linalg.qr(rng.standard_normal((66, 66)))[0]
@@ -76,9 +80,10 @@ def sim():
     return simulate(CHILD)
 
 
+@pytest.mark.parametrize("kernel", ["global", "32"])
 @pytest.mark.parametrize("name", ["square", "tall_odd", "graded", "rank2", "graded12", "zero", "column", "zero_column_odd"])
-def test_jacobi_matches_lapack_and_gives_orthogonal_factors(sim, name):
-    got = {k: np.array(v) for k, v in sim[name].items()}
+def test_jacobi_matches_lapack_and_gives_orthogonal_factors(sim, name, kernel):
+    got = {k: np.array(v) for k, v in sim[f"{name}/{kernel}"].items()}
     A, n = got["A"], got["A"].shape[2]
     for b in range(A.shape[0]):
         ref = np.linalg.svd(A[b], compute_uv=False)
@@ -100,6 +105,14 @@ def test_jacobi_matches_lapack_and_gives_orthogonal_factors(sim, name):
         U = W[:, keep] / S[keep]
         np.testing.assert_allclose(U.T @ U, np.eye(int(keep.sum())), atol=1e-10)
         np.testing.assert_allclose(U * S[keep] @ V[:, keep].T, A[b], atol=1e-10 * ref[0])
+
+
+def test_jacobi_kernel_for_a_shape_is_the_smallest_shared_one_that_holds_it():
+    from rankbias.kernels import jacobi_cuda as jc
+
+    assert jc.kernel_for(32, 32) is jc.KERNELS[32] and jc.kernel_for(2, 1) is jc.KERNELS[32]
+    assert jc.kernel_for(42, 42) is jc.KERNELS[48] and jc.kernel_for(48, 10) is jc.KERNELS[48]  # rsvd's l x l
+    assert jc.kernel_for(49, 10) is jc.jacobi_svd and jc.kernel_for(10, 50) is jc.jacobi_svd
 
 
 def test_jacobi_past_one_warp_without_vectors(sim):

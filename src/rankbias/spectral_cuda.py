@@ -152,7 +152,7 @@ def jacobi(M: torch.Tensor, sweeps: int = 30, tol: float = 1e-15, vectors: bool 
     V = torch.empty(shape, dtype=torch.float64, device=M.device)
     S = torch.empty((b, npad), dtype=torch.float64, device=M.device)
     order = torch.empty((b, npad), dtype=torch.int32, device=M.device)
-    _launch(jacobi_cuda.jacobi_svd, b, npad // 2, W, V, S, order, sweeps, tol, vectors)
+    _launch(jacobi_cuda.kernel_for(m, npad), b, npad // 2, W, V, S, order, sweeps, tol, vectors)
     keep = order[:, :n].long()
     W = W.gather(2, keep[:, None, :].expand(b, m, n))
     if vectors:
