@@ -23,7 +23,8 @@ one thread per column c.  A pivot S_jj <= 4 l eps G_jj (column j of Y is a
 combination of the columns before it, to working precision; a zero column
 included) drops column j: row j of R and of R^-1 are zero, so Q's column j is
 0 and the other columns do not use it.  The inverse is back substitution,
-one thread per column of R^-1.  Launch with ``batch`` blocks of at least l
+one thread per column of R^-1, kept in the lower triangle of the same shared
+array until it is written out (32 KB of shared memory in all).  Launch with ``batch`` blocks of at least l
 threads (l is enough; the tests also launch ``MAX_L``); l <= ``MAX_L``.  Imports numba and math only: arrays come from any
 caller with ``__cuda_array_interface__`` or from the CUDA simulator.
 """
@@ -75,16 +76,24 @@ def chol_inverse(G, Rinv, m, shift):
         if t == 0:
             S[j, j] = root
         cuda.syncthreads()
-    # back substitution: column c of R^-1 solves R x = e_c
+    # back substitution: column c of R^-1 solves R x = e_c; thread c keeps x_i (i < c) in S[c, i], below R
+    # (the factorization only used the upper triangle), so its loop reads shared memory, not its own writes
+    # to global memory
     c = t
     if c < l:
-        for i in range(l):
-            Rinv[b, i, c] = 0.0
-        if S[c, c] > 0.0:
-            Rinv[b, c, c] = 1.0 / S[c, c]
-            for i in range(c - 1, -1, -1):
-                if S[i, i] > 0.0:
-                    total = 0.0
-                    for k in range(i + 1, c + 1):
-                        total += S[i, k] * Rinv[b, k, c]
-                    Rinv[b, i, c] = -total / S[i, i]
+        inv = 1.0 / S[c, c] if S[c, c] > 0.0 else 0.0
+        for i in range(c - 1, -1, -1):
+            total = 0.0
+            for k in range(i + 1, c):
+                total += S[i, k] * S[c, k]
+            total += S[i, c] * inv
+            S[c, i] = -total / S[i, i] if S[i, i] > 0.0 else 0.0
+    cuda.syncthreads()
+    for i in range(t, l * l, cuda.blockDim.x):
+        r, c = i // l, i % l
+        if r < c:
+            Rinv[b, r, c] = S[c, r]
+        elif r == c:
+            Rinv[b, r, c] = 1.0 / S[c, c] if S[c, c] > 0.0 else 0.0
+        else:
+            Rinv[b, r, c] = 0.0
