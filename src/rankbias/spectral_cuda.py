@@ -140,7 +140,8 @@ def _dynamic_shared(device: torch.device) -> bool:
 
 def jacobi(M: torch.Tensor, sweeps: int = 30, tol: float = 1e-15, vectors: bool = True):
     """One-sided Jacobi SVD of M (b, m, n), n <= ``jacobi_cuda.MAX_N`` -> (S (b, n) descending,
-    V (b, n, n) or None without ``vectors``, W (b, m, n) = M V), float64, columns in the order of S.
+    V (b, n, n) or None without ``vectors``, W (b, m, n) = M V), float64, columns in the order of S;
+    rotated in shared memory when m, n <= 48 (``jacobi_cuda.kernel_for``), else in global memory.
     No host synchronization: the kernel sorts a zero pad column last, so it is sliced off."""
     from rankbias.kernels import jacobi_cuda
 
