@@ -6,7 +6,8 @@
 #   tests    the real-device tests (CPU == GPU) and the CUDA compatibility test
 #   kernels  the CUDA kernels against torch on the device (pytest-benchmark)
 #   profile  where one call's time goes: device kernels, host waits, Python
-#            overhead (python -m bench.profile_cuda)
+#            overhead (python -m bench.profile_cuda); rsvd's error over 512
+#            sketches against torch's (python -m bench.rsvd_draws)
 #   check    the quick tier on the CPU cores vs the GPU, and a 1024-member
 #            ensemble on both (python -m bench.device_check)
 #
@@ -40,7 +41,7 @@ for phase in $phases; do
             python3 -m pytest -q -p no:cacheprovider --benchmark-only tests/test_bench_cuda.py \
                 2>&1 | tee "$OUT/kernels.log" || status=1 ;;
         profile)
-            python3 -m bench.profile_cuda 2>&1 | tee "$OUT/profile.log" || status=1 ;;
+            { python3 -m bench.profile_cuda && python3 -m bench.rsvd_draws; } 2>&1 | tee "$OUT/profile.log" || status=1 ;;
         check)
             python3 -m bench.device_check --out "$OUT/check" 2>&1 | tee "$OUT/check.log" || status=1 ;;
         *)
