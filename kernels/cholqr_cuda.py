@@ -24,8 +24,9 @@ combination of the columns before it, to working precision; a zero column
 included) drops column j: row j of R and of R^-1 are zero, so Q's column j is
 0 and the other columns do not use it.  The inverse is back substitution,
 one thread per column of R^-1, kept in the lower triangle of the same shared
-array until it is written out (32 KB of shared memory in all).  Launch with ``batch`` blocks of at least l
-threads (l is enough; the tests also launch ``MAX_L``); l <= ``MAX_L``.  Imports numba and math only: arrays come from any
+array until it is written out (32 KB of shared memory in all).  Launch with
+``batch`` blocks of at least l threads (l is enough; the tests also launch
+``MAX_L``); l <= ``MAX_L``.  Imports numba and math only: arrays come from any
 caller with ``__cuda_array_interface__`` or from the CUDA simulator.
 """
 

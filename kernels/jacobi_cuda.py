@@ -31,12 +31,13 @@ Where W and V live: a thread's round is three passes down two columns, each
 iteration using the values it loads, so the kernel is expected to run at the
 latency of the memory W and V are in (not yet measured on a device).
 ``jacobi_svd`` rotates them in place in global memory (every round reads
-columns that other threads wrote the round before: L2, not L1); ``KERNELS[cap]`` first copies a matrix with m, n <= cap into
-static shared memory (2 cap^2 float64, 36 KB at cap = 48, for rsvd's l x l
-factors and small matrices), rotates it there and copies W and V back.
-``kernel_for(m, n)`` picks the smallest that fits.  Imports numba and math only:
-arrays come from any caller with ``__cuda_array_interface__`` (torch, CuPy)
-or from the CUDA simulator.
+columns that other threads wrote the round before: L2, not L1).
+``KERNELS[cap]`` first copies a matrix with m, n <= cap into static shared
+memory (2 cap^2 float64, 36 KB at cap = 48, for rsvd's l x l factors and
+small matrices), rotates it there and copies W and V back.  ``kernel_for(m, n)``
+picks the smallest that fits.  Imports numba and math only: arrays come from
+any caller with ``__cuda_array_interface__`` (torch, CuPy) or from the CUDA
+simulator.
 """
 
 import math
