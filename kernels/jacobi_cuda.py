@@ -32,12 +32,13 @@ iteration using the values it loads, so the kernel is expected to run at the
 latency of the memory W and V are in (not yet measured on a device).
 ``jacobi_svd`` rotates them in place in global memory (every round reads
 columns that other threads wrote the round before: L2, not L1).
-``KERNELS[cap]`` first copies a matrix with m, n <= cap into static shared
-memory (2 cap^2 float64, 36 KB at cap = 48, for rsvd's l x l factors and
-small matrices), rotates it there and copies W and V back.  ``kernel_for(m, n)``
-picks the smallest that fits.  Imports numba and math only: arrays come from
-any caller with ``__cuda_array_interface__`` (torch, CuPy) or from the CUDA
-simulator.
+``jacobi_svd_shared`` first copies them into dynamic shared memory,
+``shared_bytes(m, n, vectors)`` per launch (W, V and the column norms), rotates
+them there and copies them back; without opting in a block gets 48 KB, which
+holds rsvd's l x l factors with V up to l = 54 and a 64 x 64 matrix without.
+``kernel_for(m, n, vectors)`` picks the kernel and its bytes.  Imports numba
+and math only: arrays come from any caller with ``__cuda_array_interface__``
+(torch, CuPy) or from the CUDA simulator.
 """
 
 import math
@@ -65,7 +66,7 @@ def _key(x):
 
 @cuda.jit(device=True)
 def _rotate(W, V, m, n, sweeps, tol, vectors, rotated):
-    """Sweeps of the circle ordering over W (>= m, >= n) and, with ``vectors``, V (>= n, >= n), set to
+    """Sweeps of the circle ordering over W (m, n) and, with ``vectors``, V (n, n), set to
     the identity first, until a sweep rotates nothing: thread t rotates pair t of every round."""
     t = cuda.threadIdx.x
     if vectors:
@@ -119,7 +120,7 @@ def _rotate(W, V, m, n, sweeps, tol, vectors, rotated):
 
 @cuda.jit(device=True)
 def _sort(W, m, n, norms, S, order):
-    """S (n,) = the column norms of W (>= m, >= n) in descending order, order (n,) = their columns."""
+    """S (n,) = the column norms of W (m, n) in descending order, order (n,) = their columns."""
     t = cuda.threadIdx.x
     for j in range(t, n, cuda.blockDim.x):
         total = 0.0
@@ -138,50 +139,56 @@ def _sort(W, m, n, norms, S, order):
         S[rank] = norms[j]
 
 
-def make_kernel(cap: int | None):
-    """One-sided Jacobi SVD of every W[b] (see the module docstring): in place in global memory
-    (``cap`` None), or in static shared (cap, cap) copies of W and V for m, n <= cap."""
-    shared = cap is not None
-    size = cap if shared else 1
-
-    @cuda.jit
-    def jacobi_svd(W, V, S, order, sweeps, tol, vectors):
-        b = cuda.blockIdx.x
-        t = cuda.threadIdx.x
-        m, n = W.shape[1], W.shape[2]
-        rotated = cuda.shared.array(1, int32)
-        norms = cuda.shared.array(size if shared else MAX_N, float64)
-        Ws = cuda.shared.array((size, size), float64)
-        Vs = cuda.shared.array((size, size), float64)
-        if not shared:
-            Vb = V[b] if vectors else V[0]
-            _rotate(W[b], Vb, m, n, sweeps, tol, vectors, rotated)
-            _sort(W[b], m, n, norms, S[b], order[b])
-            return
-        if m > size or n > size:
-            return
-        for i in range(t, m * n, cuda.blockDim.x):
-            Ws[i // n, i % n] = W[b, i // n, i % n]
-        cuda.syncthreads()
-        _rotate(Ws, Vs, m, n, sweeps, tol, vectors, rotated)
-        for i in range(t, m * n, cuda.blockDim.x):
-            W[b, i // n, i % n] = Ws[i // n, i % n]
-        if vectors:
-            for i in range(t, n * n, cuda.blockDim.x):
-                V[b, i // n, i % n] = Vs[i // n, i % n]
-        _sort(Ws, m, n, norms, S[b], order[b])
-
-    return jacobi_svd
+@cuda.jit
+def jacobi_svd(W, V, S, order, sweeps, tol, vectors):
+    """One-sided Jacobi SVD of every W[b], in place in global memory."""
+    b = cuda.blockIdx.x
+    m, n = W.shape[1], W.shape[2]
+    rotated = cuda.shared.array(1, int32)
+    norms = cuda.shared.array(MAX_N, float64)
+    Vb = V[b] if vectors else V[0]
+    _rotate(W[b], Vb, m, n, sweeps, tol, vectors, rotated)
+    _sort(W[b], m, n, norms, S[b], order[b])
 
 
-SHARED_CAPS = (32, 48)  # m, n <= cap: W and V in static shared memory
-jacobi_svd = make_kernel(None)
-KERNELS = {cap: make_kernel(cap) for cap in SHARED_CAPS}
+@cuda.jit
+def jacobi_svd_shared(W, V, S, order, sweeps, tol, vectors):
+    """One-sided Jacobi SVD of every W[b] on copies in the launch's dynamic shared memory,
+    ``shared_bytes(m, n, vectors)``: W (m, n), then V (n, n) with ``vectors``, then the norms (n,)."""
+    b = cuda.blockIdx.x
+    t = cuda.threadIdx.x
+    m, n = W.shape[1], W.shape[2]
+    rotated = cuda.shared.array(1, int32)
+    dyn = cuda.shared.array(0, float64)
+    end = m * n
+    Ws = dyn[:end].reshape((m, n))
+    Vs = Ws  # not touched without vectors
+    if vectors:
+        Vs = dyn[end:end + n * n].reshape((n, n))
+        end += n * n
+    norms = dyn[end:end + n]
+    for i in range(t, m * n, cuda.blockDim.x):
+        Ws[i // n, i % n] = W[b, i // n, i % n]
+    cuda.syncthreads()
+    _rotate(Ws, Vs, m, n, sweeps, tol, vectors, rotated)
+    for i in range(t, m * n, cuda.blockDim.x):
+        W[b, i // n, i % n] = Ws[i // n, i % n]
+    if vectors:
+        for i in range(t, n * n, cuda.blockDim.x):
+            V[b, i // n, i % n] = Vs[i // n, i % n]
+    _sort(Ws, m, n, norms, S[b], order[b])
 
 
-def kernel_for(m: int, n: int):
-    """The kernel for W (batch, m, n): the smallest shared-memory one that holds it, else ``jacobi_svd``."""
-    for cap in SHARED_CAPS:
-        if m <= cap and n <= cap:
-            return KERNELS[cap]
-    return jacobi_svd
+SHARED_LIMIT = 47 * 1024  # dynamic bytes a block may take without opting in: 48 KB less room for the static ones
+
+
+def shared_bytes(m: int, n: int, vectors: bool) -> int:
+    """Dynamic shared memory ``jacobi_svd_shared`` needs for W (m, n): W, V (n, n) with vectors, the norms."""
+    return 8 * (m * n + (n * n if vectors else 0) + n)
+
+
+def kernel_for(m: int, n: int, vectors: bool):
+    """(kernel, dynamic shared bytes) for W (batch, m, n): in shared memory where it fits
+    ``SHARED_LIMIT``, else in place in global memory."""
+    nbytes = shared_bytes(m, n, vectors)
+    return (jacobi_svd_shared, nbytes) if nbytes <= SHARED_LIMIT else (jacobi_svd, 0)

@@ -37,19 +37,26 @@ for name, A in cases.items():
     npad = n + n % 2
     W = np.zeros((batch, m, npad)); W[:, :, :n] = A
     V = np.zeros((batch, npad, npad)); S = np.zeros((batch, npad)); order = np.zeros((batch, npad), np.int32)
-    for kernel in ("global", 32):  # in place in global memory; copied into shared memory
+    for kernel in ("global", "shared"):  # in place in global memory; copied into dynamic shared memory
         Wk, Vk, Sk, ok = W.copy(), V.copy(), S.copy(), order.copy()
-        (jacobi_cuda.jacobi_svd if kernel == "global" else jacobi_cuda.KERNELS[kernel])[batch, npad // 2](
-            Wk, Vk, Sk, ok, 30, 1e-15, True)
+        if kernel == "global":
+            jacobi_cuda.jacobi_svd[batch, npad // 2](Wk, Vk, Sk, ok, 30, 1e-15, True)
+        else:
+            nbytes = jacobi_cuda.shared_bytes(m, npad, True)
+            jacobi_cuda.jacobi_svd_shared[batch, npad // 2, 0, nbytes](Wk, Vk, Sk, ok, 30, 1e-15, True)
         out[f"{name}/{kernel}"] = {"A": A.tolist(), "W": Wk.tolist(), "V": Vk.tolist(), "S": Sk.tolist(),
                                    "order": ok.tolist()}
 # past one warp (33 threads), values only: V is a (1, 1, 1) placeholder the kernel must not touch
 # (near-orthogonal columns graded over 6 decades: few sweeps, the simulator is slow)
 Q = np.linalg.qr(rng.standard_normal((66, 66)))[0]
 A = ((Q + 1e-3 * rng.standard_normal((66, 66))) * np.logspace(0, -6, 66))[None]
-W, V, S, order = A.copy(), np.full((1, 1, 1), 7.0), np.zeros((1, 66)), np.zeros((1, 66), np.int32)
-jacobi_cuda.jacobi_svd[1, 33](W, V, S, order, 30, 1e-15, False)
-out["wide"] = {"A": A.tolist(), "S": S.tolist(), "order": order.tolist(), "V": V.tolist()}
+for kernel in ("global", "shared"):
+    W, V, S, order = A.copy(), np.full((1, 1, 1), 7.0), np.zeros((1, 66)), np.zeros((1, 66), np.int32)
+    if kernel == "global":
+        jacobi_cuda.jacobi_svd[1, 33](W, V, S, order, 30, 1e-15, False)
+    else:
+        jacobi_cuda.jacobi_svd_shared[1, 33, 0, jacobi_cuda.shared_bytes(66, 66, False)](W, V, S, order, 30, 1e-15, False)
+    out[f"wide/{kernel}"] = {"A": A.tolist(), "S": S.tolist(), "order": order.tolist(), "V": V.tolist()}
 s = np.sort(rng.random((5, 6)), axis=1)[:, ::-1].copy()
 s[3] = 0.0
 s[4, 3:] = 0.0
@@ -80,7 +87,7 @@ def sim():
     return simulate(CHILD)
 
 
-@pytest.mark.parametrize("kernel", ["global", "32"])
+@pytest.mark.parametrize("kernel", ["global", "shared"])
 @pytest.mark.parametrize("name", ["square", "tall_odd", "graded", "rank2", "graded12", "zero", "column", "zero_column_odd"])
 def test_jacobi_matches_lapack_and_gives_orthogonal_factors(sim, name, kernel):
     got = {k: np.array(v) for k, v in sim[f"{name}/{kernel}"].items()}
@@ -107,20 +114,23 @@ def test_jacobi_matches_lapack_and_gives_orthogonal_factors(sim, name, kernel):
         np.testing.assert_allclose(U * S[keep] @ V[:, keep].T, A[b], atol=1e-10 * ref[0])
 
 
-def test_jacobi_kernel_for_a_shape_is_the_smallest_shared_one_that_holds_it():
+def test_jacobi_runs_in_shared_memory_where_w_and_v_fit_without_opting_in():
     from rankbias.kernels import jacobi_cuda as jc
 
-    assert jc.kernel_for(32, 32) is jc.KERNELS[32] and jc.kernel_for(2, 1) is jc.KERNELS[32]
-    assert jc.kernel_for(42, 42) is jc.KERNELS[48] and jc.kernel_for(48, 10) is jc.KERNELS[48]  # rsvd's l x l
-    assert jc.kernel_for(49, 10) is jc.jacobi_svd and jc.kernel_for(10, 50) is jc.jacobi_svd
+    assert jc.kernel_for(42, 42, True) == (jc.jacobi_svd_shared, 8 * (2 * 42 * 42 + 42))  # rsvd's l x l, k = 32
+    assert jc.kernel_for(54, 54, True)[0] is jc.jacobi_svd_shared  # l = 54: 46 KB
+    assert jc.kernel_for(55, 56, True) == (jc.jacobi_svd, 0)  # l = 55, padded to 56: 49 KB
+    assert jc.kernel_for(64, 64, False)[0] is jc.jacobi_svd_shared  # values only: W and the norms, 33 KB
+    assert jc.kernel_for(100, 100, False) == (jc.jacobi_svd, 0)
 
 
-def test_jacobi_past_one_warp_without_vectors(sim):
-    A, S, order = (np.array(sim["wide"][k]) for k in ("A", "S", "order"))
+@pytest.mark.parametrize("kernel", ["global", "shared"])
+def test_jacobi_past_one_warp_without_vectors(sim, kernel):
+    A, S, order = (np.array(sim[f"wide/{kernel}"][k]) for k in ("A", "S", "order"))
     ref = np.linalg.svd(A[0], compute_uv=False)
     np.testing.assert_allclose(S[0], ref, rtol=1e-10)  # column-graded over 6 decades: relative accuracy
     assert sorted(order[0]) == list(range(66))
-    assert np.array(sim["wide"]["V"]).tolist() == [[[7.0]]]  # untouched without vectors
+    assert np.array(sim[f"wide/{kernel}"]["V"]).tolist() == [[[7.0]]]  # untouched without vectors
 
 
 def test_rank_kernel_matches_the_cpu_kernels(sim):

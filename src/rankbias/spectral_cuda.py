@@ -141,7 +141,7 @@ def _dynamic_shared(device: torch.device) -> bool:
 def jacobi(M: torch.Tensor, sweeps: int = 30, tol: float = 1e-15, vectors: bool = True):
     """One-sided Jacobi SVD of M (b, m, n), n <= ``jacobi_cuda.MAX_N`` -> (S (b, n) descending,
     V (b, n, n) or None without ``vectors``, W (b, m, n) = M V), float64, columns in the order of S;
-    rotated in shared memory when m, n <= 48 (``jacobi_cuda.kernel_for``), else in global memory.
+    rotated in shared memory where W (and V) fit 47 KB (``jacobi_cuda.kernel_for``), else in global memory.
     No host synchronization: the kernel sorts a zero pad column last, so it is sliced off."""
     from rankbias.kernels import jacobi_cuda
 
@@ -153,7 +153,8 @@ def jacobi(M: torch.Tensor, sweeps: int = 30, tol: float = 1e-15, vectors: bool 
     V = torch.empty(shape, dtype=torch.float64, device=M.device)
     S = torch.empty((b, npad), dtype=torch.float64, device=M.device)
     order = torch.empty((b, npad), dtype=torch.int32, device=M.device)
-    _launch(jacobi_cuda.kernel_for(m, npad), b, npad // 2, W, V, S, order, sweeps, tol, vectors)
+    kernel, shared = jacobi_cuda.kernel_for(m, npad, vectors)
+    _launch(kernel, b, npad // 2, W, V, S, order, sweeps, tol, vectors, shared=shared)
     keep = order[:, :n].long()
     W = W.gather(2, keep[:, None, :].expand(b, m, n))
     if vectors:
