@@ -59,3 +59,14 @@ def rel_err(approx: np.ndarray, exact: np.ndarray) -> np.ndarray:
     num = np.linalg.norm(np.asarray(approx, dtype=np.float64) - exact, axis=-1)
     den = np.linalg.norm(exact, axis=-1)
     return np.where(den > 0, num / np.where(den > 0, den, 1), num)
+
+
+def subspace_iteration_svdvals(A: np.ndarray, omega: np.ndarray, power_iters: int, k: int) -> np.ndarray:
+    """Top-k singular values (batch, k) of the randomized SVD of A (batch, m, n) from the sketch omega
+    (batch, n, l), all in float64 with Householder QR at every step: Halko, Martinsson & Tropp 2011,
+    Alg. 4.4 (subspace iteration) then Alg. 5.1 (the SVD of Q^T A)."""
+    X = np.asarray(A, dtype=np.float64)
+    Q = np.linalg.qr(X @ omega)[0]
+    for _ in range(power_iters):
+        Q = np.linalg.qr(X @ np.linalg.qr(X.transpose(0, 2, 1) @ Q)[0])[0]
+    return np.linalg.svd(Q.transpose(0, 2, 1) @ X, compute_uv=False)[:, :k]
