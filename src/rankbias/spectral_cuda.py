@@ -40,6 +40,7 @@ import numba
 import torch
 
 MAX_L = 64
+GRAM_ONE_MAX = 256  # a single matrix past this goes to cuSOLVER: one block per matrix would use one SM
 
 
 def _cuda():
@@ -192,7 +193,7 @@ def svdvals(A: torch.Tensor, method: str = "gram", block_width: int = MAX_L // 2
             direct_max: int | None = None) -> torch.Tensor:
     """Singular values of A (b, m, n) -> (b, min(m, n)) descending, in A's dtype.
 
-    ``method="gram"``: ``gram_svdvals`` when min(m, n) <= 256 or b > 1 and min(m, n) <=
+    ``method="gram"``: ``gram_svdvals`` when min(m, n) <= ``GRAM_ONE_MAX`` or b > 1 and min(m, n) <=
     ``eigvalsh_cuda.MAX_N``.  ``method="jacobi"``: one-sided Jacobi on each matrix up to
     ``direct_max`` (default ``jacobi_cuda.MAX_N``) columns on the short side, else block Jacobi
     with blocks of ``block_width`` <= MAX_L / 2 columns (pairs must fit the kernel).  Either
@@ -205,7 +206,7 @@ def svdvals(A: torch.Tensor, method: str = "gram", block_width: int = MAX_L // 2
     M = A.mT if A.shape[-2] < A.shape[-1] else A  # columns = the smaller side
     b, n = M.shape[0], M.shape[-1]
     if method == "gram":
-        if n <= jacobi_cuda.MAX_N or (b > 1 and n <= eigvalsh_cuda.MAX_N):
+        if n <= GRAM_ONE_MAX or (b > 1 and n <= eigvalsh_cuda.MAX_N):
             return gram_svdvals(M).to(A.dtype)
     elif n <= (jacobi_cuda.MAX_N if direct_max is None else direct_max):
         return jacobi(M.double(), vectors=False)[0].to(A.dtype)
