@@ -318,6 +318,29 @@ def test_a_cuda_tensor_without_a_gpu_gets_a_clear_error(monkeypatch):
             call(torch.ones(4, 3))
 
 
+def test_a_cuda_input_is_checked_for_nan_and_inf_through_its_norms(monkeypatch):
+    """The GPU path reads only the float64 Frobenius norms on the host to check its input (CPU tensors
+    here, on a faked GPU machine); a finite float64 matrix whose squares overflow the norm passes."""
+    import torch
+
+    from rankbias import spectral, spectral_cuda
+
+    monkeypatch.setattr(spectral_cuda, "require", lambda func: None)
+    A = torch.randn(3, 5, 4, dtype=torch.float64)
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        B = A.clone()
+        B[1, 2, 3] = bad
+        with pytest.raises(ValueError, match=r"The 'A' parameter of rsvd must be finite\. Got NaN or Inf entries\. "
+                                             r"Replace them \(e\.g\. torch\.nan_to_num\)"):
+            spectral._cuda_batch(B, "rsvd")
+    huge = A * 1e200  # ||A||_F^2 = 1e400 overflows float64; A does not
+    _, flat, fro, lead = spectral._cuda_batch(huge, "svdvals")
+    assert torch.isinf(fro).all() and torch.equal(flat, huge) and lead == (3,)
+    _, flat, fro, lead = spectral._cuda_batch(A.half()[None], "ranks")  # half precision: measured in float32
+    assert flat.dtype == torch.float32 and flat.shape == (3, 5, 4) and lead == (1, 3)
+    torch.testing.assert_close(fro, torch.linalg.vector_norm(A.half().double(), dim=(-2, -1)), rtol=1e-15, atol=0)
+
+
 def test_kernels_launch_on_torchs_current_stream_of_the_tensors_device(monkeypatch):
     """On a GPU (faked here), a launch enters numba's context of the tensors' GPU and uses torch's
     current stream there, not numba's legacy default stream on GPU 0."""

@@ -46,7 +46,11 @@ def _on_cuda(A) -> bool:
 
 
 def _cuda_batch(A, func: str):
-    """(spectral_cuda module, A as (batch, m, n) float32/float64, leading dims) of a CUDA tensor."""
+    """(spectral_cuda module, A as (batch, m, n) float32/float64, its Frobenius norms (batch,)
+    float64, leading dims) of a CUDA tensor.  The finiteness check reads only the norms on the
+    host (one synchronization, no pass of its own over A): a NaN or Inf entry makes its
+    matrix's norm NaN or Inf, and only then is A itself checked, as the squares of a finite
+    float64 matrix may overflow."""
     import torch
 
     from rankbias import spectral_cuda
@@ -59,11 +63,12 @@ def _cuda_batch(A, func: str):
         )
     lead = tuple(A.shape[:-2])
     flat = A.reshape(-1, *A.shape[-2:])
-    flat = flat if flat.dtype in (torch.float32, torch.float64) else flat.float()  # half precision: in float32
-    if not bool(flat.isfinite().all()):
+    flat = (flat if flat.dtype in (torch.float32, torch.float64) else flat.float()).contiguous()  # half: float32
+    fro = torch.linalg.vector_norm(flat, dim=(-2, -1), dtype=torch.float64)
+    if not bool(fro.isfinite().all()) and not bool(flat.isfinite().all()):
         raise ValueError(f"The 'A' parameter of {func} must be finite. Got NaN or Inf entries. "
                          f"Replace them (e.g. torch.nan_to_num) or drop the diverged matrices.")
-    return spectral_cuda, flat.contiguous(), lead
+    return spectral_cuda, flat, fro, lead
 
 
 def _validated(A, func: str):
@@ -162,7 +167,7 @@ def _rsvd_params(m: int, n: int, k, oversample, power_iters, seed) -> tuple[int,
 
 
 def _rsvd_cuda(A, k, oversample, power_iters, seed) -> RSVD:
-    sc, flat, lead = _cuda_batch(A, "rsvd")
+    sc, flat, fro, lead = _cuda_batch(A, "rsvd")
     m, n = flat.shape[-2:]
     k, l, power_iters, seed = _rsvd_params(m, n, k, oversample, power_iters, seed)
     if l > sc.MAX_L:
@@ -171,7 +176,6 @@ def _rsvd_cuda(A, k, oversample, power_iters, seed) -> RSVD:
             f"l x l factors). Got {l} instead. Lower k or oversample, or pass A.cpu()."
         )
     U, s, Vt = sc.rsvd(flat, k, l, power_iters, seed)
-    fro = flat.double().flatten(1).norm(dim=1)
     return RSVD(U.reshape(*lead, m, k), s.reshape(*lead, k), Vt.reshape(*lead, k, n), fro.reshape(lead))
 
 
@@ -204,7 +208,7 @@ def svdvals(A):
     < 1e-5 for sigma_i >= 1e-4 sigma_1 up to r = min(m, n) = 1024.
     """
     if _on_cuda(A):
-        sc, flat, lead = _cuda_batch(A, "svdvals")
+        sc, flat, _, lead = _cuda_batch(A, "svdvals")
         return sc.svdvals(flat).reshape(*lead, -1)
     s, batch, _, scale = _svdvals_and_fro(A, "svdvals")
     if scale is not None:
@@ -243,7 +247,7 @@ def ranks(A, measures=MEASURES, *, tol: float = 1e-3, eps: float = 1e-3, k: int 
     eps = check_tolerance(eps, "ranks", "eps")
     stable_f64 = "numerical_rank" in measures  # float64 input needs a u_64-accurate spectrum: see above
     if _on_cuda(A):
-        sc, flat, lead = _cuda_batch(A, "ranks")
+        sc, flat, _, lead = _cuda_batch(A, "ranks")
         k = check_int(k, "ranks", "k", 1, min(flat.shape[-2:]), f" = min(m, n) for A of shape {tuple(flat.shape[-2:])}")
         rows = sc.ranks(flat, tol, eps, k, backward_stable=stable_f64 and flat.element_size() == 8)  # (7, batch)
         return {name: rows[MEASURES.index(name)].reshape(lead) for name in measures}

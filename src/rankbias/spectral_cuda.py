@@ -269,7 +269,7 @@ def ranks(A: torch.Tensor, tol: float, eps: float, k: int, backward_stable: bool
 
     b, m, n = A.shape
     s = svdvals(A, method="jacobi" if backward_stable else "gram").double().contiguous()
-    fro = torch.linalg.vector_norm(A.double(), dim=(-2, -1))
+    fro = torch.linalg.vector_norm(A, dim=(-2, -1), dtype=torch.float64)  # summed in float64, no copy of A
     out = torch.empty((7, b), dtype=torch.float64, device=A.device)
     mach = float(torch.finfo(A.dtype).eps)
     _launch(rank_cuda.ranks_all, (b + 127) // 128, 128, s, fro, tol, eps, k, m, n, mach, out)
