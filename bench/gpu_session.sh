@@ -6,7 +6,8 @@
 #   tests    the real-device tests (CPU == GPU) and the CUDA compatibility test
 #   kernels  the CUDA kernels against torch on the device (pytest-benchmark)
 #   profile  where one call's time goes: device kernels, host waits, Python
-#            overhead (python -m bench.profile_cuda); rsvd's error over 512
+#            overhead, and eager against replayed from a CUDA graph
+#            (python -m bench.profile_cuda); rsvd's error over 512
 #            sketches against torch's (python -m bench.rsvd_draws)
 #   check    the quick tier on the CPU cores vs the GPU, and a 1024-member
 #            ensemble on both (python -m bench.device_check)

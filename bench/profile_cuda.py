@@ -9,7 +9,9 @@ they took, from torch.profiler (CUPTI sees numba-cuda's launches as well as
 torch's); the host-device synchronizations and copies to the host; and the
 Python functions with the most cumulative time (cProfile), which is where
 launch overhead shows.  A call whose wall time far exceeds its device time is
-bound by the host.
+bound by the host.  Each case is timed twice: replayed, as a repeated call runs
+(from the CUDA graph ``rankbias.cuda_graphs`` records), and eagerly; the
+profiles are of the eager path, whose launches the graph saves.
 """
 
 from __future__ import annotations
@@ -73,21 +75,26 @@ def _events(fn, sync) -> dict:
 def main() -> None:
     import torch
 
+    from rankbias import cuda_graphs
+
     sync = torch.cuda.synchronize
     for name, fn in _cases().items():
         fn()
-        sync()  # compile and warm up
-        wall = _wall_ms(fn, sync)
-        ev = _events(fn, sync)
-        print(f"\n== {name}: {wall:.2f} ms per call (median of {CALLS}), device busy {ev['device_ms']:.2f} ms, "
-              f"{ev['kernels']:.0f} kernels")
-        print("   host waits per call:", ", ".join(f"{k} {v:g}" for k, v in ev["waits"].items()) or "none")
-        profiler = cProfile.Profile()
-        profiler.enable()
-        for _ in range(CALLS):
-            fn()
-        sync()
-        profiler.disable()
+        fn()
+        sync()  # compile and warm up; the second call records the CUDA graph
+        replayed = _wall_ms(fn, sync)
+        with cuda_graphs.disabled():  # where the eager path's time goes: what a graph saves
+            wall = _wall_ms(fn, sync)
+            ev = _events(fn, sync)
+            print(f"\n== {name}: {replayed:.2f} ms per call replayed from a CUDA graph, {wall:.2f} ms eager "
+                  f"(medians of {CALLS}); eager: device busy {ev['device_ms']:.2f} ms, {ev['kernels']:.0f} kernels")
+            print("   host waits per call:", ", ".join(f"{k} {v:g}" for k, v in ev["waits"].items()) or "none")
+            profiler = cProfile.Profile()
+            profiler.enable()
+            for _ in range(CALLS):
+                fn()
+            sync()
+            profiler.disable()
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(14)
 
 

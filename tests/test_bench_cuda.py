@@ -35,12 +35,25 @@ def _k(case):
     return CUDA_K.get(case, K)
 
 
-@pytest.mark.parametrize("peer", ["rankbias", "torch.svd_lowrank", "rankbias-cpu"])
+def _eager(fn):
+    """fn with CUDA-graph replay off (``rankbias.cuda_graphs``): every kernel launched from Python."""
+    from rankbias import cuda_graphs
+
+    def run(A):
+        with cuda_graphs.disabled():
+            return fn(A)
+    return run
+
+
+@pytest.mark.parametrize("peer", ["rankbias", "rankbias-eager", "torch.svd_lowrank", "rankbias-cpu"])
 @pytest.mark.parametrize("case", CUDA_CASES)
 def test_rsvd_cuda(benchmark, case, peer):
+    """rankbias: a repeated call, replayed from a CUDA graph; rankbias-eager: the same call launched
+    kernel by kernel."""
     A, exact = _case(case)
     k = _k(case)
-    fns = {"rankbias": lambda A: rb.rsvd(A, k, oversample=OVERSAMPLE, power_iters=POWER_ITERS, seed=0).s,
+    ours = lambda A: rb.rsvd(A, k, oversample=OVERSAMPLE, power_iters=POWER_ITERS, seed=0).s  # noqa: E731
+    fns = {"rankbias": ours, "rankbias-eager": _eager(ours),
            "torch.svd_lowrank": lambda A: torch.svd_lowrank(A, q=k + OVERSAMPLE, niter=POWER_ITERS)[1],
            "rankbias-cpu": lambda A: torch.as_tensor(rb.rsvd(A.cpu().numpy(), k, oversample=OVERSAMPLE,
                                                              power_iters=POWER_ITERS, seed=0).s)}

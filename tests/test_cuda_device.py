@@ -2,6 +2,8 @@
 within tolerance.  Skipped without a CUDA device; CI has none, so the same
 kernels are also checked under Numba's simulator (test_cuda_sim.py)."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -77,6 +79,28 @@ def test_ranks_on_the_device_equal_the_cpu_core():
     for name in rb.MEASURES:
         assert got[name].is_cuda
         np.testing.assert_allclose(got[name].cpu().numpy(), want[name], rtol=1e-4, err_msg=name)
+
+
+def test_repeated_calls_replay_a_cuda_graph_that_equals_the_eager_path_on_each_input():
+    """The second call of a signature records a CUDA graph (``rankbias.cuda_graphs``) and later ones replay it.
+    A recording that fails would warn and stay eager, so the warning is an error here; each call's result must
+    be the eager path's on that call's own input (no stale static buffer, no output overwritten later)."""
+    from rankbias import cuda_graphs
+
+    cuda_graphs.clear()
+    inputs = [_nn_like(24, 100, 90, seed=seed).cuda() for seed in range(4)]
+    calls = {"svdvals": rb.svdvals, "ranks": lambda A: rb.ranks(A, tol=1e-2, eps=1e-2, k=5)["effective_rank"],
+             "rsvd": lambda A: rb.rsvd(A, 16, seed=3).U}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        got = {name: [fn(A) for A in inputs] for name, fn in calls.items()}
+    assert sorted(key[0] for key in cuda_graphs.recorded()) == ["ranks", "rsvd_sketched", "svdvals"]
+    with cuda_graphs.disabled():
+        want = {name: [fn(A) for A in inputs] for name, fn in calls.items()}
+    for name in calls:
+        for i, (a, b) in enumerate(zip(got[name], want[name])):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=f"{name}, input {i}")
+    cuda_graphs.clear()
 
 
 @pytest.mark.skipif(torch.cuda.is_available() and torch.cuda.get_device_capability() < (9, 0),

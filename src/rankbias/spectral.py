@@ -175,7 +175,7 @@ def _rsvd_cuda(A, k, oversample, power_iters, seed) -> RSVD:
             f"The sketch width k + oversample of rsvd on CUDA must be <= {sc.MAX_L} (the Jacobi step holds "
             f"l x l factors). Got {l} instead. Lower k or oversample, or pass A.cpu()."
         )
-    U, s, Vt = sc.rsvd(flat, k, l, power_iters, seed)
+    U, s, Vt = sc.replayed(sc.rsvd_sketched, (flat, sc.sketch(flat, l, seed)), k, power_iters)
     return RSVD(U.reshape(*lead, m, k), s.reshape(*lead, k), Vt.reshape(*lead, k, n), fro.reshape(lead))
 
 
@@ -209,7 +209,8 @@ def svdvals(A):
     """
     if _on_cuda(A):
         sc, flat, _, lead = _cuda_batch(A, "svdvals")
-        return sc.svdvals(flat).reshape(*lead, -1)
+        (s,) = sc.replayed(sc.svdvals, (flat,), recordable=sc.route(flat) in sc.RECORDABLE)
+        return s.reshape(*lead, -1)
     s, batch, _, scale = _svdvals_and_fro(A, "svdvals")
     if scale is not None:
         s = (s / scale[:, None]).astype(s.dtype)
@@ -249,7 +250,9 @@ def ranks(A, measures=MEASURES, *, tol: float = 1e-3, eps: float = 1e-3, k: int 
     if _on_cuda(A):
         sc, flat, _, lead = _cuda_batch(A, "ranks")
         k = check_int(k, "ranks", "k", 1, min(flat.shape[-2:]), f" = min(m, n) for A of shape {tuple(flat.shape[-2:])}")
-        rows = sc.ranks(flat, tol, eps, k, backward_stable=stable_f64 and flat.element_size() == 8)  # (7, batch)
+        stable = stable_f64 and flat.element_size() == 8
+        (rows,) = sc.replayed(sc.ranks, (flat,), tol, eps, k, stable,  # (7, batch)
+                              recordable=sc.route(flat, "jacobi" if stable else "gram") in sc.RECORDABLE)
         return {name: rows[MEASURES.index(name)].reshape(lead) for name in measures}
     s, batch, fro, _ = _svdvals_and_fro(A, "ranks", backward_stable_f64=stable_f64)
     m, n = batch.m, batch.n

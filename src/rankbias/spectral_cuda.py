@@ -25,7 +25,9 @@ memory through ``__cuda_array_interface__``:
 - ``ranks``: the spectrum as above, then ``kernels.rank_cuda`` on the device.
 
 Every kernel launches on torch's current stream of its tensors' device (``_launch``), so
-it is ordered with the torch operations around it on any stream and any GPU.
+it is ordered with the torch operations around it on any stream and any GPU.  The
+public API goes through ``replayed``: a call that repeats, on a route that reads nothing
+back to the host (``RECORDABLE``), is replayed from a CUDA graph (``rankbias.cuda_graphs``).
 
 Under Numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1, the tests' way without a
 GPU) the same code takes CPU tensors, whose numpy views the simulator runs on.
@@ -189,6 +191,27 @@ def gram_svdvals(M: torch.Tensor) -> torch.Tensor:
     return lam.clamp_min(0.0).sqrt() / scale[:, :, 0]
 
 
+def route(A: torch.Tensor, method: str = "gram", direct_max: int | None = None) -> str:
+    """Which way ``svdvals`` takes for A (b, m, n): "gram", "jacobi", "block" or "cusolver" (see there)."""
+    from rankbias.kernels import eigvalsh_cuda, jacobi_cuda
+
+    if method not in ("gram", "jacobi"):
+        raise ValueError(f"The 'method' parameter of spectral_cuda.svdvals must be 'gram' or 'jacobi'. "
+                         f"Got {method!r} instead. Pass one of the two.")
+    b, n = A.shape[0], min(A.shape[-2:])
+    if method == "gram":
+        if n <= GRAM_ONE_MAX or (b > 1 and n <= eigvalsh_cuda.MAX_N):
+            return "gram"
+    elif n <= (jacobi_cuda.MAX_N if direct_max is None else direct_max):
+        return "jacobi"
+    return "cusolver" if b == 1 else "block"
+
+
+# Routes whose steps never read device values on the host, so a CUDA graph can record them: block
+# Jacobi tests for convergence on the host after every sweep, cuSOLVER checks its info flag.
+RECORDABLE = ("gram", "jacobi")
+
+
 def svdvals(A: torch.Tensor, method: str = "gram", block_width: int = MAX_L // 2,
             direct_max: int | None = None) -> torch.Tensor:
     """Singular values of A (b, m, n) -> (b, min(m, n)) descending, in A's dtype.
@@ -197,20 +220,14 @@ def svdvals(A: torch.Tensor, method: str = "gram", block_width: int = MAX_L // 2
     ``eigvalsh_cuda.MAX_N``.  ``method="jacobi"``: one-sided Jacobi on each matrix up to
     ``direct_max`` (default ``jacobi_cuda.MAX_N``) columns on the short side, else block Jacobi
     with blocks of ``block_width`` <= MAX_L / 2 columns (pairs must fit the kernel).  Either
-    way a single matrix past both goes to cuSOLVER."""
-    from rankbias.kernels import eigvalsh_cuda, jacobi_cuda
-
-    if method not in ("gram", "jacobi"):
-        raise ValueError(f"The 'method' parameter of spectral_cuda.svdvals must be 'gram' or 'jacobi'. "
-                         f"Got {method!r} instead. Pass one of the two.")
+    way a single matrix past both goes to cuSOLVER (``route`` says which)."""
+    way = route(A, method, direct_max)
     M = A.mT if A.shape[-2] < A.shape[-1] else A  # columns = the smaller side
-    b, n = M.shape[0], M.shape[-1]
-    if method == "gram":
-        if n <= GRAM_ONE_MAX or (b > 1 and n <= eigvalsh_cuda.MAX_N):
-            return gram_svdvals(M).to(A.dtype)
-    elif n <= (jacobi_cuda.MAX_N if direct_max is None else direct_max):
+    if way == "gram":
+        return gram_svdvals(M).to(A.dtype)
+    if way == "jacobi":
         return jacobi(M.double(), vectors=False)[0].to(A.dtype)
-    if b == 1:
+    if way == "cusolver":
         return torch.linalg.svdvals(A)
     from rankbias import block_jacobi
 
@@ -243,11 +260,16 @@ def _span(Y: torch.Tensor) -> torch.Tensor:
     return _cholqr(Y, True)
 
 
-def rsvd(A: torch.Tensor, k: int, l: int, power_iters: int, seed: int):
-    """Top-k U (b, m, k), s (b, k), Vt (b, k, n) of A (b, m, n), sketch width l <= 64."""
+def sketch(A: torch.Tensor, l: int, seed: int) -> torch.Tensor:
+    """The Gaussian sketch Omega (b, n, l) of ``rsvd`` on A (b, m, n), in A's dtype: ``seed``'s stream on A's device."""
     b, m, n = A.shape
     gen = torch.Generator(device=A.device).manual_seed(seed)
-    omega = torch.randn((b, n, l), generator=gen, device=A.device, dtype=A.dtype)
+    return torch.randn((b, n, l), generator=gen, device=A.device, dtype=A.dtype)
+
+
+def rsvd_sketched(A: torch.Tensor, omega: torch.Tensor, k: int, power_iters: int):
+    """Top-k U (b, m, k), s (b, k), Vt (b, k, n) of A (b, m, n) from its sketch omega (b, n, l),
+    k <= l <= 64 (see the module docstring)."""
     Y = A @ omega  # (b, m, l)
     for _ in range(power_iters):
         Y = A @ _span(A.mT @ _span(Y))
@@ -259,6 +281,27 @@ def rsvd(A: torch.Tensor, k: int, l: int, power_iters: int, seed: int):
     U = Q @ V[:, :, :k].to(A.dtype)
     Vt = (W[:, :, :k] / torch.where(S[:, None, :k] > 0, S[:, None, :k], 1.0)).mT.to(A.dtype)
     return U, S[:, :k].to(A.dtype), Vt
+
+
+def rsvd(A: torch.Tensor, k: int, l: int, power_iters: int, seed: int):
+    """Top-k U (b, m, k), s (b, k), Vt (b, k, n) of A (b, m, n), sketch width l <= 64."""
+    return rsvd_sketched(A, sketch(A, l, seed), k, power_iters)
+
+
+def replayed(fn, inputs: tuple, *args, recordable: bool = True) -> tuple:
+    """fn(*inputs, *args) (tensors in, a tensor or a tuple of them out) as a tuple, replayed from a
+    CUDA graph once its signature repeats (``rankbias.cuda_graphs``) if ``recordable``: if none of
+    its steps reads device values on the host."""
+    from rankbias import cuda_graphs
+
+    def run(*tensors) -> tuple:
+        out = fn(*tensors, *args)
+        return out if isinstance(out, tuple) else (out,)
+
+    if not recordable:
+        return run(*inputs)
+    key = (fn.__name__, tuple((tuple(t.shape), t.dtype, t.device) for t in inputs), args)
+    return cuda_graphs.call(key, run, inputs)
 
 
 def ranks(A: torch.Tensor, tol: float, eps: float, k: int, backward_stable: bool = False) -> torch.Tensor:
