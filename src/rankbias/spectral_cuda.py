@@ -242,7 +242,8 @@ def _cholqr(Y: torch.Tensor, shift: bool) -> torch.Tensor:
     from rankbias.kernels import cholqr_cuda
 
     b, m, l = Y.shape
-    G = (Y.mT.double() @ Y.double()).contiguous()  # (b, l, l)
+    Yd = Y.double()  # one float64 copy for both operands (a float64 Y is not copied)
+    G = Yd.mT @ Yd  # (b, l, l), contiguous
     Rinv = torch.empty_like(G)
     _launch(cholqr_cuda.chol_inverse, b, l, G, Rinv, m, shift)  # one thread per column
     return Y @ Rinv.to(Y.dtype)  # (b, m, l)
