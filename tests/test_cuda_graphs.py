@@ -129,3 +129,22 @@ def test_the_gpu_path_keys_a_call_by_shapes_dtypes_and_arguments(monkeypatch):
     assert keys[0] == keys[1] and len(set(keys)) == 4
     (out,) = spectral_cuda.replayed(scaled, (A,), 4.0, recordable=False)  # a route that reads the device: no graph
     assert len(keys) == 5 and torch.equal(out, A * 4.0)
+
+
+def test_threads_calling_one_signature_each_get_their_own_result():
+    """A Dask worker runs tasks in threads: their calls share one graph's static buffers, which the
+    cache must hand to one call at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rec = Recorder()
+    g = torch.Generator().manual_seed(1)
+    inputs = [torch.randn(8, 40, 30, generator=g) for _ in range(64)]
+
+    def one(A):
+        return cuda_graphs.call("shared", spectrum, (cuda_like(A),), record=rec)[0]
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(one, inputs))
+    assert rec.recorded == 1 and rec.replays == 63
+    for A, s in zip(inputs, results):
+        torch.testing.assert_close(s, torch.linalg.svdvals(A), rtol=0, atol=0)

@@ -25,14 +25,17 @@ and the environment variable RANKBIAS_CUDA_GRAPHS=0 does so for a whole
 process: to time the eager path, or to rule the graphs out.
 
 Only callers whose steps never read device values on the host may come here
-(``spectral_cuda.graph_safe``): a host read inside a capture is illegal.
-Not thread-safe: one thread per process uses the cache.
+(``spectral_cuda.RECORDABLE``): a host read inside a capture is illegal.
+Threads (a Dask worker runs tasks in several) take the cache one call at a
+time, and a capture holds only its own thread to the rules of stream capture
+(``capture_error_mode="thread_local"``), so other threads' GPU work goes on.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -44,17 +47,19 @@ MAX_GRAPHS = 16
 @dataclass
 class _Entry:
     """One signature: its recorded graph (``replay`` launches it; None until the second call),
-    the static buffers its inputs are copied into, the outputs it writes, and whether its
-    capture failed."""
+    the static buffers its inputs are copied into, the outputs it writes, whether its
+    capture failed, and when its buffers were last read."""
 
     replay: Callable[[], None] | None = None
     inputs: tuple = ()
     outputs: tuple = ()
     failed: bool = False
+    done: object = None  # a CUDA event after the last replay's outputs were cloned
 
 
 _cache: OrderedDict[Hashable, _Entry] = OrderedDict()
 _enabled = os.environ.get("RANKBIAS_CUDA_GRAPHS", "1") != "0"
+_lock = threading.Lock()  # one call at a time through the cache and its static buffers
 
 
 def capture(fn: Callable, inputs: tuple) -> tuple[Callable[[], None], tuple]:
@@ -69,7 +74,7 @@ def capture(fn: Callable, inputs: tuple) -> tuple[Callable[[], None], tuple]:
             fn(*inputs)
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
             outputs = fn(*inputs)
     return graph.replay, outputs
 
@@ -83,6 +88,13 @@ def call(key: Hashable, fn: Callable, inputs: tuple, record: Callable = capture)
     """
     if not _enabled or not inputs[0].is_cuda:
         return fn(*inputs)
+    with _lock:
+        return _call(key, fn, inputs, record)
+
+
+def _call(key: Hashable, fn: Callable, inputs: tuple, record: Callable) -> tuple:
+    import torch
+
     entry = _cache.get(key)
     if entry is None:
         _cache[key] = _Entry()
@@ -99,13 +111,20 @@ def call(key: Hashable, fn: Callable, inputs: tuple, record: Callable = capture)
         except Exception as err:  # noqa: BLE001  any failure: this signature stays eager
             entry.failed = True
             warnings.warn(f"rankbias: could not record {key!r} as a CUDA graph ({type(err).__name__}: {err}); "
-                          f"calls with this signature run eagerly.", RuntimeWarning, stacklevel=3)
+                          f"calls with this signature run eagerly.", RuntimeWarning, stacklevel=4)
             return fn(*inputs)
         entry.inputs = static
+    on_gpu = inputs[0].device.type == "cuda"
+    if on_gpu and entry.done is not None:  # the last replay, on another thread's stream, is done with the buffers
+        torch.cuda.current_stream(inputs[0].device).wait_event(entry.done)
     for buffer, t in zip(entry.inputs, inputs):
         buffer.copy_(t.detach())
     entry.replay()
-    return tuple(out.clone() for out in entry.outputs)
+    outputs = tuple(out.clone() for out in entry.outputs)
+    if on_gpu:
+        entry.done = torch.cuda.Event()
+        entry.done.record(torch.cuda.current_stream(inputs[0].device))
+    return outputs
 
 
 @contextlib.contextmanager
@@ -121,7 +140,8 @@ def disabled():
 
 def clear() -> None:
     """Drop every recorded graph and its memory."""
-    _cache.clear()
+    with _lock:
+        _cache.clear()
 
 
 def recorded() -> list:
