@@ -10,7 +10,9 @@ from reference import SPECTRA, lapack_svdvals, planted
 
 @pytest.mark.parametrize("kind", SPECTRA)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", [(6, 50, 50), (3, 64, 20), (2, 20, 64), (1, 33, 33)])
+# (2, 150, 120) and (2, 120, 150): the Gram matrix by BLAS dsyrk, A^T A and A A^T; (1, 600, 520): and LAPACK's eigvalsh
+@pytest.mark.parametrize("shape", [(6, 50, 50), (3, 64, 20), (2, 20, 64), (1, 33, 33), (2, 150, 120), (2, 120, 150),
+                                   (1, 600, 520)])
 def test_matches_lapack_within_bound(kind, dtype, shape):
     A, _ = planted(kind, *shape, dtype=dtype, seed=11)
     s = rb.svdvals(A)
