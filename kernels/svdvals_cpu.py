@@ -34,7 +34,7 @@ from numba import njit, prange
 from .lapack_cpu import dsterf, dsyrk
 from .ql_cpu import GROUP, tridiagonal_eigvals_lanes
 
-SYRK_MIN = 112  # r from which dsyrk's Gram beats GEMM's (1 thread, 32 matrices: 1.50 vs 1.97 ms at 112, 1.15 vs 0.90 at 96)
+SYRK_MIN = 112  # r from which dsyrk's Gram beats GEMM's (1 thread, per 32: 1.50 vs 1.97 ms; 1.15 vs 0.90 at 96)
 SMALL = 512  # largest r reduced by ``tridiagonalize``: 1.44x eigvalsh at 256, 1.11x at 512, 0.85x at 640
 LANES = 8  # float64 lanes of an AVX-512 register: rows are padded to a multiple
 FAST = {"reassoc", "contract", "nsz", "arcp"}  # reassociation lets the row loops vectorize
@@ -172,7 +172,7 @@ def _gram(A):
     codes = np.array([ord("U"), ord("N") if m >= n else ord("T")], np.int8)
     sizes = np.array([r, max(m, n), n, r], np.int32)  # n, k, lda, ldc of dsyrk
     scalars = np.array([1.0, 0.0])  # alpha, beta
-    dsyrk(codes[0:].ctypes, codes[1:].ctypes, sizes[0:].ctypes, sizes[1:].ctypes, scalars[0:].ctypes, A64.ctypes,
+    dsyrk(codes.ctypes, codes[1:].ctypes, sizes.ctypes, sizes[1:].ctypes, scalars.ctypes, A64.ctypes,
           sizes[2:].ctypes, scalars[1:].ctypes, G.ctypes, sizes[3:].ctypes)
     for i in range(r):  # column-major upper = row-major lower: mirror it up
         for j in range(i + 1, r):
