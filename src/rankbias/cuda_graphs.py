@@ -114,16 +114,19 @@ def _call(key: Hashable, fn: Callable, inputs: tuple, record: Callable) -> tuple
                           f"calls with this signature run eagerly.", RuntimeWarning, stacklevel=4)
             return fn(*inputs)
         entry.inputs = static
-    on_gpu = inputs[0].device.type == "cuda"
-    if on_gpu and entry.done is not None:  # the last replay, on another thread's stream, is done with the buffers
-        torch.cuda.current_stream(inputs[0].device).wait_event(entry.done)
-    for buffer, t in zip(entry.inputs, inputs):
-        buffer.copy_(t.detach())
-    entry.replay()
-    outputs = tuple(out.clone() for out in entry.outputs)
-    if on_gpu:
-        entry.done = torch.cuda.Event()
-        entry.done.record(torch.cuda.current_stream(inputs[0].device))
+    device = inputs[0].device
+    on_gpu = device.type == "cuda"
+    # a graph replays on the current stream of the current device: make that the inputs' device
+    with torch.cuda.device(device) if on_gpu else contextlib.nullcontext():
+        if on_gpu and entry.done is not None:  # the last replay, maybe on another thread's stream, read the buffers
+            torch.cuda.current_stream().wait_event(entry.done)
+        for buffer, t in zip(entry.inputs, inputs):
+            buffer.copy_(t.detach())
+        entry.replay()
+        outputs = tuple(out.clone() for out in entry.outputs)
+        if on_gpu:
+            entry.done = torch.cuda.Event()
+            entry.done.record()
     return outputs
 
 
