@@ -164,9 +164,9 @@ def _gram(A):
     flops; the other is mirrored); below it GEMM, whose small-size overhead is lower."""
     A64 = A.astype(np.float64)  # C-contiguous: to BLAS, the column-major n x m matrix A^T
     m, n = A.shape
-    if min(m, n) < SYRK_MIN:
-        return A64.T @ A64 if m >= n else A64 @ A64.T
     r = min(m, n)
+    if r < SYRK_MIN:
+        return A64.T @ A64 if m >= n else A64 @ A64.T
     G = np.empty((r, r))
     # column-major A^T (n x m, lda n): A^T A = (A^T)(A^T)^T is trans "N" with k = m; A A^T is "T" with k = n
     codes = np.array([ord("U"), ord("N") if m >= n else ord("T")], np.int8)

@@ -63,7 +63,7 @@ def test_rsvd_on_the_device_is_float64_subspace_iteration_on_the_first_runs_loss
     planted = 3 * 0.93 ** torch.arange(n, dtype=torch.float64)
     A = (orth() * planted @ orth().mT).float().cuda()
     s = spectral_cuda.rsvd(A, k, l, q, seed=0)[1].double().cpu()
-    omega = torch.randn((b, n, l), generator=torch.Generator(device="cuda").manual_seed(0), device="cuda")
+    omega = spectral_cuda.sketch(A, l, seed=0)  # the path's own draw
     exact_algorithm = subspace_iteration_svdvals(A.cpu().numpy(), omega.double().cpu().numpy(), q, k)
     np.testing.assert_allclose(s.numpy(), exact_algorithm, rtol=1e-5)
     torch.manual_seed(0)

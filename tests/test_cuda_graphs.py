@@ -148,3 +148,13 @@ def test_threads_calling_one_signature_each_get_their_own_result():
     assert rec.recorded == 1 and rec.replays == 63
     for A, s in zip(inputs, results):
         torch.testing.assert_close(s, torch.linalg.svdvals(A), rtol=0, atol=0)
+
+
+def test_only_routes_that_read_nothing_back_to_the_host_are_recorded():
+    """Block Jacobi checks convergence on the host each sweep and cuSOLVER its info flag: never recorded."""
+    from rankbias import spectral_cuda
+
+    batch, single, wide = torch.zeros(2, 300, 280), torch.zeros(1, 300, 280), torch.zeros(2, 100, 90)
+    assert spectral_cuda.recordable_route(batch) and spectral_cuda.recordable_route(wide, True)  # Gram; Jacobi
+    assert not spectral_cuda.recordable_route(single)  # one matrix past 256 columns: cuSOLVER
+    assert not spectral_cuda.recordable_route(batch, True)  # past 256 columns on the Jacobi route: block Jacobi

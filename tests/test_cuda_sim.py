@@ -234,7 +234,7 @@ g = torch.Generator().manual_seed(1)
 orth = lambda: torch.linalg.qr(torch.randn(1, 100, 100, generator=g, dtype=torch.float64))[0]
 A = (orth() * 3 * 0.93 ** torch.arange(100.0, dtype=torch.float64) @ orth().mT).float()
 s = sc.rsvd(A, k, l, q, seed)[1]
-omega = torch.randn((1, 100, l), generator=torch.Generator().manual_seed(seed), dtype=A.dtype)  # sc.rsvd's draw
+omega = sc.sketch(A, l, seed)  # sc.rsvd's draw
 print(json.dumps({"A": A.tolist(), "omega": omega.tolist(), "s": s.tolist(), "dtype": str(s.dtype)}))
 """
 

@@ -41,6 +41,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
+import torch
+
 MAX_GRAPHS = 16
 
 
@@ -65,8 +67,6 @@ _lock = threading.Lock()  # one call at a time through the cache and its static 
 def capture(fn: Callable, inputs: tuple) -> tuple[Callable[[], None], tuple]:
     """Record ``fn(*inputs)`` (CUDA tensors in, a tuple of CUDA tensors out) into a
     ``torch.cuda.CUDAGraph`` on the inputs' device -> (the graph's replay, its outputs)."""
-    import torch
-
     with torch.cuda.device(inputs[0].device), torch.no_grad():
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
@@ -93,8 +93,6 @@ def call(key: Hashable, fn: Callable, inputs: tuple, record: Callable = capture)
 
 
 def _call(key: Hashable, fn: Callable, inputs: tuple, record: Callable) -> tuple:
-    import torch
-
     entry = _cache.get(key)
     if entry is None:
         _cache[key] = _Entry()

@@ -209,7 +209,7 @@ def svdvals(A):
     """
     if _on_cuda(A):
         sc, flat, _, lead = _cuda_batch(A, "svdvals")
-        (s,) = sc.replayed(sc.svdvals, (flat,), recordable=sc.route(flat) in sc.RECORDABLE)
+        (s,) = sc.replayed(sc.svdvals, (flat,), recordable=sc.recordable_route(flat))
         return s.reshape(*lead, -1)
     s, batch, _, scale = _svdvals_and_fro(A, "svdvals")
     if scale is not None:
@@ -252,7 +252,7 @@ def ranks(A, measures=MEASURES, *, tol: float = 1e-3, eps: float = 1e-3, k: int 
         k = check_int(k, "ranks", "k", 1, min(flat.shape[-2:]), f" = min(m, n) for A of shape {tuple(flat.shape[-2:])}")
         stable = stable_f64 and flat.element_size() == 8
         (rows,) = sc.replayed(sc.ranks, (flat,), tol, eps, k, stable,  # (7, batch)
-                              recordable=sc.route(flat, "jacobi" if stable else "gram") in sc.RECORDABLE)
+                              recordable=sc.recordable_route(flat, stable))
         return {name: rows[MEASURES.index(name)].reshape(lead) for name in measures}
     s, batch, fro, _ = _svdvals_and_fro(A, "ranks", backward_stable_f64=stable_f64)
     m, n = batch.m, batch.n

@@ -212,6 +212,16 @@ def route(A: torch.Tensor, method: str = "gram", direct_max: int | None = None) 
 RECORDABLE = ("gram", "jacobi")
 
 
+def _spectrum_method(backward_stable: bool) -> str:
+    """``svdvals``'s method for the spectrum of ``ranks``."""
+    return "jacobi" if backward_stable else "gram"
+
+
+def recordable_route(A: torch.Tensor, backward_stable: bool = False) -> bool:
+    """Whether ``svdvals`` (and ``ranks``, with its ``backward_stable``) of A take a route in ``RECORDABLE``."""
+    return route(A, _spectrum_method(backward_stable)) in RECORDABLE
+
+
 def svdvals(A: torch.Tensor, method: str = "gram", block_width: int = MAX_L // 2,
             direct_max: int | None = None) -> torch.Tensor:
     """Singular values of A (b, m, n) -> (b, min(m, n)) descending, in A's dtype.
@@ -312,7 +322,7 @@ def ranks(A: torch.Tensor, tol: float, eps: float, k: int, backward_stable: bool
     from rankbias.kernels import rank_cuda
 
     b, m, n = A.shape
-    s = svdvals(A, method="jacobi" if backward_stable else "gram").double().contiguous()
+    s = svdvals(A, method=_spectrum_method(backward_stable)).double().contiguous()
     fro = torch.linalg.vector_norm(A, dim=(-2, -1), dtype=torch.float64)  # summed in float64, no copy of A
     out = torch.empty((7, b), dtype=torch.float64, device=A.device)
     mach = float(torch.finfo(A.dtype).eps)
