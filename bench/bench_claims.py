@@ -14,7 +14,7 @@ every ``track_`` reads its score.
 
 import os
 
-from rankbias.hypotheses import claims
+from rankbias.scoring.hypotheses import claims
 
 TIER = os.environ.get("RANKBIAS_ASV_TIER", "")
 TRACKED = ("galanti.wd", "galanti.lr", "galanti.steady_batch", "galanti.steady_horizon", "galanti.bound",
@@ -27,8 +27,8 @@ VERDICT_CODE = {"pass": 1.0, "inconclusive": 0.0, "fail": -1.0, "not applicable"
 def tracked_matrix():
     """The runs the tracked claims read: a tier of the built-in matrix, or (default) the
     quick-tier scenarios of ``TRACKED``."""
-    from rankbias.matrix import Matrix, expand
-    from rankbias.spec import BUILTIN, load
+    from rankbias.experiments.matrix import Matrix, expand
+    from rankbias.experiments.spec import BUILTIN, load
 
     matrix = expand(load(BUILTIN), TIER or "quick")
     if TIER:
@@ -47,9 +47,9 @@ class ClaimScores:
     param_names = ["claim"]
 
     def setup_cache(self):
-        from rankbias.runner import run_matrix
-        from rankbias.score import Runs, scorecard
-        from rankbias.store import Store
+        from rankbias.experiments.runner import run_matrix
+        from rankbias.scoring.score import Runs, scorecard
+        from rankbias.experiments.store import Store
 
         matrix = tracked_matrix()
         store = Store("claims.sqlite")

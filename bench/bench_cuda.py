@@ -64,7 +64,7 @@ class CudaSvdvals(_Synced):
     def setup(self, case, peer):
         torch, A = _on_device(case)
         import rankbias as rb
-        from rankbias import spectral_cuda
+        from rankbias.linalg.cuda import spectral as spectral_cuda
 
         fns = {"rankbias": rb.svdvals, "rankbias-jacobi": lambda A: spectral_cuda.svdvals(A, method="jacobi"),
                "torch.linalg.svdvals": torch.linalg.svdvals}

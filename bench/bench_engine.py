@@ -3,9 +3,9 @@ per-run loop, and the cost of metrics at the default cadence."""
 
 from dataclasses import replace
 
-from rankbias.dynamics import DynamicsSpec, train
-from rankbias.ensemble import train_ensemble
-from rankbias.nets import NetSpec, build
+from rankbias.engine.dynamics import DynamicsSpec, train
+from rankbias.engine.ensemble import train_ensemble
+from rankbias.engine.nets import NetSpec, build
 
 from .cases import ENGINE_WIDTHS, engine_data, engine_members, large_members, plain_loop, tracked_ensemble, tracked_run
 

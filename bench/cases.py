@@ -63,14 +63,14 @@ ENGINE_WDS = (0.0, 1e-3, 3e-3, 1e-2, 2e-2, 3e-2, 5e-2, 1e-1)
 
 
 def engine_data():
-    from rankbias.data import gaussian_mixture
+    from rankbias.engine.data import gaussian_mixture
 
     return gaussian_mixture(1000, 32, 10, 1.0, seed=0)
 
 
 def engine_members(steps: int):
     """64 SGD runs (8 seeds x 8 weight decays), lr 0.1, B = 16."""
-    from rankbias.dynamics import DynamicsSpec
+    from rankbias.engine.dynamics import DynamicsSpec
 
     return [DynamicsSpec("sgd", "ce", lr=0.1, wd=wd, batch=ENGINE_BATCH, steps=steps, seed=s, log_points=2)
             for s in range(8) for wd in ENGINE_WDS]
@@ -79,7 +79,7 @@ def engine_members(steps: int):
 def large_members(members: int = 1024, steps: int = 2000):
     """``members`` SGD runs (members / 8 seeds x the 8 weight decays), lr 0.1, B = 16, 20 log
     points: the device benchmark's ensemble (one group of a GPU run's size)."""
-    from rankbias.dynamics import DynamicsSpec
+    from rankbias.engine.dynamics import DynamicsSpec
 
     return [DynamicsSpec("sgd", "ce", lr=0.1, wd=wd, batch=ENGINE_BATCH, steps=steps, seed=s, log_points=20)
             for s in range(max(1, members // len(ENGINE_WDS))) for wd in ENGINE_WDS]
@@ -87,10 +87,10 @@ def large_members(members: int = 1024, steps: int = 2000):
 
 def tracked_run(data, spec) -> None:
     """One run measured by ``metrics.Tracker`` at every log point, as a matrix run is."""
-    from rankbias.dynamics import train
-    from rankbias.geometry import stacked
-    from rankbias.metrics import Tracker
-    from rankbias.nets import NetSpec, build
+    from rankbias.engine.dynamics import train
+    from rankbias.engine.geometry import stacked
+    from rankbias.engine.metrics import Tracker
+    from rankbias.engine.nets import NetSpec, build
 
     net_spec = NetSpec("deep_relu", ENGINE_WIDTHS)
     tracker = Tracker(net_spec, spec.loss, spec.wd)
@@ -100,9 +100,9 @@ def tracked_run(data, spec) -> None:
 def tracked_ensemble(data, members) -> int:
     """An ensemble measured by ``metrics.Tracker`` at every log point, as a matrix run is;
     returns how many (member, log point) measurements it made."""
-    from rankbias.ensemble import train_ensemble
-    from rankbias.metrics import Tracker
-    from rankbias.nets import NetSpec
+    from rankbias.engine.ensemble import train_ensemble
+    from rankbias.engine.metrics import Tracker
+    from rankbias.engine.nets import NetSpec
 
     spec = NetSpec("deep_relu", ENGINE_WIDTHS)
     tracker, count = Tracker(spec, members[0].loss, [m.wd for m in members]), [0]
@@ -120,7 +120,7 @@ def plain_loop(data, members) -> list[list[tuple]]:
     import torch
     from torch import nn
 
-    from rankbias.dynamics import log_steps
+    from rankbias.engine.dynamics import log_steps
 
     n = len(data.x_train)
     logs = []

@@ -49,7 +49,7 @@ def verdicts(scorecard: Path) -> dict[str, str]:
 
 def rank_agreement(a: Path, b: Path) -> tuple[int, int]:
     """(pairs equal, pairs compared): final rank_tol of each (run, layer) of runs done in both stores."""
-    from rankbias.store import Store
+    from rankbias.experiments.store import Store
 
     finals = []
     for path in (a, b):

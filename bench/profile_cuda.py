@@ -10,7 +10,7 @@ torch's); the host-device synchronizations and copies to the host; and the
 Python functions with the most cumulative time (cProfile), which is where
 launch overhead shows.  A call whose wall time far exceeds its device time is
 bound by the host.  Each case is timed twice: replayed, as a repeated call runs
-(from the CUDA graph ``rankbias.cuda_graphs`` records), and eagerly; the
+(from the CUDA graph ``rankbias.linalg.cuda.graphs`` records), and eagerly; the
 profiles are of the eager path, whose launches the graph saves.
 """
 
@@ -75,7 +75,7 @@ def _events(fn, sync) -> dict:
 def main() -> None:
     import torch
 
-    from rankbias import cuda_graphs
+    from rankbias.linalg.cuda import graphs as cuda_graphs
 
     sync = torch.cuda.synchronize
     for name, fn in _cases().items():

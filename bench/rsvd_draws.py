@@ -36,7 +36,7 @@ def _lapack_kernels(sc) -> None:
 
 def main(batch: int, seed: int) -> None:
     import rankbias as rb
-    from rankbias import spectral_cuda as sc
+    from rankbias.linalg.cuda import spectral as sc
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cpu":

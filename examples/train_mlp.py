@@ -4,11 +4,11 @@ so that ``rankbias ranks`` has real weights to measure:
     python examples/train_mlp.py --wd 0.02 --out mlp.pt && rankbias ranks mlp.pt
 
 The setup is the claim's, built from the package's own pieces: the bias-free
-MLP 32-100-100-100-10 (``rankbias.nets``), the 10-class Gaussian mixture with
-N = 1000 and within-class std 1 (``rankbias.data``, class means on the sphere
+MLP 32-100-100-100-10 (``rankbias.engine.nets``), the 10-class Gaussian mixture with
+N = 1000 and within-class std 1 (``rankbias.engine.data``, class means on the sphere
 of radius sqrt(32)), SGD lr 0.1, batch 4, cross-entropy, PyTorch weight decay
-``--wd``, ``--epochs`` epochs (``rankbias.dynamics``), trained by the engine's
-trainer (``rankbias.ensemble``, here an ensemble of one) on ``--device``.  The
+``--wd``, ``--epochs`` epochs (``rankbias.engine.dynamics``), trained by the engine's
+trainer (``rankbias.engine.ensemble``, here an ensemble of one) on ``--device``.  The
 same run, stored with its spectra at every log point, is one cell of
 ``rankbias run``.
 """
@@ -17,11 +17,11 @@ import argparse
 
 import torch
 
-from rankbias.data import gaussian_mixture
-from rankbias.device import choose
-from rankbias.dynamics import DynamicsSpec
-from rankbias.ensemble import train_ensemble
-from rankbias.nets import NetSpec
+from rankbias.engine.data import gaussian_mixture
+from rankbias.engine.device import choose
+from rankbias.engine.dynamics import DynamicsSpec
+from rankbias.engine.ensemble import train_ensemble
+from rankbias.engine.nets import NetSpec
 
 
 def main():

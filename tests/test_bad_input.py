@@ -138,7 +138,7 @@ CASES = [
 ]
 
 NOWHERE = """
-from rankbias.hypotheses import Check, Trend
+from rankbias.scoring.hypotheses import Check, Trend
 mine = Trend("mine.x", "mine", ("no.such.scenario",), "nothing", lambda runs: [Check("x", 1.0, ">=", 0)])
 """
 
@@ -150,7 +150,7 @@ def _scorecard(tmp):
 
 
 def _empty_store(tmp):
-    from rankbias.store import Store
+    from rankbias.experiments.store import Store
 
     path = tmp / "empty.sqlite"
     Store(path).close()

@@ -36,8 +36,8 @@ def _k(case):
 
 
 def _eager(fn):
-    """fn with CUDA-graph replay off (``rankbias.cuda_graphs``): every kernel launched from Python."""
-    from rankbias import cuda_graphs
+    """fn with CUDA-graph replay off (``rankbias.linalg.cuda.graphs``): every kernel launched from Python."""
+    from rankbias.linalg.cuda import graphs as cuda_graphs
 
     def run(A):
         with cuda_graphs.disabled():
@@ -67,7 +67,7 @@ def test_rsvd_cuda(benchmark, case, peer):
 def test_svdvals_cuda(benchmark, case, peer):
     """rankbias: the Gram route (``kernels.eigvalsh_cuda``); rankbias-jacobi: the one-sided / block
     Jacobi route it replaced as the default; rankbias-cpu: the CPU core on all cores."""
-    from rankbias import spectral_cuda
+    from rankbias.linalg.cuda import spectral as spectral_cuda
 
     A, exact = _case(case)
     fns = {"rankbias": rb.svdvals, "rankbias-jacobi": lambda A: spectral_cuda.svdvals(A, method="jacobi"),

@@ -21,9 +21,9 @@ from bench.cases import (
     tracked_ensemble,
     tracked_run,
 )
-from rankbias.dynamics import DynamicsSpec, log_steps, train
-from rankbias.ensemble import train_ensemble
-from rankbias.nets import NetSpec, build
+from rankbias.engine.dynamics import DynamicsSpec, log_steps, train
+from rankbias.engine.ensemble import train_ensemble
+from rankbias.engine.nets import NetSpec, build
 
 STEPS = 500  # runs of the claims take 2k-20k steps; 500 amortizes set-up as they do
 DATA = engine_data()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from rankbias import block_jacobi
+from rankbias.linalg.cuda import block_jacobi
 
 
 def _eigh(G):

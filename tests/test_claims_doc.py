@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from rankbias.claims_doc import document
+from rankbias.scoring.claims_doc import document
 from rankbias.cli import app
-from rankbias.hypotheses import claims, history
+from rankbias.scoring.hypotheses import claims, history
 
 DOCS = Path(__file__).parent.parent / "docs"
 

@@ -7,15 +7,15 @@ import time
 import pandas as pd
 import pytest
 
-from rankbias import data as D
-from rankbias.dynamics import DynamicsSpec
-from rankbias.hypotheses import Check, Criterion, RunSet, Trend, claims
-from rankbias.hypotheses import lejegelka, task_rank, zangrando
-from rankbias.matrix import Matrix
-from rankbias.nets import NetSpec
-from rankbias.run import RunConfig, provenance
-from rankbias.score import Runs, score, scorecard
-from rankbias.store import RunRecord, Store
+from rankbias.engine import data as D
+from rankbias.engine.dynamics import DynamicsSpec
+from rankbias.scoring.hypotheses import Check, Criterion, RunSet, Trend, claims
+from rankbias.scoring.hypotheses import lejegelka, task_rank, zangrando
+from rankbias.experiments.matrix import Matrix
+from rankbias.engine.nets import NetSpec
+from rankbias.experiments.run import RunConfig, provenance
+from rankbias.scoring.score import Runs, score, scorecard
+from rankbias.experiments.store import RunRecord, Store
 
 V1, V2 = {h.id: h for h in claims(1)}, {h.id: h for h in claims(2)}
 MIX = dict(kind="mixture", n=400, dim=32, classes=4, std=2.0, seed=0)
@@ -210,8 +210,8 @@ def test_the_cli_scores_either_version_and_says_which(tmp_path):
     from typer.testing import CliRunner
 
     from rankbias.cli import app
-    from rankbias.matrix import expand
-    from rankbias.spec import builtin, load
+    from rankbias.experiments.matrix import expand
+    from rankbias.experiments.spec import builtin, load
 
     quick = expand(load(builtin(2)), "quick")
     runs = []

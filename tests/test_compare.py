@@ -19,8 +19,8 @@ grid = { "dynamics.wd" = [0.0, 0.01, 0.05] }
 """
 
 HYPOTHESIS = '''
-from rankbias.hypotheses import Check, Trend
-from rankbias.hypotheses.base import hidden_mean
+from rankbias.scoring.hypotheses import Check, Trend
+from rankbias.scoring.hypotheses.base import hidden_mean
 
 MATRIX = """
 [[scenario]]

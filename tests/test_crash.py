@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from rankbias.store import Store
+from rankbias.experiments.store import Store
 
 # four ensemble groups (one per batch size) of two seeds each
 TEXT = """

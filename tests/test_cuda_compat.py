@@ -37,7 +37,7 @@ def test_rankbias_kernels_load_numba_cuda_on_numpy_2_5():
 def test_the_gpu_path_runs_under_the_simulator_on_numpy_2_5():
     code = NUMPY_2_5 + (
         "import torch, rankbias as rb\n"
-        "from rankbias import spectral_cuda as sc\n"
+        "from rankbias.linalg.cuda import spectral as sc\n"
         "A = torch.randn(3, 12, 8, dtype=torch.float64)\n"
         "s = sc.svdvals(A)\n"
         "assert torch.allclose(s, torch.linalg.svdvals(A), rtol=1e-10, atol=1e-12)\n"

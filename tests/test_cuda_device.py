@@ -28,7 +28,7 @@ SHAPES = {"32": (64, 40, 32), "64": (16, 48, 40), "100": (4, 96, 80), "dynamic-2
 def test_svdvals_on_the_device_equal_the_cpu_core(shape, method):
     """Every kernel of each route (gram: static shared memory up to 100, dynamic up to 232, in place 256, 1024; jacobi:
     one-sided up to 256 columns, block Jacobi past it), and cuSOLVER for a single large matrix."""
-    from rankbias import spectral_cuda
+    from rankbias.linalg.cuda import spectral as spectral_cuda
 
     A = _nn_like(*shape, seed=0)
     got = spectral_cuda.svdvals(A.cuda(), method=method)
@@ -55,7 +55,7 @@ def test_rsvd_on_the_device_is_float64_subspace_iteration_on_the_first_runs_loss
     2.1e-2 against torch.svd_lowrank's 1.1e-3).  Each matrix's top 32 must equal float64 subspace iteration from
     the path's own sketch, which separates a defect of the path from the luck of the draw; the mean error over the
     batch (the benchmark's statistic) must then be within 2x torch's, whose sketches differ."""
-    from rankbias import spectral_cuda
+    from rankbias.linalg.cuda import spectral as spectral_cuda
 
     b, n, k, l, q = 64, 100, 32, 42, 2
     g = torch.Generator().manual_seed(5)
@@ -82,10 +82,10 @@ def test_ranks_on_the_device_equal_the_cpu_core():
 
 
 def test_repeated_calls_replay_a_cuda_graph_that_equals_the_eager_path_on_each_input():
-    """The second call of a signature records a CUDA graph (``rankbias.cuda_graphs``) and later ones replay it.
+    """The second call of a signature records a CUDA graph (``rankbias.linalg.cuda.graphs``) and later ones replay it.
     A recording that fails would warn and stay eager, so the warning is an error here; each call's result must
     be the eager path's on that call's own input (no stale static buffer, no output overwritten later)."""
-    from rankbias import cuda_graphs
+    from rankbias.linalg.cuda import graphs as cuda_graphs
 
     cuda_graphs.clear()
     inputs = [_nn_like(24, 100, 90, seed=seed).cuda() for seed in range(4)]
@@ -108,6 +108,6 @@ def test_repeated_calls_replay_a_cuda_graph_that_equals_the_eager_path_on_each_i
 def test_the_eigenvalue_kernel_gets_its_dynamic_shared_memory_on_sm90():
     """The opt-in past 48 KB must take on an H100 / H200: if it fails, a warning and the slower
     in-place kernel would still pass the equality tests above."""
-    from rankbias import spectral_cuda
+    from rankbias.linalg.cuda import spectral as spectral_cuda
 
     assert spectral_cuda._dynamic_shared(torch.device("cuda", torch.cuda.current_device()))

@@ -12,7 +12,7 @@ import json
 import numpy as np
 import torch
 from rankbias.kernels import eigvalsh_cuda as ec
-from rankbias import spectral_cuda as sc
+from rankbias.linalg.cuda import spectral as sc
 
 rng = np.random.default_rng(0)
 n = 9
@@ -118,7 +118,7 @@ def test_a_failed_opt_in_warns_and_falls_back_to_the_in_place_kernel(monkeypatch
     import numba
     import torch
 
-    from rankbias import spectral_cuda
+    from rankbias.linalg.cuda import spectral as spectral_cuda
     from rankbias.kernels import eigvalsh_cuda
 
     def refuse(sig):
@@ -166,7 +166,7 @@ def test_ranks_of_float64_take_jacobi_when_numerical_rank_needs_u64_resolution(s
 def test_an_unknown_route_is_refused_by_name():
     import torch
 
-    from rankbias import spectral_cuda
+    from rankbias.linalg.cuda import spectral as spectral_cuda
 
     with pytest.raises(ValueError, match=r"'method' parameter of spectral_cuda.svdvals must be 'gram' or 'jacobi'. "
                                          r"Got 'qr' instead"):

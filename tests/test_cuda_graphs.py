@@ -1,4 +1,4 @@
-"""The CUDA-graph cache of ``rankbias.cuda_graphs`` without a GPU: its policy (eager, record,
+"""The CUDA-graph cache of ``rankbias.linalg.cuda.graphs`` without a GPU: its policy (eager, record,
 replay, drop, fall back) with a recorder that keeps a graph's semantics (static input buffers,
 outputs written in place on replay), on CPU tensors marked as CUDA ones.  Recording and replaying
 real graphs is tested on a device (test_cuda_device.py)."""
@@ -6,7 +6,7 @@ real graphs is tested on a device (test_cuda_device.py)."""
 import pytest
 import torch
 
-from rankbias import cuda_graphs
+from rankbias.linalg.cuda import graphs as cuda_graphs
 
 
 class Marked(torch.Tensor):
@@ -114,7 +114,7 @@ def test_disabled_and_host_tensors_run_eagerly():
 
 def test_the_gpu_path_keys_a_call_by_shapes_dtypes_and_arguments(monkeypatch):
     """spectral_cuda.replayed: the same function on another shape, dtype or argument is another graph."""
-    from rankbias import spectral_cuda
+    from rankbias.linalg.cuda import spectral as spectral_cuda
 
     keys = []
     monkeypatch.setattr(cuda_graphs, "call", lambda key, fn, inputs: keys.append(key) or fn(*inputs))
@@ -152,7 +152,7 @@ def test_threads_calling_one_signature_each_get_their_own_result():
 
 def test_only_routes_that_read_nothing_back_to_the_host_are_recorded():
     """Block Jacobi checks convergence on the host each sweep and cuSOLVER its info flag: never recorded."""
-    from rankbias import spectral_cuda
+    from rankbias.linalg.cuda import spectral as spectral_cuda
 
     batch, single, wide = torch.zeros(2, 300, 280), torch.zeros(1, 300, 280), torch.zeros(2, 100, 90)
     assert spectral_cuda.recordable_route(batch) and spectral_cuda.recordable_route(wide, True)  # Gram; Jacobi

@@ -187,7 +187,7 @@ GLUE = r"""
 import json
 import numpy as np
 import torch
-from rankbias import spectral_cuda as sc
+from rankbias.linalg.cuda import spectral as sc
 
 g = torch.Generator().manual_seed(0)
 A = torch.randn(3, 12, 9, generator=g, dtype=torch.float64)
@@ -227,7 +227,7 @@ def glue():
 MEASURED = r"""
 import json
 import torch
-from rankbias import spectral_cuda as sc
+from rankbias.linalg.cuda import spectral as sc
 
 k, l, q, seed = 32, 42, 2, 0
 g = torch.Generator().manual_seed(1)
@@ -305,7 +305,8 @@ def test_a_cuda_tensor_without_a_gpu_gets_a_clear_error(monkeypatch):
     import torch
 
     import rankbias as rb
-    from rankbias import spectral, spectral_cuda
+    from rankbias.linalg import spectral
+    from rankbias.linalg.cuda import spectral as spectral_cuda
     from rankbias.kernels import rank_cuda  # importable with no GPU: kernels compile on first launch
 
     assert rank_cuda.MEASURES == rb.MEASURES  # the device kernel's rows are the API's measures
@@ -323,7 +324,8 @@ def test_a_cuda_input_is_checked_for_nan_and_inf_through_its_norms(monkeypatch):
     here, on a faked GPU machine); a finite float64 matrix whose squares overflow the norm passes."""
     import torch
 
-    from rankbias import spectral, spectral_cuda
+    from rankbias.linalg import spectral
+    from rankbias.linalg.cuda import spectral as spectral_cuda
 
     monkeypatch.setattr(spectral_cuda, "require", lambda func: None)
     A = torch.randn(3, 5, 4, dtype=torch.float64)
@@ -349,7 +351,7 @@ def test_kernels_launch_on_torchs_current_stream_of_the_tensors_device(monkeypat
     import numba
     import torch
 
-    from rankbias import spectral_cuda
+    from rankbias.linalg.cuda import spectral as spectral_cuda
 
     log = []
 
@@ -380,7 +382,7 @@ def test_launches_import_tensors_without_a_host_synchronization(monkeypatch):
     import numba
     import torch
 
-    from rankbias import spectral_cuda
+    from rankbias.linalg.cuda import spectral as spectral_cuda
 
     imported, launched = [], []
 

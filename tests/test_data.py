@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from rankbias import data as D
+from rankbias.engine import data as D
 
 
 def test_same_seed_same_data_other_seed_differs():
@@ -83,7 +83,7 @@ def test_digits_ships_with_scikit_learn():
     ],
 )
 def test_shape_of_agrees_with_the_generated_data(spec):
-    from rankbias.run import make_data
+    from rankbias.experiments.run import make_data
 
     data = make_data(spec)
     assert D.shape_of(spec) == (len(data.x_train), data.dim, data.outputs)

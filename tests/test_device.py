@@ -10,13 +10,13 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from typer.testing import CliRunner
 
-from rankbias import device as D
+from rankbias.engine import device as D
 from rankbias.cli import app
-from rankbias.data import gaussian_mixture
-from rankbias.dynamics import DynamicsSpec
-from rankbias.ensemble import CHECK_EVERY, train_ensemble
-from rankbias.nets import NetSpec
-from rankbias.run import RunConfig, train_group
+from rankbias.engine.data import gaussian_mixture
+from rankbias.engine.dynamics import DynamicsSpec
+from rankbias.engine.ensemble import CHECK_EVERY, train_ensemble
+from rankbias.engine.nets import NetSpec
+from rankbias.experiments.run import RunConfig, train_group
 
 MIX = dict(kind="mixture", n=60, dim=6, classes=3, std=0.5, seed=0, test=12)
 
@@ -115,9 +115,9 @@ def test_training_steps_do_not_wait_on_the_device_and_divergence_keeps_its_step(
 
 
 def test_a_group_out_of_gpu_memory_is_split_until_it_fits(monkeypatch):
-    import rankbias.ensemble
+    import rankbias.engine.ensemble
 
-    real, sizes = rankbias.ensemble.train_ensemble, []
+    real, sizes = rankbias.engine.ensemble.train_ensemble, []
 
     def fits_two(spec, data, members, **kw):
         sizes.append(len(members))
@@ -129,7 +129,7 @@ def test_a_group_out_of_gpu_memory_is_split_until_it_fits(monkeypatch):
                                                                           steps=20, log_points=3), seed=s)
              for s in range(5)]
     alone = [train_group([c], "cpu")[0] for c in group]
-    monkeypatch.setattr(rankbias.ensemble, "train_ensemble", fits_two)
+    monkeypatch.setattr(rankbias.engine.ensemble, "train_ensemble", fits_two)
     split = train_group(group, "cpu")
     assert sizes == [5, 2, 3, 1, 2]  # halves until every part fits: [0, 1], then [2, 3, 4] as [2] and [3, 4]
     assert [r.name for r in split] == [c.name() for c in group] and {r.status for r in split} == {"done"}
@@ -138,12 +138,12 @@ def test_a_group_out_of_gpu_memory_is_split_until_it_fits(monkeypatch):
 
 
 def test_a_run_that_alone_does_not_fit_says_how_to_make_it_fit(monkeypatch):
-    import rankbias.ensemble
+    import rankbias.engine.ensemble
 
     def never(*args, **kw):
         raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
 
-    monkeypatch.setattr(rankbias.ensemble, "train_ensemble", never)
+    monkeypatch.setattr(rankbias.engine.ensemble, "train_ensemble", never)
     rec = train_group(CONFIGS["gated gd"], "cpu")[0]
     assert rec.status == "failed" and rec.metrics == []
     assert rec.error.startswith("OutOfMemoryError: this run alone does not fit in the memory of cpu; train it with")

@@ -5,9 +5,9 @@ import pytest
 import scipy.linalg
 import torch
 
-from rankbias import data as D
-from rankbias.dynamics import DynamicsSpec, batch_indices, log_steps, loss_and_grad, loss_per_sample, train
-from rankbias.nets import NetSpec, build
+from rankbias.engine import data as D
+from rankbias.engine.dynamics import DynamicsSpec, batch_indices, log_steps, loss_and_grad, loss_per_sample, train
+from rankbias.engine.nets import NetSpec, build
 
 
 def _linear(d=6, k=3, seed=0):

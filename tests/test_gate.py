@@ -6,12 +6,12 @@ import math
 import numpy as np
 import pytest
 
-from rankbias import data as D
-from rankbias.dynamics import DynamicsSpec, train
-from rankbias.ensemble import train_ensemble
-from rankbias.metrics import stationarity
-from rankbias.nets import NetSpec, build
-from rankbias.run import RunConfig, run_one
+from rankbias.engine import data as D
+from rankbias.engine.dynamics import DynamicsSpec, train
+from rankbias.engine.ensemble import train_ensemble
+from rankbias.engine.metrics import stationarity
+from rankbias.engine.nets import NetSpec, build
+from rankbias.experiments.run import RunConfig, run_one
 
 DATA = D.gaussian_mixture(120, 6, 3, 1.0, seed=0)
 NET = NetSpec("deep_linear", (6, 8, 3))

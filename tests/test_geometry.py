@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from rankbias import geometry as G
-from rankbias.data import subspace_tasks
-from rankbias.dynamics import DynamicsSpec, train
-from rankbias.nets import NetSpec, build
+from rankbias.engine import geometry as G
+from rankbias.engine.data import subspace_tasks
+from rankbias.engine.dynamics import DynamicsSpec, train
+from rankbias.engine.nets import NetSpec, build
 
 
 def test_collapse_on_hand_built_features():

@@ -103,10 +103,10 @@ def test_benchmark_cases_are_float32_with_the_planted_spikes():
 
 
 def test_the_kernels_folder_refuses_a_second_module_name():
-    """``import kernels`` from the repository root would compile the kernels under a
+    """``import kernels`` from inside src/rankbias would compile the kernels under a
     second module name into the same Numba cache files, and every later
     ``import rankbias`` would then fail with "No module named 'kernels'"."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    done = subprocess.run([sys.executable, "-c", "import kernels"], cwd=root, capture_output=True, text=True)
+    package = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src", "rankbias")
+    done = subprocess.run([sys.executable, "-c", "import kernels"], cwd=package, capture_output=True, text=True)
     assert done.returncode != 0
     assert "import it as rankbias.kernels" in done.stderr

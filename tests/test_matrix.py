@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from rankbias.cli import app
-from rankbias.matrix import expand
-from rankbias.spec import MatrixError, load, parse
+from rankbias.experiments.matrix import expand
+from rankbias.experiments.spec import MatrixError, load, parse
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "matrix_example.toml"
 
@@ -193,7 +193,7 @@ def test_any_single_edit_is_accepted_or_explained(field, value):
 
 
 def test_the_heldout_example_is_variants_of_claims_on_listed_seeds():
-    from rankbias.hypotheses import claims, unknown_variants
+    from rankbias.scoring.hypotheses import claims, unknown_variants
 
     spec = load(EXAMPLE.parent / "heldout.toml")
     ids = [s.id for s in spec.scenario]

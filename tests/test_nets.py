@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from rankbias.nets import NetSpec, build
+from rankbias.engine.nets import NetSpec, build
 
 
 def test_deep_linear_is_the_product_of_its_weights():

@@ -82,8 +82,8 @@ def test_sweep_plots_label_the_grid_values_and_keep_legends_off_the_data():
     import matplotlib.pyplot as plt
     import pandas as pd
 
-    from rankbias import report
-    from rankbias.hypotheses.base import RunSet
+    from rankbias.scoring import report
+    from rankbias.scoring.hypotheses.base import RunSet
 
     wds = [0.0, 1e-3, 5e-3, 1e-2, 2e-2]
     final = pd.DataFrame({"wd": wds * 2, "kind": ["gd"] * 5 + ["sgd"] * 5, "widths": ["8-12-12-3"] * 10,

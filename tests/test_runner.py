@@ -6,11 +6,11 @@ import numpy as np
 from typer.testing import CliRunner
 
 from rankbias.cli import app
-from rankbias.matrix import expand
-from rankbias.run import run_one
-from rankbias.runner import plan, run_matrix
-from rankbias.spec import parse
-from rankbias.store import RunRecord, Store
+from rankbias.experiments.matrix import expand
+from rankbias.experiments.run import run_one
+from rankbias.experiments.runner import plan, run_matrix
+from rankbias.experiments.spec import parse
+from rankbias.experiments.store import RunRecord, Store
 
 TEXT = """
 [[scenario]]
@@ -115,7 +115,7 @@ def test_process_pool_and_dask_store_exactly_what_local_does(tmp_path):
 def test_bad_executors_are_refused_clearly(tmp_path):
     import pytest
 
-    from rankbias.runner import ExecutorError
+    from rankbias.experiments.runner import ExecutorError
 
     matrix = expand(parse(TEXT), "quick")
     store = Store(tmp_path / "s.sqlite")

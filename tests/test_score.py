@@ -9,18 +9,18 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from rankbias import hypotheses
+from rankbias.scoring import hypotheses
 from rankbias.cli import app
-from rankbias.dynamics import DynamicsSpec
-from rankbias.hypotheses import (BASELINES, VERSIONS, Check, HypothesisError, RunSet, Trend, claims, load_entry_points,
+from rankbias.engine.dynamics import DynamicsSpec
+from rankbias.scoring.hypotheses import (BASELINES, VERSIONS, Check, HypothesisError, RunSet, Trend, claims, load_entry_points,
                                  load_file, unknown_variants)
-from rankbias.hypotheses import galanti, kuzborskij, nulls, zangrando
-from rankbias.matrix import Matrix
-from rankbias.nets import NetSpec
-from rankbias.run import RunConfig, provenance
-from rankbias.score import GATE, Runs, score, scorecard
-from rankbias.spec import builtin, load
-from rankbias.store import RunRecord, Store
+from rankbias.scoring.hypotheses import galanti, kuzborskij, nulls, zangrando
+from rankbias.experiments.matrix import Matrix
+from rankbias.engine.nets import NetSpec
+from rankbias.experiments.run import RunConfig, provenance
+from rankbias.scoring.score import GATE, Runs, score, scorecard
+from rankbias.experiments.spec import builtin, load
+from rankbias.experiments.store import RunRecord, Store
 
 EXAMPLE = "examples/my_hypothesis.py"
 DATA = dict(kind="mixture", n=1000, dim=32, classes=10, std=1.0, seed=0, test=200)

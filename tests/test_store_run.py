@@ -8,12 +8,12 @@ import torch
 from typer.testing import CliRunner
 
 from rankbias.cli import app
-from rankbias.dynamics import DynamicsSpec
-from rankbias.geometry import stacked
-from rankbias.metrics import Tracker
-from rankbias.nets import NetSpec, build
-from rankbias.run import RunConfig, make_data, run_one
-from rankbias.store import Store, StoreError
+from rankbias.engine.dynamics import DynamicsSpec
+from rankbias.engine.geometry import stacked
+from rankbias.engine.metrics import Tracker
+from rankbias.engine.nets import NetSpec, build
+from rankbias.experiments.run import RunConfig, make_data, run_one
+from rankbias.experiments.store import Store, StoreError
 
 MIXTURE = dict(kind="mixture", n=120, dim=8, classes=3, std=0.5, seed=0, test=30)
 
@@ -118,7 +118,7 @@ def test_cli_train_bad_flags_exit_2_with_the_rule(tmp_path, args, message):
 
 
 def test_run_many_trains_ensembles_and_stores_what_run_one_would(tmp_path):
-    from rankbias.run import ensemble_key, run_many
+    from rankbias.experiments.run import ensemble_key, run_many
 
     configs = [RunConfig(MIXTURE, NetSpec("deep_relu", (8, 16, 16, 3)),
                          DynamicsSpec("sgd", "ce", lr=lr, wd=wd, batch=8, steps=60, log_points=5), seed=s)
@@ -139,7 +139,7 @@ def test_run_many_trains_ensembles_and_stores_what_run_one_would(tmp_path):
 
 
 def test_run_many_is_deterministic(tmp_path):
-    from rankbias.run import run_many
+    from rankbias.experiments.run import run_many
 
     configs = [RunConfig(MIXTURE, NetSpec("deep_relu", (8, 16, 3)),
                          DynamicsSpec("sgd", "ce", lr=0.1, wd=wd, batch=8, steps=40, log_points=4), seed=s)
@@ -152,7 +152,7 @@ def test_run_many_is_deterministic(tmp_path):
 
 
 def test_a_group_with_a_diverging_member_stores_it_as_diverged_and_measures_the_rest():
-    from rankbias.run import train_group
+    from rankbias.experiments.run import train_group
 
     group = [_config(lr=lr) for lr in (0.1, 1e5, 0.2)]
     recs = train_group(group)

@@ -54,11 +54,11 @@ def fail(message: str, code: int = 2):
 
 
 def device_checked(name: str, scheduler: str = "") -> str:
-    """The device name to train on (``rankbias.device``), after printing the one line that says
+    """The device name to train on (``rankbias.engine.device``), after printing the one line that says
     which device and why; exits 2 naming what is missing otherwise.  A bare GPU ("cuda", or
     "auto" that found one) stays "cuda", so local workers spread over the GPUs.  With a Dask
     ``scheduler`` only the name is checked here: each worker resolves it on its own machine."""
-    from rankbias.device import DeviceError, checked_name, choose, spread_name
+    from rankbias.engine.device import DeviceError, checked_name, choose, spread_name
 
     try:
         if scheduler:
@@ -73,7 +73,7 @@ def device_checked(name: str, scheduler: str = "") -> str:
 
 def version_checked(version: int) -> int:
     """``version`` if it is a claims version; exits 2 otherwise."""
-    from rankbias.hypotheses import CURRENT, VERSIONS
+    from rankbias.scoring.hypotheses import CURRENT, VERSIONS
 
     if version not in VERSIONS:
         fail(f"'--claims-version' must be one of {list(VERSIONS)}; got {version}. Pass {CURRENT} (the current "
@@ -83,8 +83,8 @@ def version_checked(version: int) -> int:
 
 def load_matrix(target: str, tier: str, version: int):
     """(matrix file, spec, expanded matrix) of a command-line target; exits 2 on a bad one."""
-    from rankbias.matrix import expand
-    from rankbias.spec import TIERS, MatrixError, load, resolve
+    from rankbias.experiments.matrix import expand
+    from rankbias.experiments.spec import TIERS, MatrixError, load, resolve
 
     if tier not in TIERS:
         fail(f"'--tier' must be one of {list(TIERS)}; got {tier!r}.")
@@ -104,7 +104,7 @@ def load_matrix(target: str, tier: str, version: int):
 
 def check_variants(spec, version: int, source) -> None:
     """Exit 2 naming every scenario of ``spec`` that reads as a variant of a claim ``version`` lacks."""
-    from rankbias.hypotheses import unknown_variants
+    from rankbias.scoring.hypotheses import unknown_variants
 
     problems = [f"{source}: scenario {sid!r} key 'id': a scenario named <claim>.<name> is a variant of that claim, "
                 f"and claims version {version} has no claim {base!r}. Got {sid!r}. Fix: "
@@ -117,7 +117,7 @@ def check_variants(spec, version: int, source) -> None:
 
 def open_store(path: str):
     """The existing store at ``path``; exits 2 if it is missing or not a rankbias store."""
-    from rankbias.store import Store, StoreError
+    from rankbias.experiments.store import Store, StoreError
 
     if not Path(path).exists():
         fail(f"store file {path} does not exist. Run `rankbias run` first, or pass --store PATH.")

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from rankbias.cli.app import DEVICE_HELP, PROCESSES_HELP, TARGET_HELP, TIER_HELP, VERSION_HELP, app, console, \
     device_checked, fail, load_matrix, open_store, version_checked
-from rankbias.store import DEFAULT_PATH, StoreError
+from rankbias.experiments.store import DEFAULT_PATH, StoreError
 
 
 @app.command("list")
@@ -47,8 +47,8 @@ def train_missing(matrix, store_path: str, *, retry_failed: bool = False, quiet:
     stored is never redone, so an interrupted call resumes."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from rankbias.runner import ExecutorError, plan, run_matrix
-    from rankbias.store import Store
+    from rankbias.experiments.runner import ExecutorError, plan, run_matrix
+    from rankbias.experiments.store import Store
 
     if processes < 0:
         fail(f"'--processes' must be an int >= 0 (0: one per core, 1: in this process); got {processes}.")
@@ -122,7 +122,7 @@ def claims_cmd(
     """Every claim: paper, prediction, setup, criteria, version history and (with --scorecard) verdict."""
     from rich.markdown import Markdown
 
-    from rankbias.claims_doc import document
+    from rankbias.scoring.claims_doc import document
 
     version_checked(claims_version)
     if scorecard is not None and not scorecard.is_file():

@@ -13,8 +13,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from rankbias.cli.app import app, console, fail
-from rankbias.spectral import MEASURES, ranks
-from rankbias.weights import WeightFileError, load_matrices
+from rankbias.linalg.spectral import MEASURES, ranks
+from rankbias.linalg.weights import WeightFileError, load_matrices
 
 COLUMNS = ("rank_tol", "rank_rel", "stable_rank", "effective_rank", "gd_rank", "numerical_rank")
 

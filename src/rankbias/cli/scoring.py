@@ -14,7 +14,7 @@ from rich.traceback import Traceback
 
 from rankbias.cli.app import (DEBUG, DEVICE_HELP, PROCESSES_HELP, TARGET_HELP, TIER_HELP, VERSION_HELP, app,
                               check_variants, console, device_checked, fail, load_matrix, open_store)
-from rankbias.store import DEFAULT_PATH
+from rankbias.experiments.store import DEFAULT_PATH
 
 VERDICT_STYLE = {"pass": "green", "fail": "red", "inconclusive": "yellow", "scored": "cyan", "not applicable": "blue"}
 N_BOOT_HELP = "Bootstrap resamples over seeds (0: the default)."
@@ -33,7 +33,7 @@ def _statistics(v) -> str:
 
 def _verdict_table(verdicts, title: str) -> Table:
     """One row per hypothesis: verdict, its first criterion (value [95% CI] vs threshold), effect, runs."""
-    from rankbias.score import GATE
+    from rankbias.scoring.score import GATE
 
     table = Table(title=title, caption="CI: 95% bootstrap over seeds; horizon: lr*wd*T range; stationary: "
                                        f"wd>0 runs with ||grad L + wd theta|| / ||grad L|| <= {GATE}")
@@ -79,8 +79,8 @@ def score_and_print(matrix, store, extra: list, out: str, n_boot: int | None = N
     ``extra`` hypotheses on ``store``, print the table (and, with ``extra``, the head-to-head
     view), write JSON (a metadata header and the verdicts) to ``out``, and exit 1 when one of
     ``extra`` could not be scored unless ``keep_going``; returns the verdicts and the ``score.Runs``."""
-    from rankbias.hypotheses import claims as claims_of
-    from rankbias.score import N_BOOT, Runs, applies_to, header, scorecard
+    from rankbias.scoring.hypotheses import claims as claims_of
+    from rankbias.scoring.score import N_BOOT, Runs, applies_to, header, scorecard
 
     if n_boot is not None and n_boot < 0:
         fail(f"'--n-boot' must be an int >= 0 (0: the default {N_BOOT}); got {n_boot}.")
@@ -175,9 +175,9 @@ def compare_cmd(
     trained first. Hypotheses registered by installed packages under the
     entry-point group 'rankbias.hypotheses' are scored too."""
     from rankbias.cli.matrix import train_missing
-    from rankbias.hypotheses import HypothesisError, load_entry_points, load_user
-    from rankbias.matrix import Matrix, expand
-    from rankbias.spec import MatrixError, extend
+    from rankbias.scoring.hypotheses import HypothesisError, load_entry_points, load_user
+    from rankbias.experiments.matrix import Matrix, expand
+    from rankbias.experiments.spec import MatrixError, extend
 
     path, spec, matrix = load_matrix(target, tier, claims_version)
     try:
@@ -216,7 +216,7 @@ def report_cmd(
     claims_version: int = typer.Option(2, "--claims-version", help=VERSION_HELP),
 ):
     """Write a static HTML report: the scorecard and plots of the stored runs."""
-    from rankbias import report
+    from rankbias.scoring import report
 
     _, _, matrix = load_matrix(target, tier, claims_version)
     verdicts, data = score_and_print(matrix, open_store(store_path), [], "", n_boot, version=claims_version,

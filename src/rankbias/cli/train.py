@@ -7,7 +7,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from rankbias.cli.app import DEVICE_HELP, app, console, device_checked, fail
-from rankbias.store import DEFAULT_PATH, StoreError
+from rankbias.experiments.store import DEFAULT_PATH, StoreError
 
 ARCH_ALIASES = {"mlp": "deep_relu"}
 
@@ -54,10 +54,10 @@ def train_cmd(
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
 ):
     """Train one configuration, store it, and print its final per-layer ranks."""
-    from rankbias.dynamics import DynamicsSpec
-    from rankbias.nets import NetSpec
-    from rankbias.run import RunConfig, fit_problem, run_one
-    from rankbias.store import Store
+    from rankbias.engine.dynamics import DynamicsSpec
+    from rankbias.engine.nets import NetSpec
+    from rankbias.experiments.run import RunConfig, fit_problem, run_one
+    from rankbias.experiments.store import Store
 
     device = device_checked(device)  # before anything is built or written
     try:

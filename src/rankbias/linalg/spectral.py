@@ -5,7 +5,7 @@ float16/bfloat16/float32/float64 (half precision is measured in float32),
 validates it once, runs a compiled kernel from ``rankbias.kernels`` over the
 flattened batch, and returns results of the input's type with the input's
 leading dimensions.  ``rsvd``, ``svdvals`` and ``ranks`` of a CUDA tensor run
-on its device and return CUDA tensors (``rankbias.spectral_cuda``).
+on its device and return CUDA tensors (``rankbias.linalg.cuda.spectral``).
 
 Threads: a batch at least as large as Numba's thread count runs one matrix per
 thread with BLAS held to one thread (threadpoolctl); a smaller batch runs
@@ -26,7 +26,7 @@ import scipy.linalg.cython_blas  # noqa: F401  loads the BLAS Numba calls, so th
 from threadpoolctl import ThreadpoolController
 
 from rankbias import kernels
-from rankbias.inputs import as_batch, check_finite, check_int, check_seed, check_tolerance, is_tensor
+from rankbias.linalg.inputs import as_batch, check_finite, check_int, check_seed, check_tolerance, is_tensor
 
 _controller: ThreadpoolController | None = None
 
@@ -53,7 +53,7 @@ def _cuda_batch(A, func: str):
     float64 matrix may overflow."""
     import torch
 
-    from rankbias import spectral_cuda
+    from rankbias.linalg.cuda import spectral as spectral_cuda
 
     spectral_cuda.require(func)
     if A.ndim < 2 or min(A.shape[-2:]) < 1 or A.is_complex() or not A.is_floating_point():

@@ -34,10 +34,10 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Callable
 
-from rankbias.device import for_pool, for_worker
-from rankbias.matrix import Matrix
-from rankbias.run import RunConfig, blank_record, group_configs, train_group
-from rankbias.store import RunRecord, Store
+from rankbias.engine.device import for_pool, for_worker
+from rankbias.experiments.matrix import Matrix
+from rankbias.experiments.run import RunConfig, blank_record, group_configs, train_group
+from rankbias.experiments.store import RunRecord, Store
 
 
 @dataclass
@@ -119,7 +119,7 @@ def run_matrix(matrix: Matrix, store: Store, retry_failed: bool = False,
                on_done: Callable[[RunRecord], None] | None = None, executor="local", retries: int = 2,
                task: Callable[[list[RunConfig], str], list[RunRecord]] = train_group, device: str = "auto") -> Plan:
     """Train what ``store`` lacks of ``matrix`` on ``executor`` and torch ``device`` (a name,
-    ``rankbias.device``); returns the plan it followed.  ``task(group, device)`` is the unit
+    ``rankbias.engine.device``); returns the plan it followed.  ``task(group, device)`` is the unit
     of work shipped per group (``run.train_group``; tests pass others)."""
     steps = plan(matrix, store, retry_failed)
 

@@ -19,7 +19,7 @@ from sklearn.isotonic import IsotonicRegression
 
 from dataclasses import replace
 
-from rankbias.hypotheses.base import (Check, Criterion, Predictor, RunSet, Trend, effect, hidden_mean, rank_spread,
+from rankbias.scoring.hypotheses.base import (Check, Criterion, Predictor, RunSet, Trend, effect, hidden_mean, rank_spread,
                                       spearman, width_of)
 
 GALANTI_SGD = ("galanti.wd", "galanti.batch_epochs", "galanti.batch_steps", "galanti.lr", "galanti.no_wd")

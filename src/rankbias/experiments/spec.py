@@ -19,7 +19,7 @@ built-in matrices ``matrices/claims-v<version>.toml``, or a researcher's own):
     seeds = 3                    # optional: overrides the tier's count...
     seeds = [11, 12, 13]         # ...or names the init seeds themselves (in every tier)
 
-``data`` takes the keyword arguments of its generator in ``rankbias.data``
+``data`` takes the keyword arguments of its generator in ``rankbias.engine.data``
 (``kind`` names it), ``net`` the fields of ``NetSpec`` and ``dynamics`` those
 of ``DynamicsSpec``; ``grid`` maps dotted paths into those three tables to the
 values the scenario varies.  Anything else is an error that names the file,
@@ -44,9 +44,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from rankbias import data as datasets
-from rankbias.dynamics import DynamicsSpec
-from rankbias.nets import NetSpec
+from rankbias.engine import data as datasets
+from rankbias.engine.dynamics import DynamicsSpec
+from rankbias.engine.nets import NetSpec
 
 TIERS = ("quick", "standard", "full")
 SECTIONS = ("data", "net", "dynamics")
@@ -220,7 +220,7 @@ class MatrixSpec(BaseModel):
         return value
 
 
-CLAIMS_VERSIONS = (1, 2)  # as rankbias.hypotheses.VERSIONS; each version's matrix file never changes
+CLAIMS_VERSIONS = (1, 2)  # as rankbias.scoring.hypotheses.VERSIONS; each version's matrix file never changes
 
 
 def builtin(version: int = CLAIMS_VERSIONS[-1]) -> Path:
@@ -286,7 +286,7 @@ def _explain(err: ValidationError, raw: dict, source: str) -> str:
         rule = problem["msg"].removeprefix("Value error, ")
         got = problem.get("input")
         ctx = problem.get("ctx") or {}
-        fix = ctx.get("fix") or _FIXES.get(problem["type"], "see the format in rankbias.spec")
+        fix = ctx.get("fix") or _FIXES.get(problem["type"], "see the format in rankbias.experiments.spec")
         if "key" in ctx:  # a rule about one field inside a table: name the field and its value
             where = where.rsplit(" key ", 1)[0] + f" key '{ctx['key']}'" if " key " in where else ctx["key"]
             got = ctx["value"]
@@ -295,7 +295,7 @@ def _explain(err: ValidationError, raw: dict, source: str) -> str:
 
 
 _FIXES = {
-    "extra_forbidden": "remove the key or correct its spelling (see the format in rankbias.spec)",
+    "extra_forbidden": "remove the key or correct its spelling (see the format in rankbias.experiments.spec)",
     "missing": "add the key",
     "literal_error": "use one of the allowed values",
     "string_type": "write the value as a quoted string",

@@ -40,9 +40,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from rankbias import geometry, kernels
-from rankbias.dynamics import loss_per_sample
-from rankbias.spectral import svdvals
+from rankbias import kernels
+from rankbias.engine import geometry
+from rankbias.engine.dynamics import loss_per_sample
+from rankbias.linalg.spectral import svdvals
 
 
 def _host(t: torch.Tensor) -> np.ndarray:

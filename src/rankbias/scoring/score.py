@@ -1,6 +1,6 @@
 """Score hypotheses on stored runs: verdicts, statistics, effect sizes, seed CIs.
 
-For each hypothesis (``rankbias.hypotheses``): the runs of its scenarios are
+For each hypothesis (``rankbias.scoring.hypotheses``): the runs of its scenarios are
 read from the store (one row per run, its last-step metrics as columns); runs
 not yet stored, failed or diverged are left out and counted.  Its checks are
 evaluated on all runs, then on ``n_boot`` bootstrap resamples of the seeds (a
@@ -46,11 +46,11 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from rankbias.hypotheses import CURRENT
-from rankbias.hypotheses.base import GATE, Check, Predictor, RunSet, Trend, spearman
-from rankbias.matrix import Matrix
-from rankbias.run import make_data, provenance
-from rankbias.store import Store
+from rankbias.scoring.hypotheses import CURRENT
+from rankbias.scoring.hypotheses.base import GATE, Check, Predictor, RunSet, Trend, spearman
+from rankbias.experiments.matrix import Matrix
+from rankbias.experiments.run import make_data, provenance
+from rankbias.experiments.store import Store
 
 N_BOOT = 300
 CHANCE_MARGIN = 0.05

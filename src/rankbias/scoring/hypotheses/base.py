@@ -5,7 +5,7 @@ their measurements into checks.  Two kinds:
 
 - ``Trend``: a claim with criteria, like the papers': ``checks(runs)``
   returns ``Check``s (statistic, comparison, threshold) and effect sizes;
-  ``rankbias.score`` bootstraps them over seeds and gives the verdict.  A
+  ``rankbias.scoring.score`` bootstraps them over seeds and gives the verdict.  A
   baseline declares its criteria up front as data (``Trend.criteria``, each a
   ``Criterion`` that makes its ``Check``), so the documentation of a claim
   (``rankbias claims``) is read from the same objects that score it, and a

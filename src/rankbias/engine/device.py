@@ -29,7 +29,7 @@ class DeviceError(ValueError):
 
 
 def _spectral_core() -> bool:
-    from rankbias import spectral_cuda
+    from rankbias.linalg.cuda import spectral as spectral_cuda
 
     return spectral_cuda.available()
 

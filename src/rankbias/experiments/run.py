@@ -13,7 +13,7 @@ raises is recorded as failed with its error instead of propagating.
 One trainer for any device: GD and SGD runs train as ensembles
 (``ensemble.train_ensemble``; a single run is an ensemble of one), gradient
 flow by ``dynamics.train``'s ODE solver, both on the torch device a caller
-names (``device=``, see ``rankbias.device``; the device is not part of a run's
+names (``device=``, see ``rankbias.engine.device``; the device is not part of a run's
 identity, and its provenance records where it trained).  Data, weights and
 metrics stay on the device; only the rows stored at log points come back.
 
@@ -40,12 +40,13 @@ import numba
 import numpy as np
 import torch
 
-from rankbias import __version__, data, geometry
-from rankbias.device import describe, resolve
-from rankbias.dynamics import DynamicsSpec, accuracy, loss_value, train
-from rankbias.metrics import Tracker, stationarity
-from rankbias.nets import NetSpec, build
-from rankbias.store import RunRecord, Store
+from rankbias import __version__
+from rankbias.engine import data, geometry
+from rankbias.engine.device import describe, resolve
+from rankbias.engine.dynamics import DynamicsSpec, accuracy, loss_value, train
+from rankbias.engine.metrics import Tracker, stationarity
+from rankbias.engine.nets import NetSpec, build
+from rankbias.experiments.store import RunRecord, Store
 
 def make_data(spec: dict) -> data.Dataset:
     """The data set a spec {"kind": ..., **generator kwargs} describes."""
@@ -98,7 +99,7 @@ def _fmt(v) -> str:
 
 
 def provenance(device: torch.device | None = None) -> dict:
-    """Versions, host, the device a run trained on (``rankbias.device.describe``) and,
+    """Versions, host, the device a run trained on (``rankbias.engine.device.describe``) and,
     if the package sits in a git checkout, its commit."""
     try:
         commit = subprocess.run(
@@ -162,7 +163,7 @@ def _record_result(rec: RunRecord, result) -> None:
 
 
 def run_one(config: RunConfig, store: Store | None = None, device="auto") -> RunRecord:
-    """Train ``config`` on ``device`` (``rankbias.device``), measure at every log point,
+    """Train ``config`` on ``device`` (``rankbias.engine.device``), measure at every log point,
     write one transaction to ``store``."""
     rec = train_group([config], device)[0]
     if store is not None:
@@ -272,7 +273,7 @@ def _stationarity_of(config: RunConfig, dataset: data.Dataset, wds: list[float])
 def _train_ensemble(group: list[RunConfig], device: torch.device) -> list[RunRecord]:
     """Train ``group`` (runs sharing an ``ensemble_key``) as one ensemble on ``device``;
     see ``train_group``."""
-    from rankbias.ensemble import train_ensemble
+    from rankbias.engine.ensemble import train_ensemble
 
     started = time.time()
     recs = [blank_record(c, started, device) for c in group]

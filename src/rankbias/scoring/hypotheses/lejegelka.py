@@ -17,7 +17,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from rankbias.hypotheses.base import Check, Criterion, RunSet, Trend, effect, layer_shapes
+from rankbias.scoring.hypotheses.base import Check, Criterion, RunSet, Trend, effect, layer_shapes
 
 CITE = "Le & Jegelka 2022, arXiv 2201.11968"
 FLOAT_NOISE = 1e-6  # "non-decreasing" allows drops of this size only

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from rankbias.hypotheses.base import GATE, Check, Criterion, RunSet, Trend, at, effect, spearman
+from rankbias.scoring.hypotheses.base import GATE, Check, Criterion, RunSet, Trend, at, effect, spearman
 
 CITE = "Kuzborskij & Abbasi Yadkori 2025, arXiv 2502.17340"
 

@@ -27,9 +27,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from rankbias.hypotheses import zangrando  # noqa: E402
-from rankbias.hypotheses.base import RunSet, hidden_mean, hidden_square  # noqa: E402
-from rankbias.hypotheses.galanti import tail_erank  # noqa: E402
+from rankbias.scoring.hypotheses import zangrando  # noqa: E402
+from rankbias.scoring.hypotheses.base import RunSet, hidden_mean, hidden_square  # noqa: E402
+from rankbias.scoring.hypotheses.galanti import tail_erank  # noqa: E402
 
 # (scenario, grid column, what is plotted, log x, log y)
 SWEEPS = [

@@ -36,7 +36,7 @@ every device.  A step never waits for the device: the weight-decay bookkeeping
 is done on the host, and each member's first non-finite step is kept on the
 device and read at log points, gate checks and every ``CHECK_EVERY`` steps.
 This is the engine's one GD / SGD trainer: a single run is an ensemble of one
-(``rankbias.run``); ``dynamics.train``'s per-run loop is the tests' reference.
+(``rankbias.experiments.run``); ``dynamics.train``'s per-run loop is the tests' reference.
 """
 
 from __future__ import annotations
@@ -47,9 +47,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from rankbias.data import Dataset
-from rankbias.dynamics import GATE_CHECKS, DynamicsSpec, RunResult, accuracy, budget, log_steps, loss_and_grad
-from rankbias.nets import Net, NetSpec, activate, build, init_params
+from rankbias.engine.data import Dataset
+from rankbias.engine.dynamics import GATE_CHECKS, DynamicsSpec, RunResult, accuracy, budget, log_steps, loss_and_grad
+from rankbias.engine.nets import Net, NetSpec, activate, build, init_params
 
 CHECK_EVERY = 256  # steps between reads of the members' divergence flags
 SHARED = ("kind", "loss", "steps", "epochs", "batch", "log_points", "tail_logs", "gate", "max_steps")
@@ -185,7 +185,7 @@ def train_ensemble(
     Returns one ``RunResult`` per member, as ``dynamics.train`` would; calls
     ``on_log(at, ensemble, alive)`` at each log point, ``alive`` the indices of
     the members still training (``Ensemble.effective`` gives all their weights).
-    Gated members (``DynamicsSpec.gated``, see ``rankbias.dynamics``) need
+    Gated members (``DynamicsSpec.gated``, see ``rankbias.engine.dynamics``) need
     ``stationarity(ensemble) -> (R,)`` array; a member that passes the gate after
     its budget is logged at that step and stops there."""
     _check(members)
@@ -288,7 +288,7 @@ class _Members:
 
 
 class Gate:
-    """The stationarity gate of gated gd members (see ``rankbias.dynamics``): checked
+    """The stationarity gate of gated gd members (see ``rankbias.engine.dynamics``): checked
     every ``interval`` steps; a member passing it at or after the budget stops."""
 
     def __init__(self, spec: DynamicsSpec, total: int, stationarity: Callable | None):

@@ -14,8 +14,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from rankbias import geometry
-from rankbias.hypotheses.base import Check, Criterion, RunSet, Trend, effect, hidden_square, spearman
+from rankbias.engine import geometry
+from rankbias.scoring.hypotheses.base import Check, Criterion, RunSet, Trend, effect, hidden_square, spearman
 
 CITE = "Zangrando, Deidda, Venturini, Tudisco 2024, arXiv 2402.03991"
 

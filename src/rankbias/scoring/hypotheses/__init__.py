@@ -8,10 +8,10 @@ new hypothesis, ``new.task_rank``); earlier versions stay scorable.
 ``BASELINES`` is the current version's list.
 
 A researcher's hypothesis is a ``Trend`` or a ``Predictor``
-(``rankbias.hypotheses.base``) defined at module level in a Python file
+(``rankbias.scoring.hypotheses.base``) defined at module level in a Python file
 (``load_user``, ``rankbias compare FILE``), which may also declare the
 scenarios it needs (``MATRIX``), or registered by an installed package under
-the entry-point group ``rankbias.hypotheses`` (``load_entry_points``); see
+the entry-point group ``rankbias.scoring.hypotheses`` (``load_entry_points``); see
 examples/my_hypothesis.py.
 """
 
@@ -22,8 +22,8 @@ import importlib.metadata
 import importlib.util
 from pathlib import Path
 
-from rankbias.hypotheses import galanti, kuzborskij, lejegelka, nulls, task_rank, zangrando
-from rankbias.hypotheses.base import Check, Criterion, Predictor, RunSet, Trend, effect
+from rankbias.scoring.hypotheses import galanti, kuzborskij, lejegelka, nulls, task_rank, zangrando
+from rankbias.scoring.hypotheses.base import Check, Criterion, Predictor, RunSet, Trend, effect
 
 PAPERS = (galanti, kuzborskij, zangrando, lejegelka, nulls)
 VERSIONS = (1, 2)
@@ -117,7 +117,7 @@ def load_user(path: str | Path) -> tuple[list, str | None]:
 
 
 def load_entry_points() -> list:
-    """Hypotheses registered by installed packages under the entry-point group ``rankbias.hypotheses``:
+    """Hypotheses registered by installed packages under the entry-point group ``rankbias.scoring.hypotheses``:
     each entry point names a Trend, a Predictor, or a list of them."""
     found = []
     for ep in importlib.metadata.entry_points(group=GROUP):

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torchdiffeq import odeint
 
-from rankbias.data import Dataset
+from rankbias.engine.data import Dataset
 
 KINDS = ("gd", "sgd", "gf")
 GATE_CHECKS = 200  # gate checks per budget: every 100 steps of a 20k-step run
@@ -207,8 +207,8 @@ def train(net: torch.nn.Module, data: Dataset, spec: DynamicsSpec, on_log: Calla
     if spec.kind == "gf":
         return _flow(net, data, spec, on_log)
     if spec.gated:
-        raise ValueError("Invalid run: a gated gd run trains as an ensemble (rankbias.ensemble.train_ensemble), "
-                         "which checks the gate; got one for the per-run loop. Use rankbias.run.run_one.")
+        raise ValueError("Invalid run: a gated gd run trains as an ensemble (rankbias.engine.ensemble.train_ensemble), "
+                         "which checks the gate; got one for the per-run loop. Use rankbias.experiments.run.run_one.")
     n = len(data.x_train)
     batch, total = budget(spec, n)
     params = [p for p in net.parameters() if p.requires_grad]

@@ -118,7 +118,7 @@ def subspace_tasks(n: int, dim: int, k: int, cosine: float, seed: int, test: int
 def subspace_pair(n: int, dim: int, k: int, cosine: float, seed: int, test: int = 0) -> Dataset:
     """Task A of ``subspace_tasks`` carrying task B as ``extras["partner"]``: a run
     on it trains one net per task from the same init and records how the merged
-    net (W = W_A + W_B) does on each task (``rankbias.run``)."""
+    net (W = W_A + W_B) does on each task (``rankbias.experiments.run``)."""
     a, b = subspace_tasks(n, dim, k, cosine, seed, test)
     spec = dict(kind="subspace_pair", n=n, dim=dim, k=k, cosine=cosine, seed=seed, test=test)
     return Dataset(spec, a.task, a.x_train, a.y_train, a.x_test, a.y_test, {**a.extras, "partner": b})

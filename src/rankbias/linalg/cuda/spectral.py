@@ -12,7 +12,7 @@ memory through ``__cuda_array_interface__``:
   torch.linalg.svdvals (cuSOLVER), as there is no per-matrix loop to save.
   ``method="jacobi"`` takes the relatively accurate route instead: one-sided
   Jacobi (``kernels.jacobi_cuda``) on the float64 matrix itself up to 256
-  columns, block one-sided Jacobi (``rankbias.block_jacobi``: cuBLAS GEMMs,
+  columns, block one-sided Jacobi (``rankbias.linalg.cuda.block_jacobi``: cuBLAS GEMMs,
   with the same kernel diagonalizing each 64 x 64 block-pair Gram matrix) past
   them; ``ranks`` takes it for numerical_rank of float64 input.
 - ``rsvd``: HMT Alg. 4.1 + 4.4 with one shifted CholeskyQR pass for the
@@ -27,7 +27,7 @@ memory through ``__cuda_array_interface__``:
 Every kernel launches on torch's current stream of its tensors' device (``_launch``), so
 it is ordered with the torch operations around it on any stream and any GPU.  The
 public API goes through ``replayed``: a call that repeats, on a route that reads nothing
-back to the host (``RECORDABLE``), is replayed from a CUDA graph (``rankbias.cuda_graphs``).
+back to the host (``RECORDABLE``), is replayed from a CUDA graph (``rankbias.linalg.cuda.graphs``).
 
 Under Numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1, the tests' way without a
 GPU) the same code takes CPU tensors, whose numpy views the simulator runs on.
@@ -239,7 +239,7 @@ def svdvals(A: torch.Tensor, method: str = "gram", block_width: int = MAX_L // 2
         return jacobi(M.double(), vectors=False)[0].to(A.dtype)
     if way == "cusolver":
         return torch.linalg.svdvals(A)
-    from rankbias import block_jacobi
+    from rankbias.linalg.cuda import block_jacobi
 
     return block_jacobi.svdvals(M.double(), _pair_eig, width=block_width)[0].to(A.dtype)
 
@@ -301,9 +301,9 @@ def rsvd(A: torch.Tensor, k: int, l: int, power_iters: int, seed: int):
 
 def replayed(fn, inputs: tuple, *args, recordable: bool = True) -> tuple:
     """fn(*inputs, *args) (tensors in, a tensor or a tuple of them out) as a tuple, replayed from a
-    CUDA graph once its signature repeats (``rankbias.cuda_graphs``) if ``recordable``: if none of
+    CUDA graph once its signature repeats (``rankbias.linalg.cuda.graphs``) if ``recordable``: if none of
     its steps reads device values on the host."""
-    from rankbias import cuda_graphs
+    from rankbias.linalg.cuda import graphs as cuda_graphs
 
     def run(*tensors) -> tuple:
         out = fn(*tensors, *args)

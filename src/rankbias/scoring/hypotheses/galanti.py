@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from rankbias.hypotheses.base import (Check, Criterion, RunSet, Trend, at, cell_means, effect, hidden_mean, rank_spread,
+from rankbias.scoring.hypotheses.base import (Check, Criterion, RunSet, Trend, at, cell_means, effect, hidden_mean, rank_spread,
                                       spearman, width_of)
 
 CITE = "Galanti, Siegel, Gupte & Poggio 2022, arXiv 2206.05794"

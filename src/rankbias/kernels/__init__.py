@@ -4,12 +4,12 @@ Only numpy, numba and math are imported here (and SciPy's LAPACK, bound for
 Numba in ``lapack_cpu``): no torch, no I/O.  Every kernel
 takes C-contiguous float32 or float64 arrays with a leading batch axis, writes
 or returns arrays of the same dtype, and draws randomness only from a seed it
-is given.  Validation lives in ``rankbias.spectral``; kernels trust their input.
+is given.  Validation lives in ``rankbias.linalg.spectral``; kernels trust their input.
 
-This folder installs as ``rankbias.kernels`` and must be imported by that name
+This package is ``rankbias.kernels`` and must be imported by that name
 only: Numba's disk cache beside these files is keyed by file, not by module,
-so kernels compiled under another name (``import kernels`` from the repository
-root) leave entries that every later ``import rankbias`` fails to load.
+so kernels compiled under another name (``import kernels`` from inside the
+folder src/rankbias) leave entries that every later ``import rankbias`` fails to load.
 """
 
 if __name__ != "rankbias.kernels":

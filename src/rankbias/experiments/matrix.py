@@ -16,8 +16,8 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-from rankbias.run import RunConfig, fit_problem
-from rankbias.spec import MatrixError, MatrixSpec, Scenario, cell_specs
+from rankbias.experiments.run import RunConfig, fit_problem
+from rankbias.experiments.spec import MatrixError, MatrixSpec, Scenario, cell_specs
 
 
 @dataclass

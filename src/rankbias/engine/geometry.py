@@ -23,7 +23,7 @@ import copy
 
 import torch
 
-from rankbias.nets import activate
+from rankbias.engine.nets import activate
 
 
 def trace(spec, weights: list[torch.Tensor], biases, x: torch.Tensor):

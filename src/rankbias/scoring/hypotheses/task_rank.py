@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 
-from rankbias.hypotheses.base import Check, Criterion, RunSet, Trend, effect, hidden_mean
+from rankbias.scoring.hypotheses.base import Check, Criterion, RunSet, Trend, effect, hidden_mean
 
 WIDTH_FREE = Criterion("(max - min) / min over widths of rank_tol at wd = 2e-2", "<=", 0.2)
 
