@@ -108,6 +108,6 @@ def test_repeated_calls_replay_a_cuda_graph_that_equals_the_eager_path_on_each_i
 def test_the_eigenvalue_kernel_gets_its_dynamic_shared_memory_on_sm90():
     """The opt-in past 48 KB must take on an H100 / H200: if it fails, a warning and the slower
     in-place kernel would still pass the equality tests above."""
-    from rankbias.linalg.cuda import spectral as spectral_cuda
+    from rankbias.linalg.cuda import launch
 
-    assert spectral_cuda._dynamic_shared(torch.device("cuda", torch.cuda.current_device()))
+    assert launch.dynamic_shared(torch.device("cuda", torch.cuda.current_device()))

@@ -118,7 +118,7 @@ def test_a_failed_opt_in_warns_and_falls_back_to_the_in_place_kernel(monkeypatch
     import numba
     import torch
 
-    from rankbias.linalg.cuda import spectral as spectral_cuda
+    from rankbias.linalg.cuda import launch
     from rankbias.kernels import eigvalsh_cuda
 
     def refuse(sig):
@@ -126,13 +126,13 @@ def test_a_failed_opt_in_warns_and_falls_back_to_the_in_place_kernel(monkeypatch
 
     monkeypatch.setattr(numba.config, "ENABLE_CUDASIM", False)
     monkeypatch.setattr(eigvalsh_cuda.DYNAMIC, "compile", refuse)
-    monkeypatch.setattr(spectral_cuda, "_launching", lambda device: __import__("contextlib").nullcontext(0))
-    monkeypatch.setattr(spectral_cuda, "_opted_in", {})
+    monkeypatch.setattr(launch, "launching", lambda device: __import__("contextlib").nullcontext(0))
+    monkeypatch.setattr(launch, "_opted_in", {})
     device = torch.device("cuda", 3)
     with pytest.warns(RuntimeWarning, match=r"could not give the eigenvalue kernel 216224 bytes .* cuda:3 .*"
                                             r"101-232 columns use the slower in-place kernel"):
-        assert spectral_cuda._dynamic_shared(device) is False
-    assert spectral_cuda._dynamic_shared(device) is False  # asked once per device
+        assert launch.dynamic_shared(device) is False
+    assert launch.dynamic_shared(device) is False  # asked once per device
 
 
 @pytest.mark.parametrize("k", [1, 2, 33])

@@ -306,12 +306,12 @@ def test_a_cuda_tensor_without_a_gpu_gets_a_clear_error(monkeypatch):
 
     import rankbias as rb
     from rankbias.linalg import spectral
-    from rankbias.linalg.cuda import spectral as spectral_cuda
     from rankbias.kernels import rank_cuda  # importable with no GPU: kernels compile on first launch
+    from rankbias.linalg.cuda import launch
 
     assert rank_cuda.MEASURES == rb.MEASURES  # the device kernel's rows are the API's measures
     monkeypatch.setattr(spectral, "_on_cuda", lambda A: True)  # as if A lived on a GPU
-    monkeypatch.setattr(spectral_cuda, "available", lambda: False)
+    monkeypatch.setattr(launch, "available", lambda: False)
     for call in (lambda A: rb.svdvals(A), lambda A: rb.ranks(A), lambda A: rb.rsvd(A, 2)):
         with pytest.raises(ValueError, match=r"The 'A' parameter of (svdvals|ranks|rsvd) is a CUDA tensor, but "
                                              r"numba-cuda cannot use a GPU here.*pip install 'rankbias\[cuda\]'.*"
@@ -351,7 +351,7 @@ def test_kernels_launch_on_torchs_current_stream_of_the_tensors_device(monkeypat
     import numba
     import torch
 
-    from rankbias.linalg.cuda import spectral as spectral_cuda
+    from rankbias.linalg.cuda import launch
 
     log = []
 
@@ -367,9 +367,9 @@ def test_kernels_launch_on_torchs_current_stream_of_the_tensors_device(monkeypat
 
     fake = SimpleNamespace(gpus={0: Context(0), 1: Context(1)}, external_stream=lambda handle: ("stream", handle))
     monkeypatch.setattr(numba.config, "ENABLE_CUDASIM", False)
-    monkeypatch.setattr(spectral_cuda, "_cuda", lambda: fake)
+    monkeypatch.setattr(launch, "numba_cuda", lambda: fake)
     monkeypatch.setattr(torch.cuda, "current_stream", lambda device: SimpleNamespace(cuda_stream=4200 + device.index))
-    with spectral_cuda._launching(torch.device("cuda", 1)) as stream:
+    with launch.launching(torch.device("cuda", 1)) as stream:
         log.append(stream)
     assert log == [("enter", 1), ("stream", 4201), ("exit", 1)]
 
@@ -382,7 +382,7 @@ def test_launches_import_tensors_without_a_host_synchronization(monkeypatch):
     import numba
     import torch
 
-    from rankbias.linalg.cuda import spectral as spectral_cuda
+    from rankbias.linalg.cuda import launch
 
     imported, launched = [], []
 
@@ -400,9 +400,9 @@ def test_launches_import_tensors_without_a_host_synchronization(monkeypatch):
     fake = SimpleNamespace(gpus={0: Context()}, external_stream=lambda handle: ("stream", handle),
                            as_cuda_array=lambda t, sync=True: imported.append(sync) or ("array", tuple(t.shape)))
     monkeypatch.setattr(numba.config, "ENABLE_CUDASIM", False)
-    monkeypatch.setattr(spectral_cuda, "_cuda", lambda: fake)
+    monkeypatch.setattr(launch, "numba_cuda", lambda: fake)
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     monkeypatch.setattr(torch.cuda, "current_stream", lambda device: SimpleNamespace(cuda_stream=77))
-    spectral_cuda._launch(Kernel(), 3, 32, torch.zeros(3, 4), 1.5, torch.zeros(3, 2))
+    launch.launch(Kernel(), 3, 32, torch.zeros(3, 4), 1.5, torch.zeros(3, 2))
     assert imported == [False, False]
     assert launched == [((3, 32, ("stream", 77), 0), (("array", (3, 4)), 1.5, ("array", (3, 2))))]

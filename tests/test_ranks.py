@@ -99,3 +99,15 @@ def test_rank_measures_of_a_subnormal_matrix_are_those_of_its_scaled_copy():
     for name in ("stable_rank", "effective_rank"):  # a rank-1 matrix: 1 up to float32 rounding of sigma_1
         assert tiny[name] == pytest.approx(1.0, abs=1e-6), name
     assert tiny["tail_k"] <= 1e-3  # sqrt(||A||^2 - sigma_1^2) / ||A||: float32 sigma_1 leaves ~1e-4
+
+
+def test_the_measures_and_omega_are_written_once_for_cpu_gpu_api_and_cli():
+    from rankbias.kernels import rank_common, rank_cpu, rank_cuda
+    from rankbias.linalg import measures
+
+    assert rank_cuda.MEASURES is rank_common.MEASURES is rb.MEASURES is measures.MEASURES
+    assert set(rank_common.FORMULAS) == set(rb.MEASURES)
+    assert rank_cpu.gd_omega.py_func is rank_common.omega and rank_cuda.gd_omega.py_func is rank_common.omega
+    assert rank_cpu.gd_omega(0.1) == pytest.approx(0.56e-3 - 0.95e-2 + 0.182 + 1.43)
+    text = measures.explain()
+    assert all(f"{name}: {rank_common.FORMULAS[name][0]}." in text for name in rb.MEASURES)

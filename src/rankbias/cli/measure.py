@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import numpy as np
@@ -13,31 +12,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from rankbias.cli.app import app, console, fail
-from rankbias.linalg.spectral import MEASURES, ranks
+from rankbias.linalg.measures import explain
+from rankbias.linalg.spectral import ranks
 from rankbias.linalg.weights import WeightFileError, load_matrices
 
 COLUMNS = ("rank_tol", "rank_rel", "stable_rank", "effective_rank", "gd_rank", "numerical_rank")
-
-
-def explain() -> str:
-    """What each rank measure counts: its formula from its kernel's docstring and its
-    reference from ``rank_cpu``'s, so the text is the code's own."""
-    from rankbias.kernels import rank_cpu
-
-    refs = {}
-    for line in rank_cpu.__doc__.split("References:")[1].split("\n- ")[1:]:
-        name, _, text = line.partition(":")
-        refs[name.strip()] = " ".join(text.split()).split(": ")[0]  # the citation, not its restated formula
-    out = []
-    for name in MEASURES:
-        formula = " ".join(getattr(rank_cpu, name).__doc__.split("\n\n")[0].split())
-        formula = re.split(r"\.?\s+s \(batch|\.\s+->", formula)[0].rstrip(".")
-        out.append(f"{name}: {formula}." + (f" ({refs[name]})" if name in refs else ""))
-    out.append("rank_tol reads sigma_i / ||W||_F and rank_rel sigma_i / sigma_1; as ||W||_F >= sigma_1, rank_tol <= "
-               "rank_rel at tol = eps. gd_rank counts the values above a noise bulk estimated from the median "
-               "singular value, omega(beta) median(sigma) with beta = min(m, n) / max(m, n) (omega ~ 1.6 at beta = "
-               "0.1); when no value stands out of that bulk (e.g. a 10 x 100 layer whose 10 values are alike) it is 0.")
-    return "\n\n".join(out)
 
 
 @app.command("ranks")

@@ -23,6 +23,7 @@ if __name__ != "rankbias.kernels":
 from .eps_rank_cpu import eps_rank_batched, eps_rank_serial
 from .norms_cpu import frobenius, frobenius_batched
 from .random_cpu import fill_gaussian, fill_gaussian_block
+from .rank_common import FORMULAS, MEASURES
 from .rank_cpu import (
     effective_rank,
     gd_omega,
@@ -37,6 +38,8 @@ from .rsvd_cpu import rsvd_batched, rsvd_serial
 from .svdvals_cpu import svdvals_batched, svdvals_serial
 
 __all__ = [
+    "FORMULAS",
+    "MEASURES",
     "effective_rank",
     "eps_rank_batched",
     "eps_rank_serial",

@@ -24,6 +24,8 @@ References:
 import numpy as np
 from numba import njit
 
+from . import rank_common
+
 
 @njit(cache=True)
 def _count_above(s, thresholds):
@@ -92,10 +94,7 @@ def tail_k(s, fro, k):
     return out
 
 
-@njit(cache=True)
-def gd_omega(beta):
-    """Gavish-Donoho omega(beta), the unknown-noise threshold factor."""
-    return 0.56 * beta**3 - 0.95 * beta**2 + 1.82 * beta + 1.43
+gd_omega = njit(cache=True)(rank_common.omega)  # Gavish-Donoho omega(beta), shared with rank_cuda
 
 
 @njit(cache=True)

@@ -15,8 +15,11 @@ a zero matrix has every measure 0.  Launch with at least ``batch`` threads.
 import math
 
 from .numba_cuda import cuda
+from .rank_common import MEASURES, omega
 
-MEASURES = ("rank_tol", "rank_rel", "stable_rank", "effective_rank", "tail_k", "gd_rank", "numerical_rank")
+gd_omega = cuda.jit(device=True)(omega)  # the formula rank_cpu.gd_omega compiles for the CPU
+
+__all__ = ["MEASURES", "gd_omega", "ranks_all"]
 
 
 @cuda.jit
@@ -28,7 +31,7 @@ def ranks_all(s, fro, tol, eps, k, m, n, mach_eps, out):
     top = float(s[b, 0])
     f = float(fro[b])
     beta = min(m, n) / max(m, n)
-    omega = 0.56 * beta**3 - 0.95 * beta**2 + 1.82 * beta + 1.43
+    tau = gd_omega(beta)
     median = 0.5 * (float(s[b, (r - 1) // 2]) + float(s[b, r // 2]))  # rows are sorted
     counts_tol = 0.0
     counts_rel = 0.0
@@ -42,7 +45,7 @@ def ranks_all(s, fro, tol, eps, k, m, n, mach_eps, out):
             counts_tol += 1.0
         if v > eps * top:
             counts_rel += 1.0
-        if v > omega * median:
+        if v > tau * median:
             counts_gd += 1.0
         if v > top * max(m, n) * mach_eps:
             counts_num += 1.0

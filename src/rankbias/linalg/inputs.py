@@ -3,7 +3,8 @@
 The kernels take C-contiguous float32/float64 arrays shaped (batch, m, n).
 ``as_batch`` accepts a numpy array or a CPU torch tensor with any leading batch
 dimensions, checks it, and returns that form plus a ``Batch`` record that puts
-results back into the caller's type and leading shape.  Error messages follow
+results back into the caller's type and leading shape; ``as_cuda_batch`` does the
+same for a CUDA tensor, which stays on its device.  Error messages follow
 one pattern: what (parameter and function), the rule, the value received, and
 the fix.
 """
@@ -112,6 +113,30 @@ def as_batch(x, func: str, name: str = "A") -> tuple[np.ndarray, Batch]:
     *lead, m, n = arr.shape
     batch = Batch(tuple(lead), m, n, from_torch)
     return np.ascontiguousarray(arr.reshape(batch.size, m, n)), batch
+
+
+def as_cuda_batch(A, func: str, name: str = "A"):
+    """Validate a CUDA tensor ``A`` (..., m, n) and return (A as (batch, m, n) float32/float64,
+    its Frobenius norms (batch,) float64, the leading dims), all on A's device.
+
+    The finiteness check reads only the norms on the host (one synchronization, no pass
+    of its own over A): a NaN or Inf entry makes its matrix's norm NaN or Inf, and only
+    then is A itself checked, as the squares of a finite float64 matrix may overflow.
+    Half precision is measured in float32."""
+    torch = _torch()  # imported: A is a tensor
+    if A.ndim < 2 or min(A.shape[-2:]) < 1 or A.is_complex() or not A.is_floating_point():
+        raise ValueError(
+            f"The '{name}' parameter of {func} must be a real floating tensor shaped (..., m, n) with m, n >= 1. "
+            f"Got dtype {A.dtype} and shape {tuple(A.shape)} instead. Pass a float32 or float64 matrix stack."
+        )
+    lead = tuple(A.shape[:-2])
+    flat = A.reshape(-1, *A.shape[-2:])
+    flat = (flat if flat.dtype in (torch.float32, torch.float64) else flat.float()).contiguous()  # (batch, m, n)
+    fro = torch.linalg.vector_norm(flat, dim=(-2, -1), dtype=torch.float64)  # (batch,)
+    if not bool(fro.isfinite().all()) and not bool(flat.isfinite().all()):
+        raise ValueError(f"The '{name}' parameter of {func} must be finite. Got NaN or Inf entries. "
+                         f"Replace them (e.g. torch.nan_to_num) or drop the diverged matrices.")
+    return flat, fro, lead
 
 
 def check_finite(fro: np.ndarray, arr: np.ndarray, func: str, name: str = "A") -> None:

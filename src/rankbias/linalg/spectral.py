@@ -26,7 +26,8 @@ import scipy.linalg.cython_blas  # noqa: F401  loads the BLAS Numba calls, so th
 from threadpoolctl import ThreadpoolController
 
 from rankbias import kernels
-from rankbias.linalg.inputs import as_batch, check_finite, check_int, check_seed, check_tolerance, is_tensor
+from rankbias.linalg.measures import MEASURES  # the kernels' names, in the order they return them
+from rankbias.linalg.inputs import as_batch, as_cuda_batch, check_finite, check_int, check_seed, check_tolerance, is_tensor
 
 _controller: ThreadpoolController | None = None
 
@@ -46,29 +47,12 @@ def _on_cuda(A) -> bool:
 
 
 def _cuda_batch(A, func: str):
-    """(spectral_cuda module, A as (batch, m, n) float32/float64, its Frobenius norms (batch,)
-    float64, leading dims) of a CUDA tensor.  The finiteness check reads only the norms on the
-    host (one synchronization, no pass of its own over A): a NaN or Inf entry makes its
-    matrix's norm NaN or Inf, and only then is A itself checked, as the squares of a finite
-    float64 matrix may overflow."""
-    import torch
-
+    """(spectral_cuda module, ``inputs.as_cuda_batch(A, func)``...) of a CUDA tensor, once the
+    GPU path is known to run here (``spectral_cuda.require``)."""
     from rankbias.linalg.cuda import spectral as spectral_cuda
 
     spectral_cuda.require(func)
-    if A.ndim < 2 or min(A.shape[-2:]) < 1 or A.is_complex() or not A.is_floating_point():
-        raise ValueError(
-            f"The 'A' parameter of {func} must be a real floating tensor shaped (..., m, n) with m, n >= 1. "
-            f"Got dtype {A.dtype} and shape {tuple(A.shape)} instead. Pass a float32 or float64 matrix stack."
-        )
-    lead = tuple(A.shape[:-2])
-    flat = A.reshape(-1, *A.shape[-2:])
-    flat = (flat if flat.dtype in (torch.float32, torch.float64) else flat.float()).contiguous()  # half: float32
-    fro = torch.linalg.vector_norm(flat, dim=(-2, -1), dtype=torch.float64)
-    if not bool(fro.isfinite().all()) and not bool(flat.isfinite().all()):
-        raise ValueError(f"The 'A' parameter of {func} must be finite. Got NaN or Inf entries. "
-                         f"Replace them (e.g. torch.nan_to_num) or drop the diverged matrices.")
-    return spectral_cuda, flat, fro, lead
+    return (spectral_cuda, *as_cuda_batch(A, func))
 
 
 def _validated(A, func: str):
@@ -128,16 +112,38 @@ class RSVD(NamedTuple):
 
 
 def rsvd(A, k: int, *, oversample: int = 10, power_iters: int = 2, seed: int | None = None) -> RSVD:
-    """Randomized SVD of every matrix of A (..., m, n): top-k U, s, Vt and ||A||_F.
+    """Randomized SVD of every matrix of A: the top-k U, s, Vt and ||A||_F.
 
     Halko, Martinsson & Tropp 2011 (arXiv 0909.4061): a Gaussian sketch of
     l = min(k + oversample, m, n) columns (Alg. 4.1), ``power_iters`` subspace
     iterations re-orthonormalized after every product (Alg. 4.4), then the
     direct SVD of the l x n projection (Alg. 5.1); see ``kernels.rsvd_cpu``.
-    Same seed, same result (the sketch of matrix i is stream i of the seed).
 
-    Accuracy: singular values and vectors converge top-down; on flat spectra
-    (a Marchenko-Pastur bulk) power_iters=2 leaves ~1-5% relative error in the
+    Parameters
+    ----------
+    A : numpy.ndarray or torch.Tensor, shape (..., m, n)
+        Real floats (float16 and bfloat16 are measured in float32); a CUDA
+        tensor runs on its GPU.
+    k : int
+        Singular triplets kept, in [1, min(m, n)].
+    oversample : int
+        Extra sketch columns, l = k + oversample (capped at min(m, n)).
+    power_iters : int
+        Subspace iterations q.
+    seed : int or None
+        Seed of the sketch; the sketch of matrix i is stream i of the seed, so
+        the same seed gives the same result.
+
+    Returns
+    -------
+    RSVD
+        ``U`` (..., m, k), ``s`` (..., k) descending, ``Vt`` (..., k, n) in A's
+        float dtype and type, and ``fro`` (...,) = ||A||_F in float64.
+
+    Notes
+    -----
+    Singular values and vectors converge top-down; on flat spectra (a
+    Marchenko-Pastur bulk) power_iters = 2 leaves ~1-5% relative error in the
     lower part of the top k.  Raise power_iters or oversample for more.
     """
     if _on_cuda(A):
@@ -201,11 +207,26 @@ def _svdvals_and_fro(A, func: str, backward_stable_f64: bool = False):
 
 
 def svdvals(A):
-    """Singular values of every matrix of A (..., m, n) -> (..., min(m, n)), descending.
+    """Singular values of every matrix of A, descending.
 
-    Eigenvalues of the float64 Gram matrix (``kernels.svdvals_cpu``): relative
-    error <= c r u_64 (sigma_1 / sigma_i)^2 / 2 against float64 LAPACK, i.e.
-    < 1e-5 for sigma_i >= 1e-4 sigma_1 up to r = min(m, n) = 1024.
+    sigma_i = sqrt(lambda_i(A^T A)) (or of A A^T, the smaller), the eigenvalues
+    of the float64 Gram matrix by Householder tridiagonalization and QL
+    (``kernels.svdvals_cpu``; on a GPU ``kernels.eigvalsh_cuda``).
+
+    Parameters
+    ----------
+    A : numpy.ndarray or torch.Tensor, shape (..., m, n)
+        Real floats; a CUDA tensor runs on its GPU.
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor, shape (..., min(m, n))
+        Descending, in A's float dtype and type.
+
+    Notes
+    -----
+    Relative error <= c r u_64 (sigma_1 / sigma_i)^2 / 2 against float64
+    LAPACK, i.e. < 1e-5 for sigma_i >= 1e-4 sigma_1 up to r = min(m, n) = 1024.
     """
     if _on_cuda(A):
         sc, flat, _, lead = _cuda_batch(A, "svdvals")
@@ -217,17 +238,44 @@ def svdvals(A):
     return batch.restore(s)
 
 
-MEASURES = ("rank_tol", "rank_rel", "stable_rank", "effective_rank", "tail_k", "gd_rank", "numerical_rank")
+
+
+def _measures_checked(measures) -> tuple[str, ...]:
+    """``measures`` as a tuple of names of ``MEASURES`` (one name alone is allowed)."""
+    measures = (measures,) if isinstance(measures, str) else tuple(measures)
+    if not measures or any(name not in MEASURES for name in measures):
+        raise ValueError(
+            f"The 'measures' parameter of ranks must be a non-empty list of names "
+            f"from {list(MEASURES)}. Got {list(measures)!r} instead. "
+            f"Pick names from that list."
+        )
+    return measures
 
 
 def ranks(A, measures=MEASURES, *, tol: float = 1e-3, eps: float = 1e-3, k: int = 1) -> dict:
-    """Rank measures of every matrix of A (..., m, n) -> {name: (...,) float64}.
+    """Rank measures of every matrix of A.
 
-    measures: names from ``MEASURES`` (see ``kernels.rank_cpu`` for each formula)
-    tol:      rank_tol threshold on sigma_i / ||W||_F (Galanti et al.: 1e-3)
-    eps:      rank_rel threshold on sigma_i / sigma_1
-    k:        tail_k's k, the best rank-k approximation's complement
+    Parameters
+    ----------
+    A : numpy.ndarray or torch.Tensor, shape (..., m, n)
+        Real floats; a CUDA tensor runs on its GPU.
+    measures : str or sequence of str
+        Names from ``MEASURES`` (``rankbias ranks --explain`` gives each formula
+        and reference, from ``kernels.rank_common.FORMULAS``).
+    tol : float
+        rank_tol's threshold on sigma_i / ||W||_F (Galanti et al.: 1e-3).
+    eps : float
+        rank_rel's threshold on sigma_i / sigma_1.
+    k : int
+        tail_k's k: the share of ||W||_F outside the best rank-k approximation.
 
+    Returns
+    -------
+    dict of str to numpy.ndarray or torch.Tensor
+        {name: (...,) float64}, one entry per measure asked.
+
+    Notes
+    -----
     The spectrum comes from ``svdvals``: exact zeros read as ~1e-8 sigma_1, so
     measures that sum every sigma (effective_rank) carry ~1e-6 relative error
     on exactly rank-deficient float64 matrices.  numerical_rank's tolerance
@@ -235,15 +283,7 @@ def ranks(A, measures=MEASURES, *, tol: float = 1e-3, eps: float = 1e-3, k: int 
     when it is asked of float64 input the spectrum comes from LAPACK gesdd
     (numpy), as numpy.linalg.matrix_rank's does.
     """
-    if isinstance(measures, str):
-        measures = (measures,)
-    unknown = [name for name in measures if name not in MEASURES]
-    if unknown or not measures:
-        raise ValueError(
-            f"The 'measures' parameter of ranks must be a non-empty list of names "
-            f"from {list(MEASURES)}. Got {list(measures)!r} instead. "
-            f"Pick names from that list."
-        )
+    measures = _measures_checked(measures)
     tol = check_tolerance(tol, "ranks", "tol")
     eps = check_tolerance(eps, "ranks", "eps")
     stable_f64 = "numerical_rank" in measures  # float64 input needs a u_64-accurate spectrum: see above
@@ -279,10 +319,32 @@ class EpsRank(NamedTuple):
 
 
 def eps_rank(A, eps: float = 1e-3, *, block: int = 10, power_iters: int = 2, seed: int | None = None) -> EpsRank:
-    """eps-rank #{sigma_i > eps sigma_1} of every matrix of A (..., m, n) without a
-    full SVD, by a blocked randomized range finder grown ``block`` columns at a
-    time (Yu, Gu & Li 2018, arXiv 1606.09402; see ``kernels.eps_rank_cpu``).
+    """eps-rank #{sigma_i > eps sigma_1} of every matrix of A without a full SVD.
 
+    A blocked randomized range finder grown ``block`` columns at a time (Yu, Gu &
+    Li 2018, arXiv 1606.09402; see ``kernels.eps_rank_cpu``).
+
+    Parameters
+    ----------
+    A : numpy.ndarray or torch.Tensor, shape (..., m, n)
+        Real floats, on the CPU.
+    eps : float
+        Threshold relative to sigma_1.
+    block : int
+        Columns added to the basis per step.
+    power_iters : int
+        Power iterations per block.
+    seed : int or None
+        Seed of the sketches.
+
+    Returns
+    -------
+    EpsRank
+        ``rank`` (...,) int64 counts, ``k`` the basis size used, and ``tail``
+        (...,) float64 = ||A - Q Q^T A||_F at the end.
+
+    Notes
+    -----
     Exact when the spectrum has a gap around eps sigma_1; on a gapless spectrum
     the count can miss values within a few percent of the threshold.  Cheaper
     than ``ranks`` only when the rank is far below min(m, n).

@@ -24,8 +24,8 @@ memory through ``__cuda_array_interface__``:
   so no thread of the Jacobi kernel walks n rows.
 - ``ranks``: the spectrum as above, then ``kernels.rank_cuda`` on the device.
 
-Every kernel launches on torch's current stream of its tensors' device (``_launch``), so
-it is ordered with the torch operations around it on any stream and any GPU.  The
+Every kernel launches on torch's current stream of its tensors' device (``launch.launch``),
+so it is ordered with the torch operations around it on any stream and any GPU.  The
 public API goes through ``replayed``: a call that repeats, on a route that reads nothing
 back to the host (``RECORDABLE``), is replayed from a CUDA graph (``rankbias.linalg.cuda.graphs``).
 
@@ -35,110 +35,12 @@ GPU) the same code takes CPU tensors, whose numpy views the simulator runs on.
 
 from __future__ import annotations
 
-import contextlib
-import warnings
-
-import numba
 import torch
+
+from rankbias.linalg.cuda.launch import available, dynamic_shared, launch, require  # noqa: F401  (re-exported)
 
 MAX_L = 64
 GRAM_ONE_MAX = 256  # a single matrix past this goes to cuSOLVER: one block per matrix would use one SM
-
-
-def _cuda():
-    from rankbias.kernels.numba_cuda import cuda  # numba.cuda, with numba-cuda 0.30.x's numpy >= 2.5 fix
-
-    return cuda
-
-
-def available() -> bool:
-    """Whether numba-cuda can run kernels here (a GPU, or the simulator)."""
-    try:
-        return bool(_cuda().is_available())
-    except Exception:  # numba-cuda missing or its driver unusable
-        return False
-
-
-def require(func: str, name: str = "A") -> None:
-    """Raise a clear error when a CUDA tensor reaches a machine where numba-cuda cannot run."""
-    if not available():
-        raise ValueError(
-            f"The '{name}' parameter of {func} is a CUDA tensor, but numba-cuda cannot use a GPU here "
-            f"(numba.cuda.is_available() is False). Install the CUDA extra (pip install 'rankbias[cuda]') "
-            f"on a machine with an NVIDIA driver, or pass {name}.cpu() to use the CPU core."
-        )
-
-
-def _dev(t: torch.Tensor):
-    """The kernel-side view of tensor t: its numpy view under the simulator, else a device array.
-
-    Imported with ``sync=False``: by default numba makes the host wait for the stream that
-    t's ``__cuda_array_interface__`` names (torch's current stream), once per array, so each
-    launch drained the GPU's queue and left it idle while Python set up the next step.  Every
-    kernel here is launched on that same stream (``_launching``), so stream order already
-    puts it after the work that wrote t: the wait bought nothing."""
-    if numba.config.ENABLE_CUDASIM:
-        return t.numpy()
-    return _cuda().as_cuda_array(t.detach(), sync=False)
-
-
-@contextlib.contextmanager
-def _launching(device: torch.device):
-    """The numba stream to launch on for tensors on ``device``, inside numba's context of that
-    device: torch's current stream there.  numba's own default stream would be the legacy
-    stream 0, which does not wait for torch's non-blocking side streams (``with
-    torch.cuda.stream(s)``), and numba's current device is GPU 0 whatever device the tensors
-    are on.  Under the simulator: stream 0."""
-    if numba.config.ENABLE_CUDASIM:
-        yield 0
-        return
-    cuda = _cuda()
-    with cuda.gpus[device.index if device.index is not None else torch.cuda.current_device()]:
-        yield cuda.external_stream(torch.cuda.current_stream(device).cuda_stream)
-
-
-def _launch(kernel, grid: int, block: int, *args, shared: int = 0) -> None:
-    """kernel[grid, block](*args), tensors handed over as device arrays, on the device and the
-    current torch stream of the first tensor argument (all of them share its device), with
-    ``shared`` bytes of dynamic shared memory."""
-    first = next(a for a in args if isinstance(a, torch.Tensor))
-    with _launching(first.device) as stream:
-        kernel[grid, block, stream, shared](*(_dev(a) if isinstance(a, torch.Tensor) else a for a in args))
-
-
-_opted_in: dict = {}  # device -> whether eigvalsh_cuda.DYNAMIC may take its shared memory there
-
-
-def _dynamic_shared(device: torch.device) -> bool:
-    """Opt ``eigvalsh_cuda.DYNAMIC`` in to the dynamic shared memory its largest order needs, once
-    per device: CUDA gives a block 48 KB unless the kernel's MAX_DYNAMIC_SHARED_SIZE_BYTES
-    attribute is raised (up to 227 KB on sm_90).  numba-cuda 0.30 has no public call for it
-    (NVIDIA/numba-cuda#94); this is the driver call its own shared-memory carveout setter makes.
-    Where it fails (another numba-cuda, a GPU with less shared memory) a warning says so and the
-    in-place kernel takes those orders.  The simulator needs no opt-in."""
-    from rankbias.kernels import eigvalsh_cuda
-
-    if numba.config.ENABLE_CUDASIM:
-        return True
-    if device not in _opted_in:
-        nbytes = eigvalsh_cuda.shared_bytes(eigvalsh_cuda.DYNAMIC_CAP)
-        try:
-            from numba import float64
-            from numba.cuda.cudadrv.driver import binding, driver
-
-            with _launching(device):
-                compiled = eigvalsh_cuda.DYNAMIC.compile((float64[:, ::1], float64[:, ::1]))
-                cufunc = compiled._codelibrary.get_cufunc()
-                attr = binding.CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES
-                driver.cuKernelSetAttribute(attr, nbytes, cufunc.handle, cufunc.device.id)
-            _opted_in[device] = True
-        except Exception as err:  # noqa: BLE001  any failure means: use the in-place kernel
-            warnings.warn(f"rankbias: numba-cuda could not give the eigenvalue kernel {nbytes} bytes of shared "
-                          f"memory on {device} ({type(err).__name__}: {err}); singular values of matrices with "
-                          f"101-{eigvalsh_cuda.DYNAMIC_CAP} columns use the slower in-place kernel instead.",
-                          RuntimeWarning, stacklevel=3)
-            _opted_in[device] = False
-    return _opted_in[device]
 
 
 def jacobi(M: torch.Tensor, sweeps: int = 30, tol: float = 1e-15, vectors: bool = True):
@@ -157,7 +59,7 @@ def jacobi(M: torch.Tensor, sweeps: int = 30, tol: float = 1e-15, vectors: bool 
     S = torch.empty((b, npad), dtype=torch.float64, device=M.device)
     order = torch.empty((b, npad), dtype=torch.int32, device=M.device)
     kernel, shared = jacobi_cuda.kernel_for(m, npad, vectors)
-    _launch(kernel, b, npad // 2, W, V, S, order, sweeps, tol, vectors, shared=shared)
+    launch(kernel, b, npad // 2, W, V, S, order, sweeps, tol, vectors, shared=shared)
     keep = order[:, :n].long()
     W = W.gather(2, keep[:, None, :].expand(b, m, n))
     if vectors:
@@ -185,9 +87,9 @@ def gram_svdvals(M: torch.Tensor) -> torch.Tensor:
     X = X * scale
     G = (X.mT @ X).reshape(b, n * n)  # contiguous (b, n, n) from cuBLAS: a view
     lam = torch.empty((b, n), dtype=torch.float64, device=M.device)
-    dynamic = n > eigvalsh_cuda.STATIC_CAPS[-1] and _dynamic_shared(M.device)
+    dynamic = n > eigvalsh_cuda.STATIC_CAPS[-1] and dynamic_shared(M.device)
     kernel, shared = eigvalsh_cuda.kernel_for(n, dynamic=dynamic)
-    _launch(kernel, b, eigvalsh_cuda.threads(n), G, lam, shared=shared)
+    launch(kernel, b, eigvalsh_cuda.threads(n), G, lam, shared=shared)
     return lam.clamp_min(0.0).sqrt() / scale[:, :, 0]
 
 
@@ -255,7 +157,7 @@ def _cholqr(Y: torch.Tensor, shift: bool) -> torch.Tensor:
     Yd = Y.double()  # one float64 copy for both operands (a float64 Y is not copied)
     G = Yd.mT @ Yd  # (b, l, l), contiguous
     Rinv = torch.empty_like(G)
-    _launch(cholqr_cuda.chol_inverse, b, l, G, Rinv, m, shift)  # one thread per column
+    launch(cholqr_cuda.chol_inverse, b, l, G, Rinv, m, shift)  # one thread per column
     return Y @ Rinv.to(Y.dtype)  # (b, m, l)
 
 
@@ -326,5 +228,5 @@ def ranks(A: torch.Tensor, tol: float, eps: float, k: int, backward_stable: bool
     fro = torch.linalg.vector_norm(A, dim=(-2, -1), dtype=torch.float64)  # summed in float64, no copy of A
     out = torch.empty((7, b), dtype=torch.float64, device=A.device)
     mach = float(torch.finfo(A.dtype).eps)
-    _launch(rank_cuda.ranks_all, (b + 127) // 128, 128, s, fro, tol, eps, k, m, n, mach, out)
+    launch(rank_cuda.ranks_all, (b + 127) // 128, 128, s, fro, tol, eps, k, m, n, mach, out)
     return out
