@@ -47,15 +47,11 @@ class ClaimScores:
     param_names = ["claim"]
 
     def setup_cache(self):
-        from rankbias.experiments.runner import run_matrix
-        from rankbias.scoring.score import Runs, scorecard
-        from rankbias.experiments.store import Store
+        from rankbias.scoring.benchmark import run_benchmark
 
-        matrix = tracked_matrix()
-        store = Store("claims.sqlite")
-        workers = os.cpu_count() or 1
-        run_matrix(matrix, store, executor=f"process:{workers}" if workers > 1 else "local")
-        verdicts = scorecard(HYPOTHESES, Runs(store, matrix), n_boot=100)
+        card = run_benchmark(tracked_matrix(), "claims.sqlite", n_boot=100)  # one worker per core
+        tracked = {h.id for h in HYPOTHESES}
+        verdicts = [v for v in card.verdicts if v.id in tracked]
         return {v.id: {"statistic": v.statistic.value if v.statistic else float("nan"),
                        "effect": v.effect.value if v.effect else float("nan"),
                        "verdict": VERDICT_CODE[v.verdict]} for v in verdicts}

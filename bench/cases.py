@@ -85,18 +85,6 @@ def large_members(members: int = 1024, steps: int = 2000):
             for s in range(max(1, members // len(ENGINE_WDS))) for wd in ENGINE_WDS]
 
 
-def tracked_run(data, spec) -> None:
-    """One run measured by ``metrics.Tracker`` at every log point, as a matrix run is."""
-    from rankbias.engine.dynamics import train
-    from rankbias.engine.geometry import stacked
-    from rankbias.engine.metrics import Tracker
-    from rankbias.engine.nets import NetSpec, build
-
-    net_spec = NetSpec("deep_relu", ENGINE_WIDTHS)
-    tracker = Tracker(net_spec, spec.loss, spec.wd)
-    train(build(net_spec, 0), data, spec, on_log=lambda at, net: tracker(*stacked(net), data))
-
-
 def tracked_ensemble(data, members) -> int:
     """An ensemble measured by ``metrics.Tracker`` at every log point, as a matrix run is;
     returns how many (member, log point) measurements it made."""

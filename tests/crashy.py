@@ -4,7 +4,7 @@ Importable by spawned workers (pytest puts tests/ on sys.path, which spawn copie
 import os
 from pathlib import Path
 
-from rankbias.experiments.run import train_group
+from rankbias.experiments.execute import train_group
 
 
 def die_once(group, device="auto"):

@@ -2,6 +2,26 @@
 
 from __future__ import annotations
 
+# small matrix files for tests that train for real: a few seconds on a CPU
+TINY_MATRIX = """
+[[scenario]]
+id = "s"
+paper = "p"
+data = { kind = "mixture", n = 80, dim = 6, classes = 3, std = 0.5, seed = 0 }
+net = { arch = "deep_relu", widths = [6, 12, 3] }
+dynamics = { kind = "sgd", loss = "ce", lr = 0.1, batch = 8, steps = 30, log_points = 3 }
+grid = { "dynamics.wd" = [0.0, 0.01, 0.05] }
+"""
+TINY_GALANTI_WD = """
+[[scenario]]
+id = "galanti.wd"
+paper = "galanti"
+data = { kind = "mixture", n = 60, dim = 6, classes = 3, std = 0.5, seed = 0 }
+net = { arch = "deep_relu", widths = [6, 8, 8, 3] }
+dynamics = { kind = "sgd", loss = "ce", lr = 0.1, batch = 8, steps = 20, log_points = 2 }
+grid = { "dynamics.wd" = [0.0, 0.01, 0.05] }
+"""
+
 import numpy as np
 
 
@@ -70,3 +90,64 @@ def subspace_iteration_svdvals(A: np.ndarray, omega: np.ndarray, power_iters: in
     for _ in range(power_iters):
         Q = np.linalg.qr(X @ np.linalg.qr(X.transpose(0, 2, 1) @ Q)[0])[0]
     return np.linalg.svd(Q.transpose(0, 2, 1) @ X, compute_uv=False)[:, :k]
+
+
+# --- the per-run trainer: one run, a plain torch.optim.SGD loop ------------------------------
+# The engine trains GD / SGD runs only as ensembles (rankbias.engine.ensemble); this
+# slow, obvious loop is what an ensemble member must equal (the STUMPY ``naive.py`` pattern).
+
+
+def batch_indices(n: int, batch: int, generator):
+    """Endless mini-batches (batch,) int64: each epoch a fresh permutation of range(n)
+    cut into floor(n / batch) batches; the remaining n mod batch are left out."""
+    import torch
+
+    while True:
+        order = torch.randperm(n, generator=generator, device="cpu")
+        for start in range(0, n - batch + 1, batch):
+            yield order[start : start + batch]
+
+
+def train(net, data, spec, on_log=None):
+    """Train ``net`` in place on ``data`` by ``spec`` (``DynamicsSpec``), one run alone; call
+    ``on_log(at, net)`` at every log point (step for gd/sgd, flow time for gf) after
+    recording losses.  gd / sgd: ``torch.optim.SGD(lr, weight_decay=wd)`` on batches from
+    ``batch_indices``; gf: the engine's own ``dynamics.flow``."""
+    import math
+
+    import torch
+
+    from rankbias.engine.dynamics import RunResult, _diverged, _evaluate, budget, flow, log_steps
+    from rankbias.engine.losses import loss_value
+
+    if spec.kind == "gf":
+        return flow(net, data, spec, on_log)
+    if spec.gated:
+        raise ValueError("the reference loop has no gate; a gated gd run trains as an ensemble")
+    n = len(data.x_train)
+    batch, total = budget(spec, n)
+    params = [p for p in net.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=spec.lr, weight_decay=spec.wd)
+    gen = torch.Generator().manual_seed(spec.seed)
+    logs, result = set(log_steps(total, spec.log_points, spec.tail_logs)), RunResult("done", 0, 0.0)
+    batches = batch_indices(n, batch, gen)
+    for step in range(total + 1):
+        if step in logs:
+            row = _evaluate(net, data, spec.loss, step)
+            if not math.isfinite(row["train_loss"]):
+                return _diverged(result, spec.lr * spec.wd, step)
+            result.log.append(row)
+            if on_log is not None:
+                on_log(step, net)
+        if step == total:
+            break
+        idx = slice(None) if batch == n else next(batches)
+        opt.zero_grad(set_to_none=True)
+        value = loss_value(spec.loss, net(data.x_train[idx]), data.y_train[idx])
+        if not torch.isfinite(value):
+            return _diverged(result, spec.lr * spec.wd, step)
+        value.backward()
+        opt.step()
+        result.steps = step + 1
+    result.horizon = spec.lr * spec.wd * total
+    return result

@@ -13,7 +13,8 @@ from rankbias.scoring.hypotheses import Check, Criterion, RunSet, Trend, claims
 from rankbias.scoring.hypotheses import lejegelka, task_rank, zangrando
 from rankbias.experiments.matrix import Matrix
 from rankbias.engine.nets import NetSpec
-from rankbias.experiments.run import RunConfig, provenance
+from rankbias.experiments.config import RunConfig
+from rankbias.experiments.provenance import provenance
 from rankbias.scoring.score import Runs, score, scorecard
 from rankbias.experiments.store import RunRecord, Store
 

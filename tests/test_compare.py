@@ -7,16 +7,9 @@ import json
 from typer.testing import CliRunner
 
 from rankbias.cli import app
+from reference import TINY_GALANTI_WD
 
-BASE = """
-[[scenario]]
-id = "galanti.wd"
-paper = "galanti"
-data = { kind = "mixture", n = 60, dim = 6, classes = 3, std = 0.5, seed = 0 }
-net = { arch = "deep_relu", widths = [6, 8, 8, 3] }
-dynamics = { kind = "sgd", loss = "ce", lr = 0.1, batch = 8, steps = 20, log_points = 2 }
-grid = { "dynamics.wd" = [0.0, 0.01, 0.05] }
-"""
+BASE = TINY_GALANTI_WD
 
 HYPOTHESIS = '''
 from rankbias.scoring.hypotheses import Check, Trend

@@ -83,7 +83,7 @@ def test_digits_ships_with_scikit_learn():
     ],
 )
 def test_shape_of_agrees_with_the_generated_data(spec):
-    from rankbias.experiments.run import make_data
+    from rankbias.engine.data import make_data
 
     data = make_data(spec)
     assert D.shape_of(spec) == (len(data.x_train), data.dim, data.outputs)

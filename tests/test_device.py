@@ -4,6 +4,8 @@ per step.  CI has no GPU: the placement is checked by making torch's default
 device 'meta' while the engine trains on the CPU, so a tensor created without an
 explicit device lands on 'meta' and fails as it would on a GPU."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -16,9 +18,12 @@ from rankbias.engine.data import gaussian_mixture
 from rankbias.engine.dynamics import DynamicsSpec
 from rankbias.engine.ensemble import CHECK_EVERY, train_ensemble
 from rankbias.engine.nets import NetSpec
-from rankbias.experiments.run import RunConfig, train_group
+from rankbias.experiments.config import RunConfig
+from rankbias.experiments.execute import train_group
+from reference import TINY_MATRIX
 
 MIX = dict(kind="mixture", n=60, dim=6, classes=3, std=0.5, seed=0, test=12)
+
 
 
 def test_cpu_and_auto_without_a_gpu():
@@ -48,15 +53,35 @@ def test_a_gpu_index_past_the_machines_gpus(monkeypatch):
 
 
 def test_pool_workers_spread_over_the_gpus():
-    assert [D.for_worker("cuda", i, gpus=2) for i in range(4)] == ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]
-    assert D.for_worker("cuda", 3, gpus=1) == "cuda"
-    assert D.for_worker("cuda:1", 3, gpus=4) == "cuda:1" and D.for_worker("cpu", 3, gpus=4) == "cpu"
-    assert D.for_pool("auto") == "cpu" and D.for_pool("cuda:1") == "cuda:1"  # auto is resolved once, for all
+    cuda = D.Placement("cuda", torch.device("cuda", 0), "device: cuda:0", 2)
+    assert [cuda.worker(i, gpus=2) for i in range(4)] == [torch.device("cuda", i % 2) for i in range(4)]
+    assert cuda.worker(3, gpus=1) == torch.device("cuda", 0)
+    pinned = D.Placement("cuda:1", torch.device("cuda", 1), "device: cuda:1", 1)
+    assert pinned.worker(3, gpus=4) == torch.device("cuda", 1)
+    cpu = D.place("auto")  # resolved once, here, for every worker
+    assert cpu.device == torch.device("cpu") and cpu.worker(3) == cpu.device and cpu.workers == (os.cpu_count() or 1)
+    dask = D.place("auto", scheduler=True)  # each Dask worker resolves the name on its own machine
+    assert dask.device is None and dask.worker(0) == "auto" and "each Dask worker" in dask.line
 
 
 def test_auto_that_finds_a_gpu_spreads_pool_workers_over_the_gpus(monkeypatch):
-    monkeypatch.setattr(D, "resolve", lambda name: torch.device("cuda", 0))
-    assert D.for_pool("auto") == "cuda" and D.for_worker(D.for_pool("auto"), 1, gpus=2) == "cuda:1"
+    monkeypatch.setattr(D, "choose", lambda name: (torch.device("cuda", 0), "device: cuda:0 (a GPU)"))
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    placement = D.place("auto")
+    assert placement.workers == 2 and placement.worker(1) == torch.device("cuda", 1)
+    assert D.place("cuda:0").workers == 1  # a pinned GPU: one worker
+
+
+def test_rankbias_run_resolves_the_device_once(tmp_path, monkeypatch):
+    calls = []
+    choose = D.choose
+    monkeypatch.setattr(D, "choose", lambda name: calls.append(name) or choose(name))
+    matrix = tmp_path / "m.toml"
+    matrix.write_text(TINY_MATRIX)
+    done = CliRunner().invoke(app, ["run", str(matrix), "--processes", "1", "--store", str(tmp_path / "s.sqlite"),
+                                    "--scorecard", "", "--quiet"])
+    assert done.exit_code == 0, done.output
+    assert calls == ["auto"]
 
 
 CONFIGS = {

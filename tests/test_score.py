@@ -17,7 +17,8 @@ from rankbias.scoring.hypotheses import (BASELINES, VERSIONS, Check, HypothesisE
 from rankbias.scoring.hypotheses import galanti, kuzborskij, nulls, zangrando
 from rankbias.experiments.matrix import Matrix
 from rankbias.engine.nets import NetSpec
-from rankbias.experiments.run import RunConfig, provenance
+from rankbias.experiments.config import RunConfig
+from rankbias.experiments.provenance import provenance
 from rankbias.scoring.score import GATE, Runs, score, scorecard
 from rankbias.experiments.spec import builtin, load
 from rankbias.experiments.store import RunRecord, Store
@@ -292,3 +293,37 @@ def test_a_nan_criterion_says_why(tmp_path):
     assert rho.name == "rho(rank_tol, wd)" and np.isnan(rho.value) and rho.status == "inconclusive"
     assert "fewer than 3 cells" in rho.note and v.verdict == "inconclusive"
     assert all(s.note == "" for s in v.statistics[1:])  # the defined ones carry no note
+
+
+def test_scoring_reads_the_store_once_and_then_never(tmp_path):
+    """``Runs`` reads final rows, metric rows and spectra up front: a closed store (its file
+    gone) still scores, spectra included, and gives the verdict the open one gave."""
+    ranks = {0.0: 99, 1e-3: 98, 5e-3: 70, 1e-2: 20, 2e-2: 12}
+    store, matrix = plant(tmp_path, "galanti.wd", {"wd": WDS, "seeds": [0, 1]}, lambda wd, s: ranks[wd])
+    name = next(iter(matrix.runs))
+    rec = RunRecord(name, matrix.runs[name].hash(), matrix.runs[name].flat(), "done", provenance(), 0.0, 0.0)
+    rec.spectra = [(10000.0, 0, np.linspace(3, 1, 8).astype(np.float32))]
+    rec.metrics = [(10000.0, k, "rank_tol", 99.0) for k in range(4)]
+    store.write(rec)  # replaces the planted row, now with a spectrum
+    data = Runs(store, matrix)
+    before = score(_galanti_wd(), data, n_boot=30)
+    store.close()
+    (tmp_path / "planted.sqlite").unlink()
+    after = score(_galanti_wd(), data, n_boot=30)
+    assert json.dumps(after.to_dict(), default=float) == json.dumps(before.to_dict(), default=float)
+    assert after.verdict in ("pass", "fail", "inconclusive")
+    np.testing.assert_array_equal(data.runset(data.final).spectrum(name, 0), np.linspace(3, 1, 8).astype(np.float32))
+
+
+def test_each_claims_version_scores_by_its_own_policy():
+    from rankbias.scoring.score import V1, V2, policy
+
+    assert policy(1) is V1 and policy(2).version == 2 and policy(3).version == 3
+    assert (V1.excludes_untrained, V1.counts_cells, V1.needs_all, V1.tests_applicability, V1.notes_chance) == (
+        False, False, False, False, True)
+    assert (V2.excludes_untrained, V2.counts_cells, V2.needs_all, V2.tests_applicability, V2.notes_chance) == (
+        True, True, True, True, False)
+    present = pd.DataFrame({"status": ["done", "diverged", "done"], "train_acc": [0.9, 0.9, 0.1],
+                            "loss": ["ce"] * 3, "widths": ["4-8-3"] * 3})
+    assert list(V1.excluded(present)) == [False, True, False]  # v1 keeps the run at chance (1/3 + 0.05)
+    assert list(V2.excluded(present)) == [False, True, True]

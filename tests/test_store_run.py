@@ -12,7 +12,9 @@ from rankbias.engine.dynamics import DynamicsSpec
 from rankbias.engine.geometry import stacked
 from rankbias.engine.metrics import Tracker
 from rankbias.engine.nets import NetSpec, build
-from rankbias.experiments.run import RunConfig, make_data, run_one
+from rankbias.engine.data import make_data
+from rankbias.experiments.config import RunConfig
+from rankbias.experiments.runner import run_one
 from rankbias.experiments.store import Store, StoreError
 
 MIXTURE = dict(kind="mixture", n=120, dim=8, classes=3, std=0.5, seed=0, test=30)
@@ -117,8 +119,9 @@ def test_cli_train_bad_flags_exit_2_with_the_rule(tmp_path, args, message):
     assert message in " ".join(result.output.split())
 
 
-def test_run_many_trains_ensembles_and_stores_what_run_one_would(tmp_path):
-    from rankbias.experiments.run import ensemble_key, run_many
+def test_run_configs_trains_ensembles_and_stores_what_run_one_would(tmp_path):
+    from rankbias.experiments.config import ensemble_key
+    from rankbias.experiments.runner import run_configs
 
     configs = [RunConfig(MIXTURE, NetSpec("deep_relu", (8, 16, 16, 3)),
                          DynamicsSpec("sgd", "ce", lr=lr, wd=wd, batch=8, steps=60, log_points=5), seed=s)
@@ -128,8 +131,8 @@ def test_run_many_trains_ensembles_and_stores_what_run_one_would(tmp_path):
     assert len({ensemble_key(c) for c in configs}) == 1 and ensemble_key(gf) is None
     done = []
     many = Store(tmp_path / "many.sqlite")
-    records = run_many([*configs, gf], many, on_done=done.append)
-    assert [r.status for r in records] == ["done"] * 4 and len(done) == 4
+    run_configs([*configs, gf], many, on_done=done.append)
+    assert list(many.runs().status) == ["done"] * 4 and sorted(r.name for r in done) == sorted(many.runs().name)
     one = Store(tmp_path / "one.sqlite")
     for config in configs:
         run_one(config, one)
@@ -138,21 +141,21 @@ def test_run_many_trains_ensembles_and_stores_what_run_one_would(tmp_path):
         np.testing.assert_allclose(a.value.to_numpy(), b.value.to_numpy(), rtol=2e-3, atol=1e-5)
 
 
-def test_run_many_is_deterministic(tmp_path):
-    from rankbias.experiments.run import run_many
+def test_run_configs_is_deterministic(tmp_path):
+    from rankbias.experiments.runner import run_configs
 
     configs = [RunConfig(MIXTURE, NetSpec("deep_relu", (8, 16, 3)),
                          DynamicsSpec("sgd", "ce", lr=0.1, wd=wd, batch=8, steps=40, log_points=4), seed=s)
                for wd, s in ((0.0, 0), (0.01, 1))]
     stores = [Store(tmp_path / f"{i}.sqlite") for i in range(2)]
     for store in stores:
-        run_many(configs, store)
+        run_configs(configs, store)
     a, b = (store.metrics() for store in stores)
     assert len(a) > 0 and np.array_equal(a.value.to_numpy(), b.value.to_numpy(), equal_nan=True)
 
 
 def test_a_group_with_a_diverging_member_stores_it_as_diverged_and_measures_the_rest():
-    from rankbias.experiments.run import train_group
+    from rankbias.experiments.execute import train_group
 
     group = [_config(lr=lr) for lr in (0.1, 1e5, 0.2)]
     recs = train_group(group)

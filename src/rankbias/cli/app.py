@@ -53,22 +53,25 @@ def fail(message: str, code: int = 2):
     raise typer.Exit(code=code)
 
 
-def device_checked(name: str, scheduler: str = "") -> str:
-    """The device name to train on (``rankbias.engine.device``), after printing the one line that says
-    which device and why; exits 2 naming what is missing otherwise.  A bare GPU ("cuda", or
-    "auto" that found one) stays "cuda", so local workers spread over the GPUs.  With a Dask
-    ``scheduler`` only the name is checked here: each worker resolves it on its own machine."""
-    from rankbias.engine.device import DeviceError, checked_name, choose, spread_name
+def placed(name: str, scheduler: str = ""):
+    """The ``device.Placement`` of ``name``, after printing the one line that says which device
+    and why; exits 2 naming what is missing otherwise.  With a Dask ``scheduler`` only the
+    name is checked here: each worker resolves it on its own machine."""
+    from rankbias.engine.device import DeviceError, place
 
     try:
-        if scheduler:
-            console.print(f"device: {checked_name(name)} (resolved by each Dask worker)")
-            return name
-        device, line = choose(name)
+        placement = place(name, scheduler=bool(scheduler))
     except DeviceError as err:
         fail(str(err))
-    console.print(line)
-    return spread_name(name, device)
+    console.print(placement.line)
+    return placement
+
+
+def at_least(option: str, value: int, minimum: int, meaning: str) -> int:
+    """``value`` of the command-line ``option`` if it is >= ``minimum``; exits 2 otherwise."""
+    if value < minimum:
+        fail(f"'{option}' must be an int >= {minimum} ({meaning}); got {value}.")
+    return value
 
 
 def version_checked(version: int) -> int:
@@ -104,15 +107,21 @@ def load_matrix(target: str, tier: str, version: int):
 
 def check_variants(spec, version: int, source) -> None:
     """Exit 2 naming every scenario of ``spec`` that reads as a variant of a claim ``version`` lacks."""
-    from rankbias.scoring.hypotheses import unknown_variants
+    from rankbias.scoring.benchmark import variant_problems
 
-    problems = [f"{source}: scenario {sid!r} key 'id': a scenario named <claim>.<name> is a variant of that claim, "
-                f"and claims version {version} has no claim {base!r}. Got {sid!r}. Fix: "
-                + (f"name an existing claim before the variant's name, e.g. {close[0]!r}"
-                   if close else "use a prefix of your own, e.g. 'mine." + sid.split(".", 1)[1] + "'") + "."
-                for sid, base, close in unknown_variants([s.id for s in spec.scenario], version)]
+    problems = variant_problems(spec, version, source)
     if problems:
         fail("\n".join(problems))
+
+
+def new_store(path: str):
+    """The store at ``path``, created if missing; exits 2 if it is not a rankbias store."""
+    from rankbias.experiments.store import Store, StoreError
+
+    try:
+        return Store(path)
+    except StoreError as err:
+        fail(str(err))
 
 
 def open_store(path: str):

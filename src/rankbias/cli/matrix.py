@@ -3,16 +3,16 @@ it), and ``claims``, the claims documented from the matrix and the hypotheses.""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from rankbias.cli.app import DEVICE_HELP, PROCESSES_HELP, TARGET_HELP, TIER_HELP, VERSION_HELP, app, console, \
-    device_checked, fail, load_matrix, open_store, version_checked
-from rankbias.experiments.store import DEFAULT_PATH, StoreError
+from rankbias.cli.app import (DEVICE_HELP, PROCESSES_HELP, TARGET_HELP, TIER_HELP, VERSION_HELP, app, at_least, console,
+                              fail, load_matrix, new_store, open_store, placed, version_checked)
+from rankbias.cli.views import progress_bar, show_scorecard, trained
+from rankbias.experiments.store import DEFAULT_PATH
 
 
 @app.command("list")
@@ -39,57 +39,6 @@ def list_cmd(
         console.print(f"skipped {sid} {values}: {escape(reason)}")
 
 
-def train_missing(matrix, store_path: str, *, retry_failed: bool = False, quiet: bool = False, processes: int = 0,
-                  scheduler: str = "", label: str = "", device: str = "cpu"):
-    """Train the runs of ``matrix`` that the store at ``store_path`` lacks, with a progress bar
-    and ETA, on ``device`` (checked by ``device_checked``) in ``processes`` local workers (0: one
-    per core, or one per GPU) or a Dask ``scheduler``; return the store.  What is already
-    stored is never redone, so an interrupted call resumes."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    from rankbias.experiments.runner import ExecutorError, plan, run_matrix
-    from rankbias.experiments.store import Store
-
-    if processes < 0:
-        fail(f"'--processes' must be an int >= 0 (0: one per core, 1: in this process); got {processes}.")
-    try:
-        store = Store(store_path)
-    except StoreError as err:
-        fail(str(err))
-    before = plan(matrix, store, retry_failed)
-    counts = {"diverged": 0, "failed": 0}
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("diverged {task.fields[diverged]} failed {task.fields[failed]}"),
-               TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, disable=quiet) as progress:
-        task = progress.add_task(label or f"{matrix.tier} runs", total=len(matrix.runs), completed=before.done, **counts)
-
-        def on_done(rec):
-            if rec.status in counts:
-                counts[rec.status] += 1
-            progress.update(task, advance=1, **counts)
-
-        workers = processes or _default_workers(device)
-        executor = scheduler or (f"process:{workers}" if workers > 1 else "local")
-        try:
-            run_matrix(matrix, store, retry_failed, on_done=on_done, executor=executor, device=device)
-        except ExecutorError as err:
-            progress.stop()
-            fail(str(err))
-    console.print(f"{len(before.todo)} runs trained, {before.done} already stored, "
-                  f"{before.failed_before} failed before (rerun with --retry-failed); store: {store.path}")
-    return store
-
-
-def _default_workers(device: str) -> int:
-    """One worker per core on the CPU, per GPU on a bare cuda, one on a pinned cuda:N."""
-    if device == "cuda":
-        import torch
-
-        return torch.cuda.device_count()
-    return 1 if device.startswith("cuda:") else os.cpu_count() or 1
-
-
 @app.command("run")
 def run_cmd(
     target: str = typer.Argument("quick", help=TARGET_HELP),
@@ -104,13 +53,22 @@ def run_cmd(
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
 ):
     """Run what is missing of a matrix tier (resuming), with progress, then score it."""
-    from rankbias.cli.scoring import score_and_print
+    from rankbias.experiments.runner import ExecutorError
+    from rankbias.scoring.benchmark import run_benchmark
 
     _, _, matrix = load_matrix(target, tier, claims_version)
-    device = device_checked(device, scheduler)
-    store = train_missing(matrix, store_path, retry_failed=retry_failed, quiet=quiet, processes=processes,
-                          scheduler=scheduler, device=device)
-    score_and_print(matrix, store, [], scorecard, version=claims_version, target=target)
+    placement = placed(device, scheduler)
+    at_least("--processes", processes, 0, "0: one per core, 1: in this process")
+    store = new_store(store_path)
+    with progress_bar(f"{matrix.tier} runs", quiet) as hooks:
+        try:
+            card = run_benchmark(matrix, store, version=claims_version, device=placement, processes=processes,
+                                 scheduler=scheduler, retry_failed=retry_failed, progress=hooks, label=target,
+                                 scorecard_path=scorecard or None)
+        except ExecutorError as err:
+            fail(str(err))
+    trained(card.plan, store)
+    show_scorecard(card, scorecard)
 
 
 @app.command("claims")

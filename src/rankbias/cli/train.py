@@ -6,29 +6,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from rankbias.cli.app import DEVICE_HELP, app, console, device_checked, fail
-from rankbias.experiments.store import DEFAULT_PATH, StoreError
-
-ARCH_ALIASES = {"mlp": "deep_relu"}
-
-
-def _data_spec(kind: str, widths: tuple[int, ...], n: int, std: float, margin: float, seed: int, test: int) -> dict:
-    """The data spec for ``kind``, its input and output widths taken from the net's."""
-    d_in, d_out = widths[0], widths[-1]
-    if kind == "mixture":
-        return dict(kind=kind, n=n, dim=d_in, classes=d_out, std=std, seed=seed, test=test)
-    if kind == "separable":
-        return dict(kind=kind, n=n, dim=d_in, margin=margin, seed=seed, test=test)
-    if kind == "linear_teacher":
-        return dict(kind=kind, n=n, dim=d_in, outputs=d_out, seed=seed, test=test)
-    if kind == "mnist1d":
-        return dict(kind=kind, n=n, seed=seed, test=test)
-    if kind == "digits":
-        return dict(kind=kind, seed=seed, test=test)
-    raise ValueError(
-        f"'--data' must be one of mixture, separable, linear_teacher, mnist1d, digits; got {kind!r}. Pick one of those."
-    )
-
+from rankbias.cli.app import DEVICE_HELP, app, console, fail, new_store, placed
+from rankbias.experiments.store import DEFAULT_PATH
 
 @app.command("train")
 def train_cmd(
@@ -54,38 +33,32 @@ def train_cmd(
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
 ):
     """Train one configuration, store it, and print its final per-layer ranks."""
-    from rankbias.engine.dynamics import DynamicsSpec
-    from rankbias.engine.nets import NetSpec
-    from rankbias.experiments.run import RunConfig, fit_problem, run_one
-    from rankbias.experiments.store import Store
+    from rankbias.experiments.config import config_of
+    from rankbias.experiments.runner import run_one
+    from rankbias.experiments.store import last_step
 
-    device = device_checked(device)  # before anything is built or written
+    placement = placed(device)  # before anything is built or written
     try:
         shape = tuple(int(w) for w in widths.split(","))
     except ValueError:
         fail(f"'--widths' must be comma-separated ints like 32,100,10; got {widths!r}.")
     try:
-        default_loss = {"separable": "logistic", "linear_teacher": "mse"}.get(data, "ce")
-        config = RunConfig(
-            _data_spec(data, shape, n, std, margin, data_seed, test),
-            NetSpec(ARCH_ALIASES.get(arch, arch), shape, init_scale=init_scale),
-            DynamicsSpec(dynamics, loss or default_loss, wd=wd, lr=lr, steps=steps, epochs=epochs, batch=batch,
-                         flow_time=flow_time, seed=seed),
-            seed=seed,
-        )
-        store = Store(store_path)
-    except (ValueError, StoreError) as err:
+        config = config_of(widths=shape, arch=arch, dynamics=dynamics, loss=loss, lr=lr, wd=wd, batch=batch,
+                           steps=steps, epochs=epochs, flow_time=flow_time, data_kind=data, n=n, test=test, std=std,
+                           margin=margin, data_seed=data_seed, seed=seed, init_scale=init_scale)
+    except ValueError as err:
         fail(str(err))
-    problem = fit_problem(config)
-    if problem is not None:
-        fail(f"this run does not fit its data: {problem}.")
+    store = new_store(store_path)
     with console.status(f"training {escape(config.name())}"):
-        rec = run_one(config, store, device)
+        rec = run_one(config, store, placement)
     if rec.status == "failed":  # not bad input (that is refused above): the run itself raised
         fail(f"the run failed: {rec.error}. It is stored as failed in {store.path}.", code=1)
-    metrics = store.metrics(rec.name)
-    last = metrics[metrics.step == metrics.step.max()]
-    final = last.pivot(index="layer", columns="name", values="value")
+    final = last_step(store.metrics(rec.name)).pivot(index="layer", columns="name", values="value")
+    _show(rec, final, store)
+
+
+def _show(rec, final, store) -> None:
+    """The run's final per-layer ranks, its losses and where it is stored."""
     table = Table(title=f"{rec.status} at {rec.diverged_at if rec.diverged_at is not None else rec.steps:g}, "
                         f"horizon lr*wd*T = {rec.horizon:g}")
     cols = ("fro", "rank_tol", "rank_rel", "stable_rank", "effective_rank")

@@ -118,7 +118,7 @@ def subspace_tasks(n: int, dim: int, k: int, cosine: float, seed: int, test: int
 def subspace_pair(n: int, dim: int, k: int, cosine: float, seed: int, test: int = 0) -> Dataset:
     """Task A of ``subspace_tasks`` carrying task B as ``extras["partner"]``: a run
     on it trains one net per task from the same init and records how the merged
-    net (W = W_A + W_B) does on each task (``rankbias.experiments.run``)."""
+    net (W = W_A + W_B) does on each task (``rankbias.experiments.execute``)."""
     a, b = subspace_tasks(n, dim, k, cosine, seed, test)
     spec = dict(kind="subspace_pair", n=n, dim=dim, k=k, cosine=cosine, seed=seed, test=test)
     return Dataset(spec, a.task, a.x_train, a.y_train, a.x_test, a.y_test, {**a.extras, "partner": b})
@@ -210,3 +210,42 @@ def shape_of(spec: dict) -> tuple[int, int, int]:
     if kind == "digits":
         return 1797 - spec.get("test", 297), 64, 10
     raise KeyError(kind)
+
+
+# the loss a task is trained with when a caller names none (``losses.LOSSES``)
+DEFAULT_LOSS = {"classes": "ce", "binary": "logistic", "regression": "mse"}
+TASKS = {"mixture": "classes", "separable": "binary", "linear_teacher": "regression", "subspace_task": "binary",
+         "subspace_pair": "binary", "mnist1d": "classes", "digits": "classes"}
+
+
+def default_loss(kind: str) -> str:
+    """The loss a data set of ``kind`` trains with by default: ce for classes, logistic
+    for +-1 labels, mse for regression."""
+    return DEFAULT_LOSS[TASKS[kind]]
+
+
+def make_data(spec: dict) -> Dataset:
+    """The data set a spec {"kind": ..., **generator kwargs} describes."""
+    kind, kwargs = spec["kind"], {k: v for k, v in spec.items() if k != "kind"}
+    if kind not in GENERATORS:
+        raise ValueError(
+            f"Invalid data spec: 'kind' must be one of {sorted(GENERATORS)}; got {kind!r}. Pick one of those."
+        )
+    if kind == "subspace_task":
+        task = kwargs.pop("task", 0)
+        return subspace_tasks(**kwargs)[task]
+    return GENERATORS[kind](**kwargs)
+
+
+def spec_for(kind: str, widths: tuple[int, ...], n: int, std: float, margin: float, seed: int, test: int) -> dict:
+    """The data spec of ``kind`` whose input and output widths are a net's ``widths``
+    (first and last), with the generator's other fields from the arguments it takes."""
+    d_in, d_out = widths[0], widths[-1]
+    fields = {"mixture": dict(n=n, dim=d_in, classes=d_out, std=std, seed=seed, test=test),
+              "separable": dict(n=n, dim=d_in, margin=margin, seed=seed, test=test),
+              "linear_teacher": dict(n=n, dim=d_in, outputs=d_out, seed=seed, test=test),
+              "mnist1d": dict(n=n, seed=seed, test=test),
+              "digits": dict(seed=seed, test=test)}
+    if kind not in fields:
+        raise ValueError(f"'--data' must be one of {', '.join(fields)}; got {kind!r}. Pick one of those.")
+    return dict(kind=kind, **fields[kind])

@@ -4,9 +4,10 @@
 ``torch.device``, or raises ``DeviceError`` naming what is missing and what to
 pass instead.  ``auto`` is the GPU when torch sees one and the CUDA spectral
 core (numba-cuda) runs there, else the CPU; ``choose(name)`` also returns the
-one line that says which and why.  ``for_worker`` places worker i of a local
-pool on GPU i mod (GPUs torch sees) when the device is a bare ``cuda``, and
-``describe`` is what a run's provenance records of the device it trained on.
+one line that says which and why.  ``place(name)`` resolves a name once into a
+``Placement`` (the device, that line, how many local workers, and worker i's
+device: GPU i mod (GPUs torch sees) for a bare ``cuda``), and ``describe`` is
+what a run's provenance records of the device it trained on.
 
 A run means the same experiment on every device: its init and batch order come
 from seeded CPU generators (``nets.init_params``, ``ensemble.train_ensemble``),
@@ -15,8 +16,10 @@ so only floating-point reassociation differs between a CPU and a GPU run.
 
 from __future__ import annotations
 
+import os
 import platform
 import re
+from dataclasses import dataclass
 
 import torch
 
@@ -80,26 +83,44 @@ def resolve(name: str | torch.device = "auto") -> torch.device:
     return choose(name)[0]
 
 
-def spread_name(name: str, device: torch.device) -> str:
-    """The name workers are handed for ``device``, which ``name`` resolved to: a bare
-    ``cuda`` for a GPU that ``auto`` found or ``cuda`` asked for (``for_worker`` spreads
-    it over the GPUs), the device itself otherwise (``cpu``, a pinned ``cuda:N``)."""
-    return "cuda" if device.type == "cuda" and ":" not in str(name) else str(device)
+@dataclass(frozen=True)
+class Placement:
+    """Where a matrix trains, computed once (``place``) and handed to the runner.
+
+    ``name`` is what was asked (auto, cpu, cuda, cuda:N); ``device`` what it resolved
+    to here (None under a Dask scheduler: each worker resolves ``name`` on its own
+    machine); ``line`` the one line that says which device and why; ``workers`` the
+    local workers a pool gets by default: one per core on the CPU, one per GPU on a
+    bare ``cuda`` (or ``auto`` that found one), one on a pinned ``cuda:N``."""
+
+    name: str
+    device: torch.device | None
+    line: str
+    workers: int
+
+    def worker(self, index: int, gpus: int | None = None) -> torch.device | str:
+        """The device of local worker ``index`` (0-based): a bare GPU placement puts worker i
+        on cuda:(i mod gpus) (gpus: how many torch sees); the Dask case hands on the name."""
+        if self.device is None:
+            return self.name
+        if self.device.type == "cuda" and ":" not in self.name:
+            gpus = torch.cuda.device_count() if gpus is None else gpus
+            return torch.device("cuda", index % gpus) if gpus > 1 else self.device
+        return self.device
 
 
-def for_pool(name: str) -> str:
-    """What a local pool's workers are told to train on: ``auto`` resolved once here
-    (``spread_name``); any other name as it is."""
-    return spread_name(name, resolve(name)) if name == "auto" else name
-
-
-def for_worker(name: str, worker: int, gpus: int | None = None) -> str:
-    """The device of worker ``worker`` (0-based) of a local pool asked to train on ``name``:
-    cuda:(worker mod gpus) for a bare ``cuda`` (gpus: how many torch sees), ``name`` otherwise."""
-    if name != "cuda":
-        return name
-    gpus = torch.cuda.device_count() if gpus is None else gpus
-    return f"cuda:{worker % gpus}" if gpus > 1 else name
+def place(name: str | torch.device = "auto", scheduler: bool = False) -> Placement:
+    """The ``Placement`` of ``name``; raises ``DeviceError`` (see ``choose``).  With a Dask
+    ``scheduler`` only the name is checked here."""
+    text = checked_name(name)
+    if scheduler:
+        return Placement(text, None, f"device: {text} (resolved by each Dask worker)", 1)
+    device, line = choose(text)
+    if device.type == "cpu":
+        workers = os.cpu_count() or 1
+    else:
+        workers = torch.cuda.device_count() if ":" not in text else 1
+    return Placement(text, device, line, workers)
 
 
 def describe(device: torch.device) -> dict:

@@ -22,10 +22,10 @@ after its budget (``steps``, ``flow_time``) goes on until a check finds it
 <= ``gate``, up to ``max_steps`` / ``max_flow_time``; the first step (or flow
 time) where a check found it <= ``gate`` is kept as ``RunResult.gate_step``.
 
-Losses, averaged over the samples: ``ce`` (cross-entropy on logits, int
-labels), ``logistic`` (log(1 + exp(-y f)) with y = +-1), ``mse``
-(||f - y||^2 / 2).  A run whose loss turns non-finite stops and is reported as
-diverged with its step; the caller goes on.
+GD and SGD train as ensembles (``ensemble.train_ensemble``, the engine's one
+trainer: a run alone is an ensemble of one); gradient flow trains here
+(``flow``).  Losses are ``losses.LOSSES``.  A run whose loss turns non-finite
+stops and is reported as diverged with its step; the caller goes on.
 """
 
 from __future__ import annotations
@@ -36,14 +36,13 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torchdiffeq import odeint
 
 from rankbias.engine.data import Dataset
+from rankbias.engine.losses import LOSSES, accuracy, loss_value
 
 KINDS = ("gd", "sgd", "gf")
 GATE_CHECKS = 200  # gate checks per budget: every 100 steps of a 20k-step run
-LOSSES = ("ce", "logistic", "mse")
 
 
 @dataclass(frozen=True)
@@ -139,46 +138,6 @@ class RunResult:
         return asdict(self)
 
 
-def loss_per_sample(name: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Loss of each sample: outputs out (..., k), targets y (...) or (..., k) -> (...)."""
-    if name == "ce":
-        return F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1), reduction="none").view(y.shape)
-    if name == "logistic":
-        return F.softplus(-y * out.squeeze(-1))
-    return 0.5 * ((out - y) ** 2).sum(-1)
-
-
-def loss_and_grad(name: str, out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each sample's loss (...) and its gradient d loss / d out (..., k), in closed form:
-    ce: softmax(out) - onehot(y); logistic: -y sigmoid(-y f); mse: out - y."""
-    if name == "ce":  # spelled out: torch's softmax over a last axis of ~10 classes is 2x slower
-        shifted = out - out.amax(-1, keepdim=True)  # (..., k)
-        p = shifted.exp()
-        total = p.sum(-1, keepdim=True)  # (..., 1)
-        loss = total.log().squeeze(-1) - shifted.gather(-1, y[..., None]).squeeze(-1)
-        return loss, p.div_(total).scatter_add_(-1, y[..., None], torch.full_like(total, -1.0))
-    if name == "logistic":
-        margin = -y * out.squeeze(-1)  # (...)
-        return F.softplus(margin), (-y * torch.sigmoid(margin))[..., None]
-    diff = out - y
-    return 0.5 * (diff**2).sum(-1), diff
-
-
-def loss_value(name: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean loss of outputs out (N, k) against targets y; see the module docstring."""
-    return loss_per_sample(name, out, y).mean()
-
-
-def accuracy(task: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Fraction correct over the sample axis: outputs out (..., N, k), targets y (..., N)
-    -> (...); argmax for classes, sign for binary, NaN for regression."""
-    if task == "classes":
-        return (out.argmax(-1) == y).float().mean(-1)
-    if task == "binary":
-        return (torch.sign(out.squeeze(-1)) == y).float().mean(-1)
-    return torch.full(out.shape[:-2], float("nan"), device=out.device)
-
-
 def log_steps(total: int, points: int, tail: int | None = None) -> list[int]:
     """Geometrically spaced log steps in [1, total], plus 0 and total, plus every
     one of the last ``tail`` steps (for averages over the end of a run), sorted, unique."""
@@ -201,43 +160,6 @@ def _evaluate(net, data: Dataset, loss: str, at) -> dict:
     return row
 
 
-def train(net: torch.nn.Module, data: Dataset, spec: DynamicsSpec, on_log: Callable | None = None) -> RunResult:
-    """Train ``net`` in place on ``data`` by ``spec``; call ``on_log(at, net)`` at
-    every log point (step for gd/sgd, flow time for gf) after recording losses."""
-    if spec.kind == "gf":
-        return _flow(net, data, spec, on_log)
-    if spec.gated:
-        raise ValueError("Invalid run: a gated gd run trains as an ensemble (rankbias.engine.ensemble.train_ensemble), "
-                         "which checks the gate; got one for the per-run loop. Use rankbias.experiments.run.run_one.")
-    n = len(data.x_train)
-    batch, total = budget(spec, n)
-    params = [p for p in net.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=spec.lr, weight_decay=spec.wd)
-    gen = torch.Generator().manual_seed(spec.seed)
-    logs, result = set(log_steps(total, spec.log_points, spec.tail_logs)), RunResult("done", 0, 0.0)
-    batches = batch_indices(n, batch, gen)
-    for step in range(total + 1):
-        if step in logs:
-            row = _evaluate(net, data, spec.loss, step)
-            if not math.isfinite(row["train_loss"]):
-                return _diverged(result, spec.lr * spec.wd, step)
-            result.log.append(row)
-            if on_log is not None:
-                on_log(step, net)
-        if step == total:
-            break
-        idx = slice(None) if batch == n else next(batches)
-        opt.zero_grad(set_to_none=True)
-        value = loss_value(spec.loss, net(data.x_train[idx]), data.y_train[idx])
-        if not torch.isfinite(value):
-            return _diverged(result, spec.lr * spec.wd, step)
-        value.backward()
-        opt.step()
-        result.steps = step + 1
-    result.horizon = spec.lr * spec.wd * total
-    return result
-
-
 def budget(spec: DynamicsSpec, n: int) -> tuple[int, int]:
     """(batch size, total steps T) of a gd/sgd spec on n training samples."""
     if spec.kind == "sgd" and spec.batch > n:
@@ -247,15 +169,6 @@ def budget(spec: DynamicsSpec, n: int) -> tuple[int, int]:
         )
     batch = n if spec.kind == "gd" else spec.batch
     return batch, spec.steps if spec.steps is not None else spec.epochs * (n // batch)
-
-
-def batch_indices(n: int, batch: int, generator: torch.Generator):
-    """Endless mini-batches (batch,) int64: each epoch a fresh permutation of range(n)
-    cut into floor(n / batch) batches; the remaining n mod batch are left out."""
-    while True:
-        order = torch.randperm(n, generator=generator, device="cpu")
-        for start in range(0, n - batch + 1, batch):
-            yield order[start : start + batch]
 
 
 def _diverged(result: RunResult, rate: float, at) -> RunResult:
@@ -268,48 +181,68 @@ class _Diverged(Exception):
     pass
 
 
-def _flow(net, data: Dataset, spec: DynamicsSpec, on_log) -> RunResult:
-    """Gradient flow by an adaptive ODE solver over the flat parameter vector, logged at
-    geometric times; a gated run checks the gate every flow_time / GATE_CHECKS."""
-    params = [p for p in net.parameters() if p.requires_grad]
-    shapes = [p.shape for p in params]
-    sizes = [p.numel() for p in params]
-    net.double()  # integrate in float64: the solver's tolerances are finer than float32
-    theta = torch.cat([p.detach().reshape(-1) for p in params])
-    x, y = data.x_train.to(torch.float64), data.y_train if data.task == "classes" else data.y_train.to(torch.float64)
-    calls = {"nfe": 0}
+class _FlatNet:
+    """A net's trainable parameters as one flat float64 vector theta (the net is cast to
+    float64: the solver's tolerances are finer than float32), and the vector field
+    d theta / dt = -(grad L(theta) + wd theta) of the unregularized training loss L."""
 
-    def assign(theta):
-        for p, chunk, shape in zip(params, torch.split(theta, sizes), shapes):
+    def __init__(self, net, data: Dataset, spec: DynamicsSpec):
+        self.net, self.spec = net, spec
+        self.params = [p for p in net.parameters() if p.requires_grad]
+        self.shapes = [p.shape for p in self.params]
+        self.sizes = [p.numel() for p in self.params]
+        net.double()
+        self.theta = torch.cat([p.detach().reshape(-1) for p in self.params])  # (P,) float64
+        self.x = data.x_train.to(torch.float64)
+        self.y = data.y_train if data.task == "classes" else data.y_train.to(torch.float64)
+        self.nfe = 0  # the solver's evaluations of the field
+
+    def assign(self, theta: torch.Tensor) -> None:
+        for p, chunk, shape in zip(self.params, torch.split(theta, self.sizes), self.shapes):
             p.data = chunk.view(shape)
 
-    def gradient(theta) -> torch.Tensor:
-        """grad L(theta), the unregularized loss's."""
-        assign(theta)
+    def gradient(self, theta: torch.Tensor) -> torch.Tensor:
+        """grad L(theta) (P,), the unregularized loss's; raises _Diverged if L is not finite."""
+        self.assign(theta)
         with torch.enable_grad():
-            value = loss_value(spec.loss, net(x), y)
-            grads = torch.autograd.grad(value, params)
+            value = loss_value(self.spec.loss, self.net(self.x), self.y)
+            grads = torch.autograd.grad(value, self.params)
         if not torch.isfinite(value):
             raise _Diverged()
         return torch.cat([g.reshape(-1) for g in grads])
 
-    def field(t, theta):
-        calls["nfe"] += 1
+    def field(self, t, theta: torch.Tensor) -> torch.Tensor:
+        self.nfe += 1
         try:
-            return -(gradient(theta) + spec.wd * theta)
+            return -(self.gradient(theta) + self.spec.wd * theta)
         except _Diverged:
             raise _Diverged(float(t)) from None
 
+
+def _flow_times(spec: DynamicsSpec) -> tuple[np.ndarray, np.ndarray]:
+    """(log times: 0 and ``log_points - 1`` geometric ones up to the cap, gate-check times:
+    every flow_time / GATE_CHECKS up to the cap for a gated run, else none)."""
     cap = spec.max_flow_time if spec.gated else spec.flow_time
     logs = np.unique(np.concatenate([[0.0], np.geomspace(cap / 1e3, cap, spec.log_points - 1)]))
-    checks = np.linspace(0.0, cap, int(round(GATE_CHECKS * cap / spec.flow_time)) + 1) if spec.gated else []
+    checks = np.linspace(0.0, cap, int(round(GATE_CHECKS * cap / spec.flow_time)) + 1) if spec.gated else np.array([])
+    return logs, checks
+
+
+def flow(net, data: Dataset, spec: DynamicsSpec, on_log: Callable | None = None) -> RunResult:
+    """Train ``net`` in place by gradient flow (``spec.kind == "gf"``): torchdiffeq's
+    adaptive ``spec.method`` over the flat float64 parameter vector, logged at geometric
+    times, calling ``on_log(t, net)`` at each after recording losses; a gated run checks
+    the gate every flow_time / GATE_CHECKS and stops at the first pass past flow_time."""
+    flat, (logs, checks) = _FlatNet(net, data, spec), _flow_times(spec)
+    theta, cap = flat.theta, spec.max_flow_time if spec.gated else spec.flow_time
     times = np.unique(np.concatenate([logs, checks]))
     result, data64, now, stopped = RunResult("done", cap, spec.wd * cap), _as64(data), 0.0, False
     # one solver call per chunk of output times: a gated run stops within a chunk of its gate
     for chunk in np.array_split(times, max(1, len(times) // 50)):
         grid = np.unique(np.concatenate([[now], chunk]))
         try:
-            path = odeint(field, theta, torch.tensor(grid, device=theta.device), rtol=spec.rtol, atol=spec.atol, method=spec.method)
+            path = odeint(flat.field, theta, torch.tensor(grid, device=theta.device), rtol=spec.rtol,
+                          atol=spec.atol, method=spec.method)
         except _Diverged as err:
             net.float()
             return _diverged(result, spec.wd, err.args[0])
@@ -317,11 +250,11 @@ def _flow(net, data: Dataset, spec: DynamicsSpec, on_log) -> RunResult:
             if t < now or (t == now and t > 0):  # the chunk's start, processed with the chunk before
                 continue
             now, theta = float(t), state.clone()
-            if spec.gated and t in checks and _passes(gradient(theta), theta, spec):
+            if spec.gated and t in checks and _passes(flat.gradient(theta), theta, spec):
                 result.gate_step = now if result.gate_step is None else result.gate_step
                 stopped = now >= spec.flow_time
             if t in logs or stopped:
-                assign(theta)
+                flat.assign(theta)
                 result.log.append(_evaluate(net, data64, spec.loss, now))
                 if on_log is not None:
                     on_log(now, net)
@@ -330,8 +263,8 @@ def _flow(net, data: Dataset, spec: DynamicsSpec, on_log) -> RunResult:
                 break
         if stopped:
             break
-    result.solver = {"method": spec.method, "rtol": spec.rtol, "atol": spec.atol, "nfe": calls["nfe"]}
-    assign(theta)
+    result.solver = {"method": spec.method, "rtol": spec.rtol, "atol": spec.atol, "nfe": flat.nfe}
+    flat.assign(theta)
     net.float()
     return result
 

@@ -15,15 +15,15 @@ per-member scalar s_r that carries the weight decay:
     V_k <- V_k + h_{k-1}^T e_k                  # the whole update, one fused baddbmm_
 
 with L = sum_r mean_b loss (members are independent) and dL/dh_L in closed
-form (``dynamics.loss_and_grad``).  The backward pass is written out instead
+form (``losses.loss_and_grad``).  The backward pass is written out instead
 of asked of autograd: it needs only the e_k, builds no graph, and measured 25%
 faster per step; carrying it in units of the update saves a pass per layer.
 No weight-gradient buffer is ever formed and the update is one pass over V
 instead of three.  s_k is folded back into V when it falls below 1e-3.
 
 Member r draws its init from ``nets.init_params(spec, seed_r)``, as
-``nets.build`` does, and, each epoch, the permutation ``dynamics.batch_indices``
-would draw from a generator seeded by seed_r, exactly as its run alone would,
+``nets.build`` does, and, each epoch, the permutation ``torch.randperm(n)`` that a
+CPU generator seeded by seed_r draws (``_Batches``), exactly as its run alone would,
 so its trajectory matches the solo run's up to floating-point reassociation
 (over long unstable runs, e.g. B = 1 at lr 0.1, that difference can grow until
 the two runs end differently).  A member whose loss turns non-finite is frozen
@@ -36,7 +36,8 @@ every device.  A step never waits for the device: the weight-decay bookkeeping
 is done on the host, and each member's first non-finite step is kept on the
 device and read at log points, gate checks and every ``CHECK_EVERY`` steps.
 This is the engine's one GD / SGD trainer: a single run is an ensemble of one
-(``rankbias.experiments.run``); ``dynamics.train``'s per-run loop is the tests' reference.
+(``rankbias.experiments.execute``); the tests' reference is a per-run ``torch.optim.SGD``
+loop (tests/reference.py).
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ import numpy as np
 import torch
 
 from rankbias.engine.data import Dataset
-from rankbias.engine.dynamics import GATE_CHECKS, DynamicsSpec, RunResult, accuracy, budget, log_steps, loss_and_grad
+from rankbias.engine.dynamics import GATE_CHECKS, DynamicsSpec, RunResult, budget, log_steps
+from rankbias.engine.losses import accuracy, loss_and_grad
 from rankbias.engine.nets import Net, NetSpec, activate, build, init_params
 
 CHECK_EVERY = 256  # steps between reads of the members' divergence flags
@@ -182,7 +184,7 @@ def train_ensemble(
     """Train one member per ``DynamicsSpec`` (seed, lr, wd its own) at once, on the
     device ``data`` lives on.
 
-    Returns one ``RunResult`` per member, as ``dynamics.train`` would; calls
+    Returns one ``RunResult`` per member, as each would train alone; calls
     ``on_log(at, ensemble, alive)`` at each log point, ``alive`` the indices of
     the members still training (``Ensemble.effective`` gives all their weights).
     Gated members (``DynamicsSpec.gated``, see ``rankbias.engine.dynamics``) need
@@ -195,14 +197,12 @@ def train_ensemble(
     batch, total = budget(first, n)
     gate = Gate(first, total, stationarity) if first.gated else None
     cap = gate.cap if gate else total
-    R = len(members)
     ens = Ensemble(spec, [m.seed for m in members], device)
     rates = np.array([m.lr for m in members], dtype=np.float32)  # the host's copy of lr, in the device's float32
     decays = np.array([m.wd for m in members], dtype=np.float32)
     lr, wd = torch.from_numpy(rates).to(device), torch.from_numpy(decays).to(device)  # (R,)
     run = _Members(members, lr, rates, decays, device)
-    gens = [torch.Generator().manual_seed(m.seed) for m in members]  # CPU generators: the same batches anywhere
-    per_epoch = n // batch
+    batches = _Batches(data, members, batch)
     logs = set(log_steps(cap, first.log_points, first.tail_logs))
 
     def log(step: int, who: list[int]) -> None:
@@ -229,19 +229,35 @@ def train_ensemble(
                     run.stop(r, step)
         if step == cap or not run.alive:
             break
-        if batch == n:
-            xb, yb = data.x_train.expand(R, -1, -1), data.y_train.expand(R, *data.y_train.shape)
-        else:
-            if step % per_epoch == 0:  # each member's permutation, as dynamics.batch_indices draws it
-                perms = torch.stack([torch.randperm(n, generator=g, device="cpu") for g in gens]).to(device)  # (R, n)
-            start = (step % per_epoch) * batch
-            idx = perms[:, start : start + batch]  # (R, B)
-            xb, yb = data.x_train[idx], data.y_train[idx]  # (R, B, d), (R, B[, k])
-        run.note_losses(step, ens.step(first.loss, xb, yb, lr, wd, run.smallest_decay))
+        run.note_losses(step, ens.step(first.loss, *batches.at(step), lr, wd, run.smallest_decay))
     run.read_divergence()
     for r in list(run.alive):  # trained to the end of the budget (gated: to the cap, off the gate)
         run.stop(r, cap)
     return run.results
+
+
+class _Batches:
+    """Each member's training batch at a step: the whole set for GD; for SGD, each epoch a
+    fresh permutation ``torch.randperm(n)`` from the member's own CPU generator, seeded by
+    its seed (the same batches on every device), cut into floor(n / B) batches of B (the
+    n mod B samples left over are skipped), exactly as its run alone draws them."""
+
+    def __init__(self, data: Dataset, members: list[DynamicsSpec], batch: int):
+        self.data, self.batch, self.R, self.n = data, batch, len(members), len(data.x_train)
+        self.gens = [torch.Generator().manual_seed(m.seed) for m in members]
+        self.per_epoch = self.n // batch
+
+    def at(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(inputs (R, B, d), targets (R, B) or (R, B, k)) of step ``step``; steps come in order."""
+        x, y = self.data.x_train, self.data.y_train
+        if self.batch == self.n:
+            return x.expand(self.R, -1, -1), y.expand(self.R, *y.shape)
+        if step % self.per_epoch == 0:  # each member's permutation of this epoch, (R, n)
+            perms = [torch.randperm(self.n, generator=g, device="cpu") for g in self.gens]
+            self.perms = torch.stack(perms).to(x.device)
+        start = (step % self.per_epoch) * self.batch
+        idx = self.perms[:, start : start + self.batch]  # (R, B)
+        return x[idx], y[idx]
 
 
 class _Members:

@@ -42,7 +42,7 @@ import torch
 
 from rankbias import kernels
 from rankbias.engine import geometry
-from rankbias.engine.dynamics import loss_per_sample
+from rankbias.engine.losses import loss_per_sample
 from rankbias.linalg.spectral import svdvals
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
-from rankbias.experiments.run import RunConfig, fit_problem
+from rankbias.experiments.config import RunConfig, fit_problem
 from rankbias.experiments.spec import MatrixError, MatrixSpec, Scenario, cell_specs
 
 

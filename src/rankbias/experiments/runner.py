@@ -3,15 +3,15 @@
 ``run_matrix`` skips every run the store already holds as done or diverged
 (a changed config has another canonical name, so stale rows are never
 reused), reruns failed ones only when asked, and ships the rest as groups
-(``run.group_configs``: ensembles where runs differ only in lr, wd and seed)
+(``config.group_configs``: ensembles where runs differ only in lr, wd and seed)
 to an executor:
 
-- ``"local"`` (default): in this process, ``run.train_group`` in a loop;
+- ``"local"`` (default): in this process, ``execute.train_group`` in a loop;
 - ``"process:N"``: a local pool of N spawned processes (``concurrent.futures``),
   each single-threaded so N workers share N cores without oversubscription; the
   groups in flight when a worker dies are retried one by one (``_run_pool``);
   with ``device="cuda"`` on a machine with several GPUs, worker i trains on
-  GPU i mod (their number) (``device.for_worker``);
+  GPU i mod (their number) (``device.Placement.worker``);
 - ``"tcp://HOST:PORT"`` or a ``distributed.Client``: an existing Dask cluster
   (the ``[dask]`` extra), each group a task retried up to ``retries`` times if
   its worker dies.  A worker resolves ``device`` itself: with ``cuda``, each
@@ -34,9 +34,10 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Callable
 
-from rankbias.engine.device import for_pool, for_worker
+from rankbias.engine.device import Placement, place
+from rankbias.experiments.config import RunConfig, group_configs
+from rankbias.experiments.execute import blank_record, train_group
 from rankbias.experiments.matrix import Matrix
-from rankbias.experiments.run import RunConfig, blank_record, group_configs, train_group
 from rankbias.experiments.store import RunRecord, Store
 
 
@@ -77,8 +78,8 @@ def _failed(group: list[RunConfig], err: BaseException) -> list[RunRecord]:
 _worker_device = "auto"  # a pool worker's device, set by _start_worker
 
 
-def _start_worker(device: str, counter) -> None:
-    """A pool worker's setup: one torch thread, and its device (``device.for_worker``)
+def _start_worker(placement: Placement, counter) -> None:
+    """A pool worker's setup: one torch thread, and its device (``Placement.worker``)
     from its place in the pool (``counter``, a shared int)."""
     import torch
 
@@ -86,7 +87,7 @@ def _start_worker(device: str, counter) -> None:
     torch.set_num_threads(1)
     with counter.get_lock():
         index, counter.value = counter.value, counter.value + 1
-    _worker_device = for_worker(device, index)
+    _worker_device = placement.worker(index)
 
 
 def _in_worker(task, group: list[RunConfig]) -> list[RunRecord]:
@@ -117,11 +118,23 @@ def _groups(todo: list[RunConfig]) -> list[list[RunConfig]]:
 
 def run_matrix(matrix: Matrix, store: Store, retry_failed: bool = False,
                on_done: Callable[[RunRecord], None] | None = None, executor="local", retries: int = 2,
-               task: Callable[[list[RunConfig], str], list[RunRecord]] = train_group, device: str = "auto") -> Plan:
-    """Train what ``store`` lacks of ``matrix`` on ``executor`` and torch ``device`` (a name,
-    ``rankbias.engine.device``); returns the plan it followed.  ``task(group, device)`` is the unit
-    of work shipped per group (``run.train_group``; tests pass others)."""
+               task: Callable = train_group, device: str | Placement = "auto") -> Plan:
+    """Train what ``store`` lacks of ``matrix`` (``plan``) with ``run_configs``; returns the plan it followed."""
     steps = plan(matrix, store, retry_failed)
+    run_configs(steps.todo, store, on_done, executor, retries, task, device)
+    return steps
+
+
+def run_configs(configs: list[RunConfig], store: Store, on_done: Callable[[RunRecord], None] | None = None,
+                executor="local", retries: int = 2, task: Callable = train_group,
+                device: str | Placement = "auto") -> None:
+    """Train ``configs`` on ``executor`` and ``device`` (a ``device.Placement``, or a name that
+    ``device.place`` resolves once here) as ensembles where they share an ``ensemble_key``;
+    each group's records are written to ``store`` in one transaction as it finishes, then
+    ``on_done(record)`` is called per run.  ``task(group, device)`` is the unit of work
+    shipped per group (``execute.train_group``; tests pass others)."""
+    local = executor == "local" or (isinstance(executor, str) and executor.startswith("process:"))
+    placement = device if isinstance(device, Placement) else place(device, scheduler=not local)
 
     def deliver(records: list[RunRecord]) -> None:
         store.write_many(records)  # a group's runs land in one transaction
@@ -129,18 +142,27 @@ def run_matrix(matrix: Matrix, store: Store, retry_failed: bool = False,
             if on_done is not None:
                 on_done(rec)
 
-    groups = _groups(steps.todo)
+    groups = _groups(configs)
     if executor == "local":
         for group in groups:
-            deliver(task(group, device))
-    elif isinstance(executor, str) and executor.startswith("process:"):
-        _run_pool(_workers(executor), groups, deliver, retries, task, for_pool(device))
+            deliver(task(group, placement.worker(0)))
+    elif local:
+        _run_pool(_workers(executor), groups, deliver, retries, task, placement)
     else:
-        _run_dask(executor, groups, deliver, retries, task, device)
-    return steps
+        _run_dask(executor, groups, deliver, retries, task, placement.name)
 
 
-def _run_pool(workers: int, groups, deliver, retries: int, task, device: str) -> None:
+def run_one(config: RunConfig, store: Store | None = None, device: str | Placement = "auto") -> RunRecord:
+    """Train ``config`` alone on ``device`` in this process and write it to ``store`` (if given);
+    returns its record."""
+    placement = device if isinstance(device, Placement) else place(device)
+    rec = train_group([config], placement.worker(0))[0]
+    if store is not None:
+        store.write(rec)
+    return rec
+
+
+def _run_pool(workers: int, groups, deliver, retries: int, task, device: Placement) -> None:
     """Groups on a pool of ``workers`` spawned processes.  A worker that dies breaks the
     pool, and the death cannot be pinned on one of the groups then in flight: they
     become suspects, the rest go on in a fresh pool, and each suspect then runs alone
@@ -158,7 +180,7 @@ def _run_pool(workers: int, groups, deliver, retries: int, task, device: str) ->
             deliver(_failed(groups[i], RuntimeError(f"its worker process died {retries + 1} times running it alone")))
 
 
-def _pool_pass(workers: int, queue: list[int], groups, deliver, task, device: str) -> tuple[list[int], list[int]]:
+def _pool_pass(workers: int, queue: list[int], groups, deliver, task, device: Placement) -> tuple[list[int], list[int]]:
     """Run ``queue`` (group indices) on a fresh pool, at most one group in flight per worker,
     until it is empty or a worker dies; returns (groups never started, groups in flight
     when the pool broke)."""
@@ -226,3 +248,32 @@ def _run_dask(executor, groups, deliver, retries: int, task, device: str) -> Non
     finally:
         if own:
             client.close()
+
+
+@dataclass
+class Progress:
+    """Hooks a caller gives ``train_missing`` to show progress: ``start(total, done)`` once
+    with the matrix's run count and how many the store holds, ``done(record)`` per trained
+    run; ``scoring()`` when a workflow moves on to scoring (``benchmark.run_benchmark``)."""
+
+    start: Callable[[int, int], None] = lambda total, done: None
+    done: Callable[[RunRecord], None] = lambda record: None
+    scoring: Callable[[], None] = lambda: None
+
+
+def train_missing(matrix: Matrix, store: Store, placement: Placement, *, retry_failed: bool = False,
+                  processes: int = 0, scheduler: str = "", progress: Progress | None = None) -> Plan:
+    """Train the runs of ``matrix`` that ``store`` lacks on ``placement``: in ``processes`` local
+    workers (0: ``placement.workers``, one per core or per GPU; 1: in this process) or on
+    the Dask ``scheduler`` at that address; returns the plan it followed.  What is stored
+    is never redone, so an interrupted call resumes.  Raises ``ExecutorError`` for a bad
+    executor and ``ValueError`` for ``processes`` < 0."""
+    if processes < 0:
+        raise ValueError(f"'processes' must be an int >= 0 (0: one per core, 1: in this process); got {processes}.")
+    progress = progress or Progress()
+    before = plan(matrix, store, retry_failed)
+    progress.start(len(matrix.runs), before.done)
+    workers = processes or placement.workers
+    executor = scheduler or (f"process:{workers}" if workers > 1 else "local")
+    run_configs(before.todo, store, progress.done, executor, device=placement)
+    return before

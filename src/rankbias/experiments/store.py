@@ -165,3 +165,18 @@ class Store:
         )
         df["sigma"] = df["sigma"].map(lambda b: np.frombuffer(b, dtype=np.float32))
         return df
+
+    def spectra_of(self, runs: list[str]) -> dict[str, pd.DataFrame]:
+        """``spectra`` of each of ``runs`` that has any, read in one query: run -> (step, layer, sigma)."""
+        df = pd.read_sql_query(
+            "SELECT r.name AS run, s.step, s.layer, s.sigma FROM spectra s JOIN runs r ON r.id = s.run "
+            "ORDER BY r.name, s.step, s.layer", self.db)
+        df = df[df.run.isin(set(runs))].copy()
+        df["sigma"] = df["sigma"].map(lambda b: np.frombuffer(b, dtype=np.float32))
+        return {name: rows.drop(columns="run").reset_index(drop=True) for name, rows in df.groupby("run", sort=False)}
+
+
+def last_step(metrics: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``metrics`` (``Store.metrics``'s columns: run, step, layer, name, value) at
+    each run's last logged step: the run's final measurements."""
+    return metrics[metrics.step == metrics.groupby("run").step.transform("max")]

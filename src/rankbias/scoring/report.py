@@ -27,41 +27,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from rankbias.scoring.hypotheses import zangrando  # noqa: E402
-from rankbias.scoring.hypotheses.base import RunSet, hidden_mean, hidden_square  # noqa: E402
-from rankbias.scoring.hypotheses.galanti import tail_erank  # noqa: E402
+from rankbias.scoring.hypotheses import sweeps, zangrando  # noqa: E402
+from rankbias.scoring.hypotheses.base import RunSet, Sweep, hidden_square  # noqa: E402
 
-# (scenario, grid column, what is plotted, log x, log y)
-SWEEPS = [
-    ("galanti.wd", "wd", "rank_tol", False, False),
-    ("galanti.batch_epochs", "batch", "rank_tol", True, False),
-    ("galanti.batch_steps", "batch", "rank_tol", True, False),
-    ("galanti.lr", "lr", "rank_tol", True, False),
-    ("galanti.steady_batch", "batch", "erank_tail", True, False),
-    ("zangrando.wd", "wd", "gap_k", True, True),
-    ("zangrando.spread", "data.std", "gap_k@0", True, True),
-    ("kuzborskij.alignment", "wd", "alignment", False, False),
-    ("kuzborskij.alignment.deep_linear", "wd", "alignment", False, False),
-    ("kuzborskij.span", "wd", "outside_span@0", False, False),
-]
-LABELS = {"rank_tol": "rank_tol(1e-3), hidden square layers", "erank_tail": "effective rank, mean of last 200 steps",
-          "gap_k": "sigma_K+1 / sigma_1, hidden square layers", "gap_k@0": "sigma_K+1 / sigma_1, first layer",
-          "alignment": "cos(theta, -grad L)", "outside_span@0": "share of ||W_1|| outside span(X)"}
-
-
-def _values(runs: RunSet, what: str) -> pd.Series:
-    if what == "erank_tail":
-        return tail_erank(runs)
-    if "@" in what:
-        return runs.final[what]
-    if what in runs.final.columns:
-        return runs.final[what]
-    return hidden_mean(runs.final, what)
-
-
-def _sweep(ax, runs: RunSet, x: str, what: str, logx: bool, logy: bool, split: str | None = None) -> None:
-    f = runs.final
-    y = _values(runs, what)
+def _sweep(ax, runs: RunSet, sweep: Sweep) -> None:
+    f, x, logx, split = runs.final, sweep.x, sweep.logx, sweep.split
+    y = sweep.measured(runs)
     groups = [(None, f.index)] if split is None else list(f.groupby(split).groups.items())
     for label, idx in groups:
         g = pd.DataFrame({"x": f.loc[idx, x].astype(float), "y": y.loc[idx].astype(float)}).dropna()
@@ -73,10 +44,10 @@ def _sweep(ax, runs: RunSet, x: str, what: str, logx: bool, logy: bool, split: s
         line = ax.plot(xs, stats["mean"], marker="o", label=f"{split}={label}" if split else "mean over seeds")[0]
         ax.fill_between(xs, stats["min"], stats["max"], alpha=0.25, color=line.get_color(), label=None)
     ax.set_xscale("log" if logx else "linear")
-    ax.set_yscale("log" if logy else "linear")
+    ax.set_yscale("log" if sweep.logy else "linear")
     _grid_ticks(ax, sorted(set(f[x].astype(float)) - ({0.0} if logx else set())))
     ax.set_xlabel(x)
-    ax.set_ylabel(LABELS.get(what, what))
+    ax.set_ylabel(sweep.label)
     ax.grid(alpha=0.3)
     _legend_outside(ax)
 
@@ -161,14 +132,13 @@ def _merge(ax, data) -> None:
 def plots(out: Path, data) -> list[tuple[str, str]]:
     """Write the PNGs into ``out``; returns (file name, caption) of each."""
     made = []
-    for scenario, x, what, logx, logy in SWEEPS:
-        runs = _subset(data, scenario)
+    for sweep in sweeps():
+        runs = _subset(data, sweep.scenario)
         if runs is None:
             continue
-        split = "kind" if scenario.startswith("kuzborskij.alignment") else None
-        name = f"{scenario}.png"
-        _figure(out / name, lambda ax: (_sweep(ax, runs, x, what, logx, logy, split), ax.set_title(scenario)))
-        made.append((name, f"{scenario}: {LABELS.get(what, what)} against {x} (band: min-max over seeds)"))
+        name = f"{sweep.scenario}.png"
+        _figure(out / name, lambda ax: (_sweep(ax, runs, sweep), ax.set_title(sweep.scenario)))
+        made.append((name, f"{sweep.scenario}: {sweep.label} against {sweep.x} (band: min-max over seeds)"))
     runs = _subset(data, "galanti.wd")
     if runs is not None and runs.final["wd"].nunique() > 1:
         _figure(out / "spectra.png", lambda ax: _spectra(ax, data, runs))

@@ -38,19 +38,17 @@ measured rank and the mean absolute error of log-rank, each with its CI.
 from __future__ import annotations
 
 import datetime
-import functools
-import json
 import math
 from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
-from rankbias.scoring.hypotheses import CURRENT
-from rankbias.scoring.hypotheses.base import GATE, Check, Predictor, RunSet, Trend, spearman
 from rankbias.experiments.matrix import Matrix
-from rankbias.experiments.run import make_data, provenance
-from rankbias.experiments.store import Store
+from rankbias.experiments.provenance import provenance
+from rankbias.scoring.hypotheses import CURRENT
+from rankbias.scoring.hypotheses.base import GATE, Check, Predictor, RunSet, Trend, spearman, widths_of
+from rankbias.scoring.runs import Runs
 
 N_BOOT = 300
 CHANCE_MARGIN = 0.05
@@ -115,68 +113,10 @@ class Verdict:
         return out
 
 
-class Runs:
-    """The stored runs of a matrix, read once: ``final`` (one row per run: config
-    fields, status, horizon, ``steps`` (as far as it went; the config's budget is
-    ``budget_steps``), initial and last-step metrics as ``train_loss_0`` and
-    ``name`` / ``name@layer``) and the metric rows; spectra and data sets are read
-    on demand and cached."""
-
-    def __init__(self, store: Store, matrix: Matrix):
-        self.matrix, self.store = matrix, store
-        runs = store.runs()
-        runs = runs[runs.name.isin(matrix.runs)].set_index("name")
-        # the config's step budget (NaN for an epoch budget) is ``budget_steps``; ``steps`` is how far a run went
-        config = pd.DataFrame(list(runs.config.values), index=runs.index).rename(columns={"steps": "budget_steps"})
-        metrics = store.metrics()
-        self.metrics = metrics[metrics.run.isin(runs.index)]
-        last = self.metrics[self.metrics.step == self.metrics.groupby("run").step.transform("max")]
-        label = np.where(last.layer < 0, last.name, last.name + "@" + last.layer.astype(str))
-        wide = last.assign(label=label).pivot_table(index="run", columns="label", values="value", aggfunc="last")
-        loss = self.metrics[(self.metrics.name == "train_loss") & (self.metrics.layer < 0)]
-        initial = loss[loss.step == loss.groupby("run").step.transform("min")].set_index("run").value
-        self.final = pd.concat([config, runs[["status", "horizon", "steps"]], wide.reindex(runs.index),
-                                initial.rename("train_loss_0").reindex(runs.index)], axis=1)
-        # the code that made each run: "version@commit" (the commit where the package sat in a git checkout)
-        self.code = runs.provenance.map(lambda p: f"{p.get('rankbias')}@{(p.get('git_commit') or 'unknown')[:10]}")
-        self.spectra = functools.lru_cache(maxsize=None)(store.spectra)
-        build = functools.lru_cache(maxsize=None)(lambda spec: make_data(json.loads(spec)))
-        self.dataset = lambda name: build(json.dumps(matrix.runs[name].data, sort_keys=True))
-
-    def names(self, scenarios) -> list[str]:
-        """Run names of ``scenarios`` (in the matrix), each once."""
-        seen: dict[str, None] = {}
-        for sid in scenarios:
-            for name in self.matrix.members.get(sid, []):
-                seen.setdefault(name)
-        return list(seen)
-
-    def cell(self, name: str, scenarios) -> str:
-        """The grid cell of run ``name`` in the first of ``scenarios`` that holds it, e.g. "batch=1"."""
-        for sid in scenarios:
-            values = self.matrix.cells.get(sid, {}).get(name)
-            if values is not None:
-                return ", ".join(f"{_short(k)}={_value(v)}" for k, v in values.items()) or "(the one cell)"
-        return "(outside the grid)"
-
-    def runset(self, final: pd.DataFrame, metrics: pd.DataFrame | None = None) -> RunSet:
-        """``final``'s runs as a ``RunSet``; ``metrics``: their rows, if already selected."""
-        metrics = self.metrics[self.metrics.run.isin(final.index)] if metrics is None else metrics
-        return RunSet(final, metrics, self.spectra, self.dataset)
-
-
-def _short(key: str) -> str:
-    return key.removeprefix("dynamics.").removeprefix("net.")
-
-
-def _value(v) -> str:
-    return "-".join(map(str, v)) if isinstance(v, (list, tuple)) else f"{v:g}" if isinstance(v, float) else str(v)
-
-
 def _chance(final: pd.DataFrame) -> np.ndarray:
     """Chance train accuracy of each classification run (1/K for cross-entropy on K
     classes, 1/2 for logistic); NaN for regression."""
-    classes = final["widths"].map(lambda w: int(str(w).split("-")[-1]))
+    classes = final["widths"].map(lambda w: widths_of(w)[-1])
     return np.where(final["loss"] == "ce", 1.0 / classes, np.where(final["loss"] == "logistic", 0.5, np.nan))
 
 
@@ -275,16 +215,40 @@ def _verdict_of(h, statistics: list[Statistic]) -> str:
     return "fail" if "fail" in marks else "pass" if marks and all(m == "pass" for m in marks) else "inconclusive"
 
 
-def score(h: Trend | Predictor, data: Runs, n_boot: int = N_BOOT, seed: int = 0,
-          names: list[str] | None = None, as_id: str | None = None, version: int = CURRENT,
-          scenarios: tuple[str, ...] | None = None) -> Verdict:
-    """The verdict of one hypothesis on the stored runs of its scenarios, or on ``names``
-    of ``scenarios`` (then reported as ``as_id``, e.g. a variant from ``variant_sets``),
-    by the rules of claims version ``version`` (see the module docstring)."""
-    scenarios = tuple(h.scenarios) if scenarios is None else scenarios
-    names = data.names(scenarios) if names is None else names
+@dataclass(frozen=True)
+class Policy:
+    """The scoring rules of one claims version (see the module docstring): which runs are
+    excluded, whether untrained runs are counted per cell, whether a hypothesis that
+    ``needs_all`` its scenarios and its theorem's test (``Trend.applies``) are enforced,
+    and whether runs at chance are only noted (version 1)."""
+
+    version: int
+    excludes_untrained: bool
+    counts_cells: bool
+    needs_all: bool
+    tests_applicability: bool
+    notes_chance: bool
+
+    def excluded(self, present: pd.DataFrame) -> pd.Series:
+        """Per run (bool): left out of every statistic."""
+        return untrained(present) if self.excludes_untrained else present["status"] == "diverged"
+
+
+V1 = Policy(1, excludes_untrained=False, counts_cells=False, needs_all=False, tests_applicability=False,
+            notes_chance=True)
+V2 = Policy(2, excludes_untrained=True, counts_cells=True, needs_all=True, tests_applicability=True,
+            notes_chance=False)
+
+
+def policy(version: int) -> Policy:
+    """The rules of claims version ``version``: version 1's, or from version 2 on version 2's."""
+    return V1 if version < 2 else replace(V2, version=version)
+
+
+def _selected(h, data: Runs, names: list[str], scenarios: tuple[str, ...], as_id: str | None, rules: Policy):
+    """(the verdict before any statistic, the runs found, which are excluded, the runs scored)."""
     present = data.final.reindex([n for n in names if n in data.final.index])
-    bad = untrained(present) if version >= 2 else present["status"] == "diverged"
+    bad = rules.excluded(present)
     used = present[(present.status == "done") & ~bad]
     excluded = present[present.status != "done"].status.value_counts().to_dict()
     decayed = used[used.get("wd", pd.Series(0.0, index=used.index)) > 0]
@@ -293,34 +257,26 @@ def score(h: Trend | Predictor, data: Runs, n_boot: int = N_BOOT, seed: int = 0,
         as_id or h.id, h.paper, h.kind, h.predicts, "inconclusive", [], len(used),
         sorted(int(s) for s in used["seed"].unique()) if len(used) else [], len(names) - len(present), excluded,
         (float(used.horizon.min()), float(used.horizon.max())) if len(used) else (math.nan, math.nan),
-        (gate, len(decayed)), list(used.index), version=version, control=getattr(h, "control", False),
+        (gate, len(decayed)), list(used.index), version=rules.version, control=getattr(h, "control", False),
     )
-    absent = [sid for sid in scenarios if sid not in data.matrix.members]
-    if version >= 2 and h.needs_all and absent:
-        verdict.note = f"scenarios {absent} are not in this matrix; this hypothesis reads all of {list(scenarios)}"
-        return verdict
-    if not names:
-        verdict.note = f"no runs: none of its scenarios {list(scenarios)} is in this matrix"
-        return verdict
-    notes = _count_untrained(verdict, data, present, bad, used, scenarios) if version >= 2 else []
-    if used.empty:
-        verdict.note = "; ".join(notes + ["no trained done runs in the store; run the matrix first"])
-        return verdict
-    runs = data.runset(used)
-    resamples = (data.runset(sample, runs.metrics) for sample in _resamples(used, n_boot, seed))
-    try:
-        test = h.applies(runs) if version >= 2 and getattr(h, "applies", None) is not None else None
-        if test is not None and not test.holds(test.value):  # False, or None for NaN (no run to test)
-            verdict.verdict, verdict.statistics = "not applicable", [_constant(test, "not applicable")]
-            notes.append(f"not applicable: the runs never met the theorem's hypothesis {test.name} {test.op} "
-                         f"{test.threshold:g} (best: {test.value:.3g})")
-        else:
-            verdict.statistics = _interval(h, resamples, _evaluate(h, runs))
-            verdict.verdict = _verdict_of(h, verdict.statistics)
-    except Exception as err:  # a hypothesis that cannot read these runs is reported, not raised
-        verdict.note = "; ".join(notes + [f"could not be scored: {type(err).__name__}: {err}"])
-        verdict.error = err
-        return verdict
+    return verdict, present, bad, used
+
+
+def _judged(h, verdict: Verdict, runs: RunSet, resamples, rules: Policy, notes: list[str]) -> None:
+    """Fill ``verdict``'s statistics and verdict: not applicable when the theorem's test fails,
+    else each check with its CI over ``resamples``."""
+    test = h.applies(runs) if rules.tests_applicability and getattr(h, "applies", None) is not None else None
+    if test is not None and not test.holds(test.value):  # False, or None for NaN (no run to test)
+        verdict.verdict, verdict.statistics = "not applicable", [_constant(test, "not applicable")]
+        notes.append(f"not applicable: the runs never met the theorem's hypothesis {test.name} {test.op} "
+                     f"{test.threshold:g} (best: {test.value:.3g})")
+    else:
+        verdict.statistics = _interval(h, resamples, _evaluate(h, runs))
+        verdict.verdict = _verdict_of(h, verdict.statistics)
+
+
+def _annotated(verdict: Verdict, used, names: list[str], rules: Policy, notes: list[str]) -> None:
+    """Notes on NaN criteria, runs not yet stored (inconclusive) and, in version 1, runs at chance."""
     for stat in verdict.statistics:
         if stat.op is not None and math.isnan(stat.value):
             stat.note = (f"undefined: cells dropped (no trained run): {'; '.join(verdict.dropped)}"
@@ -328,17 +284,51 @@ def score(h: Trend | Predictor, data: Runs, n_boot: int = N_BOOT, seed: int = 0,
     if verdict.missing:
         verdict.verdict = "inconclusive" if verdict.verdict != "scored" else "scored"
         notes.insert(0, f"{verdict.missing} of {len(names)} runs not in the store yet")
-    if version < 2:
+    if rules.notes_chance:
         verdict.untrained = _at_chance(used)
         if verdict.untrained:
             notes.append(f"{verdict.untrained} of {len(used)} runs ended within {CHANCE_MARGIN} of chance train "
                          f"accuracy (scored as they are)")
     verdict.note = "; ".join(notes)
+
+
+def score(h: Trend | Predictor, data: Runs, n_boot: int = N_BOOT, seed: int = 0,
+          names: list[str] | None = None, as_id: str | None = None, version: int = CURRENT,
+          scenarios: tuple[str, ...] | None = None) -> Verdict:
+    """The verdict of one hypothesis on the stored runs of its scenarios, or on ``names``
+    of ``scenarios`` (then reported as ``as_id``, e.g. a variant from ``variant_sets``),
+    by the rules of claims version ``version`` (``policy``; see the module docstring):
+    select the runs, then the statistics with their CIs over seeds, then the verdict."""
+    rules = policy(version)
+    scenarios = tuple(h.scenarios) if scenarios is None else scenarios
+    names = data.names(scenarios) if names is None else names
+    verdict, present, bad, used = _selected(h, data, names, scenarios, as_id, rules)
+    absent = [sid for sid in scenarios if sid not in data.matrix.members]
+    if rules.needs_all and h.needs_all and absent:
+        verdict.note = f"scenarios {absent} are not in this matrix; this hypothesis reads all of {list(scenarios)}"
+        return verdict
+    if not names:
+        verdict.note = f"no runs: none of its scenarios {list(scenarios)} is in this matrix"
+        return verdict
+    notes = _count_untrained(verdict, data, present, bad, used, scenarios) if rules.counts_cells else []
+    if used.empty:
+        verdict.note = "; ".join(notes + ["no trained done runs in the store; run the matrix first"])
+        return verdict
+    runs = data.runset(used)
+    resamples = (data.runset(sample, runs.metrics) for sample in _resamples(used, n_boot, seed))
+    try:
+        _judged(h, verdict, runs, resamples, rules, notes)
+    except Exception as err:  # a hypothesis that cannot read these runs is reported, not raised
+        verdict.note = "; ".join(notes + [f"could not be scored: {type(err).__name__}: {err}"])
+        verdict.error = err
+        return verdict
+    _annotated(verdict, used, names, rules, notes)
     return verdict
 
 
 def _count_untrained(verdict: Verdict, data: Runs, present, bad, used, scenarios) -> list[str]:
-    """Version 2: fill ``verdict``'s untrained counts per cell and its dropped cells; return the notes."""
+    """From version 2 (``Policy.counts_cells``): fill ``verdict``'s untrained counts per cell and
+    its dropped cells; return the notes."""
     cells = {n: data.cell(n, scenarios) for n in present.index}
     counts = pd.Series([cells[n] for n in present.index[bad.to_numpy()]], dtype=object).value_counts()
     verdict.untrained, verdict.untrained_cells = int(bad.sum()), {str(k): int(v) for k, v in counts.items()}
@@ -386,7 +376,7 @@ def header(data: Runs, verdicts: list[Verdict], version: int, target: str, tier:
         "matrix": target, "tier": tier, "claims_version": version,
         "rankbias": prov["rankbias"], "git_commit": prov["git_commit"],
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "store": str(data.store.path),
+        "store": str(data.store_path),
         "runs": {"in_matrix": len(data.matrix.runs), "stored": int(len(data.final)),
                  **{str(k): int(v) for k, v in stored.items()}},
         "verdicts": {k: int(v) for k, v in pd.Series([v.verdict for v in verdicts], dtype=object).value_counts().items()},

@@ -46,6 +46,12 @@ def claims(version: int = CURRENT) -> list:
     return out
 
 
+def sweeps() -> list:
+    """The report plots the papers' modules declare (``SWEEPS``, ``base.Sweep``), in module order."""
+    return [s for module in (galanti, zangrando, lejegelka, kuzborskij, nulls, task_rank)
+            for s in getattr(module, "SWEEPS", ())]
+
+
 def history(claim_id: str) -> list:
     """Every version of one claim, oldest first (one entry per version that changed it)."""
     forms = [h for paper in PAPERS for h in (*paper.HYPOTHESES, *paper.AMENDED)] + task_rank.HYPOTHESES

@@ -22,6 +22,7 @@ for whole-network metrics and ``name@k`` for layer k), and ``history`` /
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass, field
@@ -154,15 +155,56 @@ class Predictor:
     split_widths: bool = True
 
 
+@dataclass(frozen=True)
+class Sweep:
+    """A report plot a paper's module asks for: the measured ``y`` of ``scenario``'s runs
+    against their grid column ``x``, the mean over seeds with a min-max band.
+
+    ``y`` names a column of ``Runs.final`` (``name`` or ``name@layer``) or a metric
+    averaged over the hidden square layers (``hidden_mean``); ``values`` computes it
+    instead where it is no column (e.g. an average over the end of a run).  ``split``
+    draws one line per value of that column."""
+
+    scenario: str
+    x: str
+    y: str
+    label: str
+    logx: bool = False
+    logy: bool = False
+    split: str | None = None
+    values: Callable[[RunSet], pd.Series] | None = field(default=None, repr=False, compare=False)
+
+    def measured(self, runs: RunSet) -> pd.Series:
+        """The plotted quantity, one value per run of ``runs``."""
+        if self.values is not None:
+            return self.values(runs)
+        if "@" in self.y or self.y in runs.final.columns:
+            return runs.final[self.y]
+        return hidden_mean(runs.final, self.y)
+
+
 # ----------------------------------------------------------- helpers for claims
 
-def layer_shapes(widths: str) -> list[tuple[int, int]]:
-    """(out, in) of each layer of a run's ``widths`` field, e.g. "32-100-10"."""
-    w = [int(v) for v in str(widths).split("-")]
+def widths_of(widths) -> tuple[int, ...]:
+    """A run's ``widths`` as a tuple of ints, from the "32-100-10" form of its name and of
+    ``Runs.final`` (the one parser of that form; each distinct string is parsed once)."""
+    if isinstance(widths, (tuple, list)):
+        return tuple(int(v) for v in widths)
+    return _parse_widths(str(widths))
+
+
+@functools.lru_cache(maxsize=None)
+def _parse_widths(text: str) -> tuple[int, ...]:
+    return tuple(int(v) for v in text.split("-"))
+
+
+def layer_shapes(widths) -> list[tuple[int, int]]:
+    """(out, in) of each layer of a run's ``widths`` (a tuple, or "32-100-10")."""
+    w = widths_of(widths)
     return list(zip(w[1:], w[:-1]))
 
 
-def hidden_square(widths: str) -> list[int]:
+def hidden_square(widths) -> list[int]:
     """Indices of the hidden square layers (neither first nor last, n_k = n_{k-1})."""
     shapes = layer_shapes(widths)
     return [k for k, (o, i) in enumerate(shapes) if 0 < k < len(shapes) - 1 and o == i]
@@ -198,7 +240,7 @@ def spearman(a, b) -> float:
 
 def width_of(final: pd.DataFrame) -> int:
     """The hidden width of these runs' nets (the first hidden layer's)."""
-    return int(str(final["widths"].iloc[0]).split("-")[1])
+    return widths_of(final["widths"].iloc[0])[1]
 
 
 def at(series: pd.Series, key) -> float:

@@ -13,8 +13,8 @@ import math
 
 import numpy as np
 
-from rankbias.scoring.hypotheses.base import (Check, Criterion, RunSet, Trend, at, cell_means, effect, hidden_mean, rank_spread,
-                                      spearman, width_of)
+from rankbias.scoring.hypotheses.base import (Check, Criterion, RunSet, Sweep, Trend, at, cell_means, effect,
+                                              hidden_mean, rank_spread, spearman, width_of)
 
 CITE = "Galanti, Siegel, Gupte & Poggio 2022, arXiv 2206.05794"
 TAIL = 200  # steps the steady-state claims average over
@@ -154,6 +154,15 @@ def _test_acc(runs: RunSet) -> list[Check]:
     gap = abs(fit["test_acc"][low].mean() - fit["test_acc"][~low].mean()) if low.any() and (~low).any() else math.nan
     return [TEST_GAP(gap), effect("gap", gap)]
 
+
+SWEEPS = [
+    Sweep("galanti.wd", "wd", "rank_tol", "rank_tol(1e-3), hidden square layers"),
+    Sweep("galanti.batch_epochs", "batch", "rank_tol", "rank_tol(1e-3), hidden square layers", logx=True),
+    Sweep("galanti.batch_steps", "batch", "rank_tol", "rank_tol(1e-3), hidden square layers", logx=True),
+    Sweep("galanti.lr", "lr", "rank_tol", "rank_tol(1e-3), hidden square layers", logx=True),
+    Sweep("galanti.steady_batch", "batch", "erank_tail", "effective rank, mean of last 200 steps", logx=True,
+          values=tail_erank),
+]
 
 HYPOTHESES = [
     Trend("galanti.wd", "galanti", ("galanti.wd",), "rank non-increasing in wd; full at wd=0", _wd, CITE,

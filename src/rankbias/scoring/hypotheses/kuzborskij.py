@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from rankbias.scoring.hypotheses.base import GATE, Check, Criterion, RunSet, Trend, at, effect, spearman
+from rankbias.scoring.hypotheses.base import GATE, Check, Criterion, RunSet, Sweep, Trend, at, effect, spearman
 
 CITE = "Kuzborskij & Abbasi Yadkori 2025, arXiv 2502.17340"
 
@@ -158,6 +158,12 @@ def _gf_merge(runs: RunSet) -> list[Check]:
     f = runs.final
     return [MERGE_LOSS(f["merge_ratio"].mean()), effect("merged / own loss - 1", f["merge_ratio"].mean() - 1)]
 
+
+SWEEPS = [
+    Sweep("kuzborskij.alignment", "wd", "alignment", "cos(theta, -grad L)", split="kind"),
+    Sweep("kuzborskij.alignment.deep_linear", "wd", "alignment", "cos(theta, -grad L)", split="kind"),
+    Sweep("kuzborskij.span", "wd", "outside_span@0", "share of ||W_1|| outside span(X)"),
+]
 
 HYPOTHESES = [
     Trend("kuzborskij.alignment", "kuzborskij", ("kuzborskij.alignment",), "cos(theta, -grad L) -> 1 with wd",

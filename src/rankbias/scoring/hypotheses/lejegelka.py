@@ -134,7 +134,7 @@ def _relu_last(runs: RunSet) -> list[Check]:
     ]
 
 
-def _split_layers(widths: str, linear: int) -> tuple[list[int], list[int]]:
+def _split_layers(widths, linear: int) -> tuple[list[int], list[int]]:
     """(last linear square layers, ReLU square layers) of a net ending in ``linear`` linear layers."""
     shapes = layer_shapes(widths)
     square = [k for k, (o, i) in enumerate(shapes) if o == i]

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import math
 
-from rankbias.scoring.hypotheses.base import Check, Criterion, RunSet, Trend, effect, hidden_mean
+from rankbias.scoring.hypotheses.base import Check, Criterion, RunSet, Trend, effect, hidden_mean, widths_of
 
 WIDTH_FREE = Criterion("(max - min) / min over widths of rank_tol at wd = 2e-2", "<=", 0.2)
 
 
 def _width_free(runs: RunSet) -> list[Check]:
     f = runs.final
-    width = f["widths"].map(lambda w: int(str(w).split("-")[1]))
+    width = f["widths"].map(lambda w: widths_of(w)[1])
     means = hidden_mean(f, "rank_tol").groupby(width).mean().sort_index()
     spread = (means.max() - means.min()) / means.min() if len(means) > 1 and means.min() > 0 else math.nan
     return [WIDTH_FREE(spread),

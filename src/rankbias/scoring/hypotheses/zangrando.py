@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from rankbias.engine import geometry
-from rankbias.scoring.hypotheses.base import Check, Criterion, RunSet, Trend, effect, hidden_square, spearman
+from rankbias.scoring.hypotheses.base import (Check, Criterion, RunSet, Sweep, Trend, effect, hidden_square,
+                                              spearman)
 
 CITE = "Zangrando, Deidda, Venturini, Tudisco 2024, arXiv 2402.03991"
 
@@ -96,6 +97,11 @@ def _nc1_spread(runs: RunSet) -> list[Check]:
         rhos.append(spearman(cells["nc1"], cells["gap"]))
     return [NC1_GAP(r, k=k) for k, r in zip(inputs, rhos)] + [effect("mean rho", float(np.nanmean(rhos)))]
 
+
+SWEEPS = [
+    Sweep("zangrando.wd", "wd", "gap_k", "sigma_K+1 / sigma_1, hidden square layers", logx=True, logy=True),
+    Sweep("zangrando.spread", "data.std", "gap_k@0", "sigma_K+1 / sigma_1, first layer", logx=True, logy=True),
+]
 
 HYPOTHESES = [
     Trend("zangrando.wd", "zangrando", ("zangrando.wd",), "distance to rank K falls with wd; rank -> K", _wd, CITE,

@@ -1,0 +1,146 @@
+"""What the commands show: the progress bar of training and the scorecard tables.
+
+Shared by the matrix and scoring commands, so neither imports the other; the
+work itself is ``rankbias.scoring.benchmark``'s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.traceback import Traceback
+
+from rankbias.cli.app import DEBUG, console, fail
+
+VERDICT_STYLE = {"pass": "green", "fail": "red", "inconclusive": "yellow", "scored": "cyan", "not applicable": "blue"}
+
+
+@contextlib.contextmanager
+def progress_bar(label: str, quiet: bool = False):
+    """A rich progress bar with ETA and diverged / failed counts, as ``runner.Progress`` hooks
+    (off with ``quiet``)."""
+    from rankbias.experiments.runner import Progress as Hooks
+
+    counts = {"diverged": 0, "failed": 0}
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("diverged {task.fields[diverged]} failed {task.fields[failed]}"),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console, disable=quiet) as bar:
+        task: dict = {}
+
+        def start(total: int, done: int) -> None:
+            task["id"] = bar.add_task(label, total=total, completed=done, **counts)
+
+        def done(rec) -> None:
+            if rec.status in counts:
+                counts[rec.status] += 1
+            bar.update(task["id"], advance=1, **counts)
+
+        def scoring() -> None:
+            if "id" in task:
+                bar.update(task["id"], description="scoring (bootstrap over seeds)")
+
+        yield Hooks(start, done, scoring)
+
+
+def trained(plan, store) -> None:
+    """The line after training: what was trained, already stored, failed before."""
+    console.print(f"{len(plan.todo)} runs trained, {plan.done} already stored, "
+                  f"{plan.failed_before} failed before (rerun with --retry-failed); store: {store.path}")
+
+
+def _fmt(value: float) -> str:
+    return "nan" if value != value else f"{value:.3g}"
+
+
+def _statistics(v) -> str:
+    """A verdict's first criterion (a predictor: both its scores) as value [95% CI] vs threshold."""
+    shown = v.statistics if v.verdict == "scored" else [v.statistic] if v.statistic else []
+    return escape("; ".join(f"{s.name}: {_fmt(s.value)} [{_fmt(s.low)}, {_fmt(s.high)}]"
+                            + (f" {s.op} {_fmt(s.threshold)}" if s.op else "") for s in shown) or "-")
+
+
+def verdict_table(verdicts, title: str) -> Table:
+    """One row per hypothesis: verdict, its first criterion (value [95% CI] vs threshold), effect, runs."""
+    from rankbias.scoring.score import GATE
+
+    table = Table(title=title, caption="CI: 95% bootstrap over seeds; horizon: lr*wd*T range; stationary: "
+                                       f"wd>0 runs with ||grad L + wd theta|| / ||grad L|| <= {GATE}")
+    for col in ("claim", "verdict", "first criterion: value [95% CI]", "effect", "runs/seeds", "horizon", "stat."):
+        table.add_column(col, overflow="fold")
+    notes = []
+    for v in verdicts:
+        eff = v.effect if v.verdict != "scored" else None
+        style = VERDICT_STYLE.get(v.verdict, "")
+        if v.note:
+            notes.append(f"{v.id}: {v.note}")
+        notes.extend(f"{v.id}: {s.name} is NaN: {s.note}" for s in v.statistics if s.note)
+        label = f"{v.id} (control)" if v.control else v.id
+        table.add_row(label, f"[{style}]{v.verdict}[/{style}]", _statistics(v), _fmt(eff.value) if eff else "-",
+                      f"{v.n}/{len(v.seeds)}", f"{_fmt(v.horizon[0])}-{_fmt(v.horizon[1])}",
+                      f"{v.stationary[0]}/{v.stationary[1]}")
+    table.notes = notes
+    return table
+
+
+def head_to_head(mine: list, baselines: list, verdicts) -> Table:
+    """Each of ``mine`` beside the baselines that read any of its scenarios (``benchmark.rivals``)."""
+    from rankbias.scoring.benchmark import rivals
+
+    by_id: dict[str, list] = {}
+    for v in verdicts:
+        by_id.setdefault(v.id.split("[")[0], []).append(v)
+    table = Table(title="head to head: your hypotheses and the baselines that read the same scenarios")
+    for col in ("hypothesis", "verdict", "criterion or scores: value [95% CI]", "runs/seeds"):
+        table.add_column(col, overflow="fold")
+    for h in mine:
+        for k, hyp in enumerate([h, *rivals(h, baselines)]):
+            for v in by_id.get(hyp.id, []):
+                style = VERDICT_STYLE.get(v.verdict, "")
+                label = f"[bold]{v.id}[/bold]" if k == 0 else f"  {v.id}"
+                table.add_row(label, f"[{style}]{v.verdict}[/{style}]", _statistics(v), f"{v.n}/{len(v.seeds)}")
+        table.add_section()
+    return table
+
+
+def show_scorecard(card, out: str = "", baselines: list | None = None, keep_going: bool = False) -> None:
+    """Print a ``benchmark.Scorecard`` (with the researcher's hypotheses: the head-to-head view
+    beside ``baselines``), say where its JSON went (``out``), and exit 1 when one of the
+    researcher's hypotheses could not be scored, unless ``keep_going``."""
+    meta, runs = card.meta, card.runs
+    if card.verdicts:
+        table = verdict_table(card.verdicts, f"scorecard: claims version {meta['claims_version']}, "
+                                             f"{meta['tier']} tier, {len(runs.final)} stored runs")
+        console.print(table)
+        for note in table.notes:
+            console.print(f"  note: {escape(note)}")
+    else:
+        console.print(escape(meta["note"]))
+    if card.extra:
+        console.print(head_to_head(card.extra, baselines or [], card.verdicts))
+    versions = ", ".join(f"{code} ({n} runs)" for code, n in runs.code.value_counts().items())
+    console.print(f"runs made by rankbias {escape(versions) or '-'}")
+    if out:
+        console.print(f"scorecard written to {out}")
+    _raise_unscored(card.unscored(), keep_going)
+
+
+def _raise_unscored(broken, keep_going: bool) -> None:
+    """A researcher's hypotheses whose code raised while scoring: their tracebacks under --debug,
+    and exit 1 unless ``keep_going`` (they are in the scorecard either way, the error as their note).
+    A baseline that cannot read a store's runs keeps the error as its note only."""
+    if not broken:
+        return
+    if DEBUG["on"]:
+        for v in broken:
+            console.print(f"traceback of {v.id}:")
+            console.print(Traceback.from_exception(type(v.error), v.error, v.error.__traceback__))
+    message = (f"{len(broken)} hypotheses could not be scored: {', '.join(v.id for v in broken)} (their notes say "
+               f"why). Fix them (--debug shows each traceback), or pass --keep-going to exit 0 with the rest scored.")
+    if keep_going:
+        console.print(f"note: {escape(message)}")
+    else:
+        fail(message, code=1)

@@ -1,0 +1,121 @@
+"""A run's identity: what it trains, its canonical name and hash, whether it fits its
+data, and which runs can train together.
+
+A ``RunConfig`` is data spec + ``NetSpec`` + ``DynamicsSpec`` + seed (the net's init
+and SGD's sampling; the data set has its own seed in its spec).  Its canonical
+name lists every set field in sorted order, benchopt-style:
+``sgd[arch=deep_relu,batch=16,data=mixture,data.n=1000,...,lr=0.1,seed=0,wd=0.01,widths=32-100-10]``;
+the hash covers the same fields.  The device a run trains on is not part of its
+identity.  Runs that differ only in lr, wd and seed share an ``ensemble_key`` and
+train as one ensemble.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, replace
+
+from rankbias.engine import data
+from rankbias.engine.dynamics import DynamicsSpec
+from rankbias.engine.nets import NetSpec
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    data: dict
+    net: NetSpec
+    dynamics: DynamicsSpec
+    seed: int = 0
+    extra: dict = field(default_factory=dict)  # reserved for scenario tags; part of the name
+
+    def __post_init__(self):
+        # one seed per run: the net's init and SGD's sampling both use it
+        object.__setattr__(self, "dynamics", replace(self.dynamics, seed=self.seed))
+
+    def flat(self) -> dict:
+        """Every set field, flat and JSON-ready: the run's identity."""
+        out = {f"data.{k}": v for k, v in self.data.items() if k != "kind"}
+        out["data"] = self.data["kind"]
+        net = asdict(self.net)
+        net["widths"] = "-".join(map(str, self.net.widths))
+        out.update(net)
+        out.update(self.dynamics.identity())
+        out["seed"] = self.seed
+        out.update(self.extra)
+        return {k: v for k, v in out.items() if v is not None}
+
+    def name(self) -> str:
+        flat = self.flat()
+        kind = flat.pop("kind")
+        return f"{kind}[" + ",".join(f"{k}={_fmt(v)}" for k, v in sorted(flat.items())) + "]"
+
+    def hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.flat(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _fmt(v) -> str:
+    return repr(v) if isinstance(v, float) else str(v)
+
+
+def fit_problem(config: RunConfig) -> str | None:
+    """Why ``config``'s net or batch does not fit its data, from the data spec alone
+    (``data.shape_of``); None when they fit.  Matrix expansion skips such a cell with
+    this reason, ``rankbias train`` refuses it, and a run stops on it before training."""
+    n, dim, outputs = data.shape_of(config.data)
+    widths = config.net.widths
+    if widths[0] != dim or widths[-1] != outputs:
+        return (f"widths {'-'.join(map(str, widths))} do not fit the data ({dim} inputs, {outputs} outputs); "
+                f"use widths {dim},...,{outputs}")
+    if config.dynamics.kind == "sgd" and config.dynamics.batch > n:
+        return f"batch {config.dynamics.batch} exceeds the {n} training samples; use a batch <= {n}"
+    return None
+
+
+def check_fit(config: RunConfig) -> None:
+    """Raise ``ValueError`` with ``fit_problem``'s reason when ``config`` does not fit its data."""
+    problem = fit_problem(config)
+    if problem is not None:
+        raise ValueError(f"Invalid run: {problem}.")
+
+
+def ensemble_key(config: RunConfig) -> str | None:
+    """Configs with the same key can train as one ensemble: everything but lr, wd
+    and seed agrees.  None for gradient flow and merging pairs, which run alone."""
+    if config.dynamics.kind == "gf" or config.data["kind"] == "subspace_pair":
+        return None
+    flat = {k: v for k, v in config.flat().items() if k not in ("lr", "wd", "seed")}
+    return json.dumps(flat, sort_keys=True)
+
+
+def group_configs(configs: list[RunConfig]) -> list[list[int]]:
+    """Indices of ``configs`` grouped by ``ensemble_key`` (gradient flow alone), in first-seen order."""
+    groups: dict = {}
+    for i, config in enumerate(configs):
+        key = ensemble_key(config)
+        groups.setdefault(key if key is not None else f"solo-{i}", []).append(i)
+    return list(groups.values())
+
+
+ARCH_ALIASES = {"mlp": "deep_relu"}
+
+
+def config_of(*, widths: tuple[int, ...], arch: str, dynamics: str, loss: str, lr: float | None, wd: float,
+              batch: int | None, steps: int | None, epochs: int | None, flow_time: float | None, data_kind: str,
+              n: int, test: int, std: float, margin: float, data_seed: int, seed: int,
+              init_scale: float) -> RunConfig:
+    """The ``RunConfig`` of one run named field by field (``rankbias train``'s options): the
+    data spec of ``data_kind`` sized to ``widths`` (``data.spec_for``), ``arch`` or its alias
+    (mlp = deep_relu), and ``loss`` or the data's default (``data.default_loss``).  Raises
+    ``ValueError`` for a bad field or a run that does not fit its data (``fit_problem``)."""
+    config = RunConfig(
+        data.spec_for(data_kind, widths, n, std, margin, data_seed, test),
+        NetSpec(ARCH_ALIASES.get(arch, arch), widths, init_scale=init_scale),
+        DynamicsSpec(dynamics, loss or data.default_loss(data_kind), wd=wd, lr=lr, steps=steps, epochs=epochs,
+                     batch=batch, flow_time=flow_time, seed=seed),
+        seed=seed,
+    )
+    problem = fit_problem(config)
+    if problem is not None:
+        raise ValueError(f"this run does not fit its data: {problem}.")
+    return config

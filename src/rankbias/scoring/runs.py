@@ -1,0 +1,84 @@
+"""The stored runs of a matrix as tables, read once: what scoring reads instead of the store.
+
+``Runs(store, matrix)`` is the one place storage enters scoring (rliable's
+scoring functions are pure functions of arrays; here, of these tables):
+``final`` holds one row per run, ``metrics`` every metric row, and the spectra
+of every run are read with them, so no bootstrap resample touches SQLite.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import numpy as np
+import pandas as pd
+
+from rankbias.engine.data import make_data
+from rankbias.experiments.matrix import Matrix
+from rankbias.experiments.store import Store, last_step
+from rankbias.scoring.hypotheses.base import RunSet
+
+_NO_SPECTRA = pd.DataFrame(columns=["step", "layer", "sigma"])
+
+
+class Runs:
+    """The stored runs of a matrix, read once: ``final`` (one row per run: config
+    fields, status, horizon, ``steps`` (as far as it went; the config's budget is
+    ``budget_steps``), initial and last-step metrics as ``train_loss_0`` and
+    ``name`` / ``name@layer``) and the metric rows; spectra and data sets are read
+    read with them (one query), data sets regenerated on demand and cached.  Nothing
+    reads the store after this: scoring and its bootstrap are pure functions of it.
+    ``widths`` keeps its "32-100-10" form (hypothesis files read it); ``base.widths_of``
+    parses it."""
+
+    def __init__(self, store: Store, matrix: Matrix):
+        self.matrix, self.store_path = matrix, store.path
+        runs = store.runs()
+        runs = runs[runs.name.isin(matrix.runs)].set_index("name")
+        # the config's step budget (NaN for an epoch budget) is ``budget_steps``; ``steps`` is how far a run went
+        config = pd.DataFrame(list(runs.config.values), index=runs.index).rename(columns={"steps": "budget_steps"})
+        metrics = store.metrics()
+        self.metrics = metrics[metrics.run.isin(runs.index)]
+        last = last_step(self.metrics)
+        label = np.where(last.layer < 0, last.name, last.name + "@" + last.layer.astype(str))
+        wide = last.assign(label=label).pivot_table(index="run", columns="label", values="value", aggfunc="last")
+        loss = self.metrics[(self.metrics.name == "train_loss") & (self.metrics.layer < 0)]
+        initial = loss[loss.step == loss.groupby("run").step.transform("min")].set_index("run").value
+        self.final = pd.concat([config, runs[["status", "horizon", "steps"]], wide.reindex(runs.index),
+                                initial.rename("train_loss_0").reindex(runs.index)], axis=1)
+        # the code that made each run: "version@commit" (the commit where the package sat in a git checkout)
+        self.code = runs.provenance.map(lambda p: f"{p.get('rankbias')}@{(p.get('git_commit') or 'unknown')[:10]}")
+        spectra = store.spectra_of(list(runs.index))  # run -> (step, layer, sigma)
+        self.spectra = lambda name: spectra.get(name, _NO_SPECTRA)
+        build = functools.lru_cache(maxsize=None)(lambda spec: make_data(json.loads(spec)))
+        self.dataset = lambda name: build(json.dumps(matrix.runs[name].data, sort_keys=True))
+
+    def names(self, scenarios) -> list[str]:
+        """Run names of ``scenarios`` (in the matrix), each once."""
+        seen: dict[str, None] = {}
+        for sid in scenarios:
+            for name in self.matrix.members.get(sid, []):
+                seen.setdefault(name)
+        return list(seen)
+
+    def cell(self, name: str, scenarios) -> str:
+        """The grid cell of run ``name`` in the first of ``scenarios`` that holds it, e.g. "batch=1"."""
+        for sid in scenarios:
+            values = self.matrix.cells.get(sid, {}).get(name)
+            if values is not None:
+                return ", ".join(f"{_short(k)}={_value(v)}" for k, v in values.items()) or "(the one cell)"
+        return "(outside the grid)"
+
+    def runset(self, final: pd.DataFrame, metrics: pd.DataFrame | None = None) -> RunSet:
+        """``final``'s runs as a ``RunSet``; ``metrics``: their rows, if already selected."""
+        metrics = self.metrics[self.metrics.run.isin(final.index)] if metrics is None else metrics
+        return RunSet(final, metrics, self.spectra, self.dataset)
+
+
+def _short(key: str) -> str:
+    return key.removeprefix("dynamics.").removeprefix("net.")
+
+
+def _value(v) -> str:
+    return "-".join(map(str, v)) if isinstance(v, (list, tuple)) else f"{v:g}" if isinstance(v, float) else str(v)
