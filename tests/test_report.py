@@ -91,11 +91,16 @@ def test_sweep_plots_label_the_grid_values_and_keep_legends_off_the_data():
     plt.close("all")
 
 
-def test_the_papers_declare_their_sweeps_on_scenarios_of_the_claims_matrix():
+def test_the_papers_declare_their_plots_on_scenarios_of_the_claims_matrix():
     from rankbias.experiments.spec import builtin, load
-    from rankbias.scoring.hypotheses import sweeps
+    from rankbias.scoring import report
+    from rankbias.scoring.hypotheses import scatters, spectra_plots, sweeps
 
     declared = sweeps()
     ids = {s.id for s in load(builtin(2)).scenario}
     assert len(declared) == 10 and {s.scenario for s in declared} <= ids
     assert {s.scenario.split(".")[0] for s in declared} == {"galanti", "zangrando", "kuzborskij"}
+    read = {sid for f in scatters() for _, sid, _, _ in f.series} | {sid for _, sid in spectra_plots()}
+    assert read <= ids and {f.file for f in scatters()} == {"rank_vs_nc1.png", "merging.png"}
+    source = open(report.__file__).read()
+    assert not any(f'"{paper}.' in source for paper in ("galanti", "zangrando", "kuzborskij", "lejegelka"))

@@ -1,14 +1,16 @@
 """A static HTML report of a scored matrix: the scorecard and plots (matplotlib).
 
-``write(out_dir, verdicts, runs)`` writes ``index.html`` and one PNG per plot:
+``write(out_dir, verdicts, runs)`` writes ``index.html`` and one PNG per plot.
+The papers' modules declare the plots they want (``hypotheses.sweeps``,
+``spectra_plots``, ``scatters``); this module draws them:
 
-- each swept claim's measured quantity against its grid value, the mean over
+- a ``Sweep``: a claim's measured quantity against its grid value, the mean over
   seeds with a min-max band (rank vs wd / B / lr, gaps vs wd / spread, ...);
-- singular-value spectra sigma_i / sigma_1 of a hidden layer over training,
-  at the smallest and largest wd of a sweep;
-- a layer's tail ratio sigma_K+1 / sigma_1 vs the NC1 of its input features
-  (Zangrando et al.; the claims' version-2 reading);
-- merged vs individual accuracy (Kuzborskij & Abbasi Yadkori).
+- a ``SPECTRA`` entry: singular-value spectra sigma_i / sigma_1 of a hidden
+  layer over training, at the smallest and largest wd of a sweep;
+- a ``Scatter``: one dot per run (e.g. Zangrando et al.'s tail ratio against
+  the NC1 of a layer's input, Kuzborskij & Abbasi Yadkori's merged against
+  individual accuracy).
 
 The page marks ``<body data-rendered="yes">`` once every image has loaded, which
 the test reads from headless Chromium.
@@ -27,8 +29,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from rankbias.scoring.hypotheses import sweeps, zangrando  # noqa: E402
-from rankbias.scoring.hypotheses.base import RunSet, Sweep, hidden_square  # noqa: E402
+from rankbias.scoring.hypotheses import scatters, spectra_plots, sweeps  # noqa: E402
+from rankbias.scoring.hypotheses.base import RunSet, Scatter, Sweep, hidden_square  # noqa: E402
 
 def _sweep(ax, runs: RunSet, sweep: Sweep) -> None:
     f, x, logx, split = runs.final, sweep.x, sweep.logx, sweep.split
@@ -101,30 +103,22 @@ def _spectra(ax, data, runs: RunSet) -> None:
     _legend_outside(ax)
 
 
-def _nc1(ax, runs: RunSet) -> None:
-    f = runs.final
-    inputs = {1: zangrando.input_nc1(runs), 2: f["nc1@0"]}  # W_1 reads the data, W_2 layer 1's features
-    for k, nc1 in inputs.items():
-        ax.scatter(nc1, f[f"gap_k@{k - 1}"], label=f"W_{k}")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("NC1 of the layer's input features")
-    ax.set_ylabel("sigma_K+1 / sigma_1")
-    ax.grid(alpha=0.3)
-    _legend_outside(ax)
+def _values(runs: RunSet, what) -> pd.Series:
+    return what(runs) if callable(what) else runs.final[what]
 
 
-def _merge(ax, data) -> None:
-    for scenario, marker in (("kuzborskij.merge_needs_wd", "o"), ("kuzborskij.merge_overlap", "s"),
-                             ("kuzborskij.gf_deep_linear_merge", "^")):
+def _scatter(ax, data, figure: Scatter) -> None:
+    markers = "os^vD"
+    for j, (label, scenario, x, y) in enumerate(figure.series):
         runs = _subset(data, scenario)
-        if runs is None:
-            continue
-        f = runs.final
-        ax.scatter(f["own_acc"], f["merged_acc"], marker=marker, label=scenario.split(".")[1])
-    ax.plot([0.5, 1], [0.5, 1], color="grey", lw=0.8)
-    ax.set_xlabel("individual nets' mean train accuracy")
-    ax.set_ylabel("merged net's mean train accuracy")
+        if runs is not None:
+            ax.scatter(_values(runs, x), _values(runs, y), marker=markers[j % len(markers)], label=label)
+    if figure.diagonal is not None:
+        ax.plot(figure.diagonal, figure.diagonal, color="grey", lw=0.8)
+    ax.set_xscale("log" if figure.logx else "linear")
+    ax.set_yscale("log" if figure.logy else "linear")
+    ax.set_xlabel(figure.xlabel)
+    ax.set_ylabel(figure.ylabel)
     ax.grid(alpha=0.3)
     _legend_outside(ax)
 
@@ -139,18 +133,15 @@ def plots(out: Path, data) -> list[tuple[str, str]]:
         name = f"{sweep.scenario}.png"
         _figure(out / name, lambda ax: (_sweep(ax, runs, sweep), ax.set_title(sweep.scenario)))
         made.append((name, f"{sweep.scenario}: {sweep.label} against {sweep.x} (band: min-max over seeds)"))
-    runs = _subset(data, "galanti.wd")
-    if runs is not None and runs.final["wd"].nunique() > 1:
-        _figure(out / "spectra.png", lambda ax: _spectra(ax, data, runs))
-        made.append(("spectra.png", "galanti.wd: singular values over training at the smallest and largest wd"))
-    runs = _subset(data, "zangrando.nc1")
-    if runs is not None:
-        _figure(out / "rank_vs_nc1.png", lambda ax: _nc1(ax, runs))
-        made.append(("rank_vs_nc1.png", "zangrando.nc1: tail ratio sigma_K+1 / sigma_1 of W_1 and W_2 against the "
-                                         "NC1 of their input features, one dot per run"))
-    if any(_subset(data, s) is not None for s in ("kuzborskij.merge_needs_wd", "kuzborskij.merge_overlap")):
-        _figure(out / "merging.png", lambda ax: _merge(ax, data))
-        made.append(("merging.png", "merged vs individual accuracy, one dot per run"))
+    for file, scenario in spectra_plots():
+        runs = _subset(data, scenario)
+        if runs is not None and runs.final["wd"].nunique() > 1:
+            _figure(out / file, lambda ax: _spectra(ax, data, runs))
+            made.append((file, f"{scenario}: singular values over training at the smallest and largest wd"))
+    for figure in scatters():
+        if any(_subset(data, scenario) is not None for _, scenario, _, _ in figure.series):
+            _figure(out / figure.file, lambda ax: _scatter(ax, data, figure))
+            made.append((figure.file, figure.caption))
     return made
 
 

@@ -52,6 +52,18 @@ def sweeps() -> list:
             for s in getattr(module, "SWEEPS", ())]
 
 
+def scatters() -> list:
+    """The report scatter plots the papers' modules declare (``SCATTERS``, ``base.Scatter``)."""
+    return [s for module in (galanti, zangrando, lejegelka, kuzborskij, nulls, task_rank)
+            for s in getattr(module, "SCATTERS", ())]
+
+
+def spectra_plots() -> list[tuple[str, str]]:
+    """(file, scenario) of each spectra-over-training plot the papers' modules declare (``SPECTRA``)."""
+    return [s for module in (galanti, zangrando, lejegelka, kuzborskij, nulls, task_rank)
+            for s in getattr(module, "SPECTRA", ())]
+
+
 def history(claim_id: str) -> list:
     """Every version of one claim, oldest first (one entry per version that changed it)."""
     forms = [h for paper in PAPERS for h in (*paper.HYPOTHESES, *paper.AMENDED)] + task_rank.HYPOTHESES

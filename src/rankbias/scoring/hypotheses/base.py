@@ -183,6 +183,23 @@ class Sweep:
         return hidden_mean(runs.final, self.y)
 
 
+@dataclass(frozen=True)
+class Scatter:
+    """A report scatter plot a paper's module asks for: one dot per done run, one series
+    per entry of ``series``, each (label, scenario, x, y) with x and y a column of
+    ``Runs.final`` or a function of the scenario's ``RunSet`` giving one value per run.
+    ``diagonal`` draws y = x over that range."""
+
+    file: str
+    caption: str
+    series: tuple
+    xlabel: str
+    ylabel: str
+    logx: bool = False
+    logy: bool = False
+    diagonal: tuple[float, float] | None = None
+
+
 # ----------------------------------------------------------- helpers for claims
 
 def widths_of(widths) -> tuple[int, ...]:

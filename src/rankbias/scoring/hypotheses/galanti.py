@@ -163,6 +163,8 @@ SWEEPS = [
     Sweep("galanti.steady_batch", "batch", "erank_tail", "effective rank, mean of last 200 steps", logx=True,
           values=tail_erank),
 ]
+# (file, scenario): a hidden layer's singular values over training at the sweep's smallest and largest wd
+SPECTRA = [("spectra.png", "galanti.wd")]
 
 HYPOTHESES = [
     Trend("galanti.wd", "galanti", ("galanti.wd",), "rank non-increasing in wd; full at wd=0", _wd, CITE,

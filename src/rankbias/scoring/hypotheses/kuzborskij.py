@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from rankbias.scoring.hypotheses.base import GATE, Check, Criterion, RunSet, Sweep, Trend, at, effect, spearman
+from rankbias.scoring.hypotheses.base import GATE, Check, Criterion, RunSet, Scatter, Sweep, Trend, at, effect, spearman
 
 CITE = "Kuzborskij & Abbasi Yadkori 2025, arXiv 2502.17340"
 
@@ -163,6 +163,13 @@ SWEEPS = [
     Sweep("kuzborskij.alignment", "wd", "alignment", "cos(theta, -grad L)", split="kind"),
     Sweep("kuzborskij.alignment.deep_linear", "wd", "alignment", "cos(theta, -grad L)", split="kind"),
     Sweep("kuzborskij.span", "wd", "outside_span@0", "share of ||W_1|| outside span(X)"),
+]
+
+SCATTERS = [
+    Scatter("merging.png", "merged vs individual accuracy, one dot per run",
+            tuple((sid.split(".")[1], sid, "own_acc", "merged_acc") for sid in
+                  ("kuzborskij.merge_needs_wd", "kuzborskij.merge_overlap", "kuzborskij.gf_deep_linear_merge")),
+            "individual nets' mean train accuracy", "merged net's mean train accuracy", diagonal=(0.5, 1.0)),
 ]
 
 HYPOTHESES = [

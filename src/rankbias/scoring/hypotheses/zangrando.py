@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from rankbias.engine import geometry
-from rankbias.scoring.hypotheses.base import (Check, Criterion, RunSet, Sweep, Trend, effect, hidden_square,
+from rankbias.scoring.hypotheses.base import (Check, Criterion, RunSet, Scatter, Sweep, Trend, effect, hidden_square,
                                               spearman)
 
 CITE = "Zangrando, Deidda, Venturini, Tudisco 2024, arXiv 2402.03991"
@@ -101,6 +101,14 @@ def _nc1_spread(runs: RunSet) -> list[Check]:
 SWEEPS = [
     Sweep("zangrando.wd", "wd", "gap_k", "sigma_K+1 / sigma_1, hidden square layers", logx=True, logy=True),
     Sweep("zangrando.spread", "data.std", "gap_k@0", "sigma_K+1 / sigma_1, first layer", logx=True, logy=True),
+]
+
+SCATTERS = [
+    Scatter("rank_vs_nc1.png", "zangrando.nc1: tail ratio sigma_K+1 / sigma_1 of W_1 and W_2 against the NC1 of "
+            "their input features, one dot per run",
+            # W_1 reads the data, W_2 layer 1's features
+            (("W_1", "zangrando.nc1", input_nc1, "gap_k@0"), ("W_2", "zangrando.nc1", "nc1@0", "gap_k@1")),
+            "NC1 of the layer's input features", "sigma_K+1 / sigma_1", logx=True, logy=True),
 ]
 
 HYPOTHESES = [
