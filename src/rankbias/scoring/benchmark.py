@@ -75,7 +75,7 @@ def score_matrix(matrix: Matrix, store: Store, extra: list | None = None, *, n_b
         raise ValueError(f"unknown claim ids {unknown} for '--claim'; known: {known}. Pick from those.")
     extra = list(extra or [])
     runs = Runs(store, matrix)
-    baselines = [h for h in claims_of(version) if applies_to(h, matrix) and (not claims or h.id in claims)]
+    baselines = [h for h in baselines_of(matrix, version) if not claims or h.id in claims]
     verdicts = scorecard([*baselines, *extra], runs, n_boot or N_BOOT, version=version)
     meta = header(runs, verdicts, version, target, matrix.tier)
     if not verdicts:
