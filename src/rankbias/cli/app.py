@@ -26,6 +26,8 @@ VERSION_HELP = "Claims version: 2 (current) or 1 (on record): the built-in matri
 TIER_HELP = "Tier of a matrix file: quick, standard or full."
 DEVICE_HELP = ("Torch device to train on: auto (a GPU when torch sees one and numba-cuda runs there, "
                "else the CPU), cpu, cuda or cuda:N.")
+PLAIN_HELP = ("Progress as timestamped lines, one per ensemble group, as when the output is not a terminal "
+              "(a log file).")
 PROCESSES_HELP = ("Local worker processes: 0 = one per core (with a GPU device: one per GPU), "
                   "1 = in this process. With --device cuda, worker i trains on GPU i.")
 

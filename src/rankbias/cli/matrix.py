@@ -9,8 +9,8 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from rankbias.cli.app import (DEVICE_HELP, PROCESSES_HELP, TARGET_HELP, TIER_HELP, VERSION_HELP, app, at_least, console,
-                              fail, load_matrix, new_store, open_store, placed, version_checked)
+from rankbias.cli.app import (DEVICE_HELP, PLAIN_HELP, PROCESSES_HELP, TARGET_HELP, TIER_HELP, VERSION_HELP, app,
+                              at_least, console, fail, load_matrix, new_store, open_store, placed, version_checked)
 from rankbias.cli.views import progress_bar, show_scorecard, trained
 from rankbias.experiments.store import DEFAULT_PATH
 
@@ -46,6 +46,7 @@ def run_cmd(
     store_path: str = typer.Option(DEFAULT_PATH, "--store", help="SQLite store; runs already in it are not redone."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Rerun runs stored as failed."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar (for scripts)."),
+    plain: bool = typer.Option(False, "--plain", help=PLAIN_HELP),
     processes: int = typer.Option(0, "--processes", help=PROCESSES_HELP),
     scheduler: str = typer.Option("", "--scheduler", help="Train on an existing Dask cluster, e.g. tcp://HOST:8786."),
     scorecard: str = typer.Option("scorecard.json", "--scorecard", help="Where the scorecard JSON goes ('' for none)."),
@@ -60,7 +61,7 @@ def run_cmd(
     placement = placed(device, scheduler)
     at_least("--processes", processes, 0, "0: one per core, 1: in this process")
     store = new_store(store_path)
-    with progress_bar(f"{matrix.tier} runs", quiet) as hooks:
+    with progress_bar(f"{matrix.tier} runs", quiet, plain) as hooks:
         try:
             card = run_benchmark(matrix, store, version=claims_version, device=placement, processes=processes,
                                  scheduler=scheduler, retry_failed=retry_failed, progress=hooks, label=target,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import typer
 
-from rankbias.cli.app import (DEVICE_HELP, PROCESSES_HELP, TARGET_HELP, TIER_HELP, VERSION_HELP, app, at_least,
-                              check_variants, console, fail, load_matrix, new_store, open_store, placed)
+from rankbias.cli.app import (DEVICE_HELP, PLAIN_HELP, PROCESSES_HELP, TARGET_HELP, TIER_HELP, VERSION_HELP, app,
+                              at_least, check_variants, console, fail, load_matrix, new_store, open_store, placed)
 from rankbias.cli.views import progress_bar, show_scorecard, trained
 from rankbias.experiments.matrix import expand
 from rankbias.experiments.store import DEFAULT_PATH
@@ -62,6 +62,7 @@ def compare_cmd(
     processes: int = typer.Option(0, "--processes", help=PROCESSES_HELP),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar (for scripts)."),
+    plain: bool = typer.Option(False, "--plain", help=PLAIN_HELP),
     keep_going: bool = typer.Option(False, "--keep-going", help="Exit 0 even if some of your hypotheses cannot be "
                                                                 "scored (their errors stay in the scorecard)."),
 ):
@@ -92,21 +93,22 @@ def compare_cmd(
     if unknown:
         fail(f"hypotheses {unknown} apply to no scenario of this matrix; their 'scenarios' must name some of "
              f"{sorted(matrix.members)}, or the file's MATRIX must declare them.")
-    store = _train(runs_read(mine, matrix), store_path, processes, device, quiet) if train else open_store(store_path)
+    store = (_train(runs_read(mine, matrix), store_path, processes, device, quiet, plain) if train
+             else open_store(store_path))
     card = _scored(matrix, store, mine, n_boot, version=claims_version, target=target)
     if out:
         card.write(out)
     show_scorecard(card, out, baselines_of(matrix, claims_version), keep_going)
 
 
-def _train(matrix, store_path: str, processes: int, device: str, quiet: bool):
+def _train(matrix, store_path: str, processes: int, device: str, quiet: bool, plain: bool):
     """Train what the store lacks of ``matrix`` with a progress bar; returns the store."""
     from rankbias.experiments.runner import ExecutorError, train_missing
 
     placement = placed(device)
     at_least("--processes", processes, 0, "0: one per core, 1: in this process")
     store = new_store(store_path)
-    with progress_bar("runs your hypotheses read", quiet) as hooks:
+    with progress_bar("runs your hypotheses read", quiet, plain) as hooks:
         try:
             plan = train_missing(matrix, store, placement, processes=processes, progress=hooks)
         except ExecutorError as err:

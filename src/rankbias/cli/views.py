@@ -7,6 +7,8 @@ work itself is ``rankbias.scoring.benchmark``'s.
 from __future__ import annotations
 
 import contextlib
+import datetime
+import time
 
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -18,17 +20,68 @@ from rankbias.cli.app import DEBUG, console, fail
 VERDICT_STYLE = {"pass": "green", "fail": "red", "inconclusive": "yellow", "scored": "cyan", "not applicable": "blue"}
 
 
+def progress_line(label: str, done: int, total: int, trained: int, diverged: int, failed: int,
+                  elapsed: float) -> str:
+    """One plain line of progress: done / total runs, what this call trained, the diverged and
+    failed counts, the rate of this call's training (runs per minute) and the ETA at it."""
+    rate = trained / elapsed * 60 if elapsed > 0 and trained else 0.0
+    eta = datetime.timedelta(seconds=round((total - done) / rate * 60)) if rate else "unknown"
+    return (f"{label}: {done}/{total} runs done ({trained} trained here, diverged {diverged}, failed {failed}), "
+            f"{rate:.2f} runs/min, ETA {eta}")
+
+
+def _stamped(text: str) -> None:
+    now = datetime.datetime.now().isoformat(sep=" ", timespec="seconds")
+    console.print(f"{now} {escape(text)}", highlight=False, soft_wrap=True)
+
+
 @contextlib.contextmanager
-def progress_bar(label: str, quiet: bool = False):
-    """A rich progress bar with ETA and diverged / failed counts, as ``runner.Progress`` hooks
-    (off with ``quiet``)."""
+def progress_bar(label: str, quiet: bool = False, plain: bool = False):
+    """Progress of training as ``runner.Progress`` hooks: a rich bar with ETA and diverged /
+    failed counts on a terminal; where the output is not a terminal (a log file, a batch
+    job) or with ``plain``, one timestamped line per ensemble group stored
+    (``progress_line``); nothing with ``quiet``."""
+    from rankbias.experiments.runner import Progress as Hooks
+
+    if quiet:
+        yield Hooks()
+    elif plain or not console.is_terminal:
+        yield _line_hooks(label)
+    else:
+        with _bar_hooks(label) as hooks:
+            yield hooks
+
+
+def _line_hooks(label: str):
+    from rankbias.experiments.runner import Progress as Hooks
+
+    state = {"total": 0, "done": 0, "trained": 0, "diverged": 0, "failed": 0, "since": time.monotonic()}
+
+    def start(total: int, done: int) -> None:
+        state.update(total=total, done=done, since=time.monotonic())
+        _stamped(f"{label}: {total} runs, {done} already stored, {total - done} to train")
+
+    def group(records) -> None:
+        for rec in records:
+            state["done"] += 1
+            state["trained"] += 1
+            if rec.status in ("diverged", "failed"):
+                state[rec.status] += 1
+        _stamped(progress_line(label, state["done"], state["total"], state["trained"], state["diverged"],
+                               state["failed"], time.monotonic() - state["since"]))
+
+    return Hooks(start=start, group=group, scoring=lambda: _stamped("scoring (bootstrap over seeds)"))
+
+
+@contextlib.contextmanager
+def _bar_hooks(label: str):
     from rankbias.experiments.runner import Progress as Hooks
 
     counts = {"diverged": 0, "failed": 0}
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("diverged {task.fields[diverged]} failed {task.fields[failed]}"),
                TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, disable=quiet) as bar:
+    with Progress(*columns, console=console) as bar:
         task: dict = {}
 
         def start(total: int, done: int) -> None:

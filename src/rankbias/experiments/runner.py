@@ -127,12 +127,13 @@ def run_matrix(matrix: Matrix, store: Store, retry_failed: bool = False,
 
 def run_configs(configs: list[RunConfig], store: Store, on_done: Callable[[RunRecord], None] | None = None,
                 executor="local", retries: int = 2, task: Callable = train_group,
-                device: str | Placement = "auto") -> None:
+                device: str | Placement = "auto", on_group: Callable[[list[RunRecord]], None] | None = None) -> None:
     """Train ``configs`` on ``executor`` and ``device`` (a ``device.Placement``, or a name that
     ``device.place`` resolves once here) as ensembles where they share an ``ensemble_key``;
     each group's records are written to ``store`` in one transaction as it finishes, then
-    ``on_done(record)`` is called per run.  ``task(group, device)`` is the unit of work
-    shipped per group (``execute.train_group``; tests pass others)."""
+    ``on_done(record)`` is called per run and ``on_group(records)`` once per group.
+    ``task(group, device)`` is the unit of work shipped per group (``execute.train_group``;
+    tests pass others)."""
     local = executor == "local" or (isinstance(executor, str) and executor.startswith("process:"))
     placement = device if isinstance(device, Placement) else place(device, scheduler=not local)
 
@@ -141,6 +142,8 @@ def run_configs(configs: list[RunConfig], store: Store, on_done: Callable[[RunRe
         for rec in records:
             if on_done is not None:
                 on_done(rec)
+        if on_group is not None:
+            on_group(records)
 
     groups = _groups(configs)
     if executor == "local":
@@ -254,11 +257,13 @@ def _run_dask(executor, groups, deliver, retries: int, task, device: str) -> Non
 class Progress:
     """Hooks a caller gives ``train_missing`` to show progress: ``start(total, done)`` once
     with the matrix's run count and how many the store holds, ``done(record)`` per trained
-    run; ``scoring()`` when a workflow moves on to scoring (``benchmark.run_benchmark``)."""
+    run, ``group(records)`` once per ensemble group stored; ``scoring()`` when a workflow
+    moves on to scoring (``benchmark.run_benchmark``)."""
 
     start: Callable[[int, int], None] = lambda total, done: None
     done: Callable[[RunRecord], None] = lambda record: None
     scoring: Callable[[], None] = lambda: None
+    group: Callable[[list[RunRecord]], None] = lambda records: None
 
 
 def train_missing(matrix: Matrix, store: Store, placement: Placement, *, retry_failed: bool = False,
@@ -275,5 +280,5 @@ def train_missing(matrix: Matrix, store: Store, placement: Placement, *, retry_f
     progress.start(len(matrix.runs), before.done)
     workers = processes or placement.workers
     executor = scheduler or (f"process:{workers}" if workers > 1 else "local")
-    run_configs(before.todo, store, progress.done, executor, device=placement)
+    run_configs(before.todo, store, progress.done, executor, device=placement, on_group=progress.group)
     return before

@@ -1,0 +1,39 @@
+"""Progress where long jobs run: on a terminal a bar; in a log file (output not a terminal,
+or --plain) one timestamped line per ensemble group with done / total, diverged and
+failed counts, rate and ETA."""
+
+import re
+
+from typer.testing import CliRunner
+
+from rankbias.cli import app
+from rankbias.cli.views import progress_line
+from reference import TINY_MATRIX
+
+LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d quick runs: (\d+)/(\d+) runs done \((\d+) trained here, "
+                  r"diverged (\d+), failed (\d+)\), [\d.]+ runs/min, ETA \S+$")
+
+
+def test_a_run_into_a_log_prints_one_line_per_group_and_resumes_counting(tmp_path):
+    matrix = tmp_path / "m.toml"
+    matrix.write_text(TINY_MATRIX.replace('"dynamics.wd" = [0.0, 0.01, 0.05]',
+                                          '"dynamics.wd" = [0.0, 0.01, 0.05], "dynamics.batch" = [4, 8]'))
+    args = ["run", str(matrix), "--processes", "1", "--store", str(tmp_path / "s.sqlite"), "--scorecard", ""]
+    first = CliRunner().invoke(app, args)  # CliRunner's output is not a terminal: a log
+    assert first.exit_code == 0, first.output
+    lines = [LINE.match(line) for line in first.output.splitlines()]
+    done = [tuple(int(g) for g in m.groups()) for m in lines if m]
+    assert [d[:2] for d in done] == [(6, 12), (12, 12)]  # two groups (one per batch size) of 3 wd x 2 seeds
+    assert done[-1][2:] == (12, 0, 0) and "quick runs: 12 runs, 0 already stored, 12 to train" in first.output
+    again = CliRunner().invoke(app, args)
+    assert "quick runs: 12 runs, 12 already stored, 0 to train" in again.output and not any(
+        LINE.match(line) for line in again.output.splitlines())
+    quiet = CliRunner().invoke(app, [*args, "--quiet"])
+    assert "runs, 12 already stored" not in quiet.output
+
+
+def test_the_progress_line_gives_rate_and_eta():
+    line = progress_line("quick runs", 40, 100, 20, 1, 2, elapsed=600.0)
+    assert line == ("quick runs: 40/100 runs done (20 trained here, diverged 1, failed 2), 2.00 runs/min, "
+                    "ETA 0:30:00")
+    assert progress_line("q", 5, 10, 0, 0, 0, elapsed=0.0).endswith("0.00 runs/min, ETA unknown")
