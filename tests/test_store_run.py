@@ -72,6 +72,16 @@ def test_foreign_and_corrupt_store_files_are_refused(tmp_path):
         Store(other)
 
 
+def test_a_store_path_in_a_missing_folder_or_naming_a_folder_is_refused_by_name(tmp_path):
+    with pytest.raises(StoreError, match=r"its folder .*nowhere does not exist\. Create it \(mkdir -p"):
+        Store(tmp_path / "nowhere" / "s.sqlite")
+    assert not (tmp_path / "nowhere").exists()  # nothing was created
+    with pytest.raises(StoreError, match=r"is a directory; a store is one SQLite file\. Pass a file path"):
+        Store(tmp_path)
+    done = CliRunner().invoke(app, ["run", "quick", "--store", str(tmp_path / "nowhere" / "s.sqlite")])
+    assert done.exit_code == 2 and "does not exist" in done.output and not (tmp_path / "nowhere").exists()
+
+
 def test_metrics_on_a_hand_built_net():
     net = build(NetSpec("deep_linear", (4, 4, 4)), seed=0)
     with torch.no_grad():

@@ -72,11 +72,23 @@ class RunRecord:
     spectra: list[tuple] = field(default_factory=list)  # (step, layer, sigma ndarray)
 
 
+def _check_path(path: Path) -> None:
+    """Refuse, before anything opens it, a store path that names a folder or lies in a folder
+    that does not exist; each gets its own message (SQLite would call both "not a database")."""
+    if path.is_dir():
+        raise StoreError(f"store path {path} is a directory; a store is one SQLite file. "
+                         f"Pass a file path, e.g. --store {path / DEFAULT_PATH}.")
+    if not path.parent.is_dir():
+        raise StoreError(f"store path {path}: its folder {path.parent} does not exist. Create it "
+                         f"(mkdir -p {path.parent}) or pass a path in an existing folder.")
+
+
 class Store:
     """A rankbias SQLite store at ``path`` (created if missing)."""
 
     def __init__(self, path: str | Path = DEFAULT_PATH):
         self.path = Path(path)
+        _check_path(self.path)
         try:
             self.db = sqlite3.connect(self.path)
             self.db.execute("PRAGMA journal_mode=WAL")
