@@ -123,6 +123,12 @@ def place(name: str | torch.device = "auto", scheduler: bool = False) -> Placeme
     return Placement(text, device, line, workers)
 
 
+def as_placement(device: str | torch.device | Placement = "auto", scheduler: bool = False) -> Placement:
+    """``device`` itself if it is a ``Placement`` already, else ``place(device, scheduler)``:
+    what every entry point that takes either calls, so a name is resolved once."""
+    return device if isinstance(device, Placement) else place(device, scheduler)
+
+
 def describe(device: torch.device) -> dict:
     """What a run's provenance records of its device: name, model and the CUDA version."""
     if device.type == "cuda":

@@ -34,7 +34,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Callable
 
-from rankbias.engine.device import Placement, place
+from rankbias.engine.device import Placement, as_placement
 from rankbias.experiments.config import RunConfig, group_configs
 from rankbias.experiments.execute import blank_record, train_group
 from rankbias.experiments.matrix import Matrix
@@ -135,7 +135,7 @@ def run_configs(configs: list[RunConfig], store: Store, on_done: Callable[[RunRe
     ``task(group, device)`` is the unit of work shipped per group (``execute.train_group``;
     tests pass others)."""
     local = executor == "local" or (isinstance(executor, str) and executor.startswith("process:"))
-    placement = device if isinstance(device, Placement) else place(device, scheduler=not local)
+    placement = as_placement(device, scheduler=not local)
 
     def deliver(records: list[RunRecord]) -> None:
         store.write_many(records)  # a group's runs land in one transaction
@@ -158,7 +158,7 @@ def run_configs(configs: list[RunConfig], store: Store, on_done: Callable[[RunRe
 def run_one(config: RunConfig, store: Store | None = None, device: str | Placement = "auto") -> RunRecord:
     """Train ``config`` alone on ``device`` in this process and write it to ``store`` (if given);
     returns its record."""
-    placement = device if isinstance(device, Placement) else place(device)
+    placement = as_placement(device)
     rec = train_group([config], placement.worker(0))[0]
     if store is not None:
         store.write(rec)

@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rankbias.engine.device import Placement, place
+from rankbias.engine.device import Placement, as_placement
 from rankbias.experiments.matrix import Matrix, expand
 from rankbias.experiments.runner import Plan, Progress, train_missing
 from rankbias.experiments.spec import MatrixError, MatrixSpec, load, resolve
@@ -175,7 +175,7 @@ def run_benchmark(target: str | Matrix = "quick", store: str | Path | Store = "r
         trained and what the store already held.
     """
     matrix = target if isinstance(target, Matrix) else load_matrix(target, tier, version)
-    placement = device if isinstance(device, Placement) else place(device, scheduler=bool(scheduler))
+    placement = as_placement(device, scheduler=bool(scheduler))
     store = store if isinstance(store, Store) else Store(store)
     progress = progress or Progress()
     plan = train_missing(matrix, store, placement, retry_failed=retry_failed, processes=processes,
