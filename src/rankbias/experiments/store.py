@@ -171,19 +171,14 @@ class Store:
 
     def spectra(self, run: str) -> pd.DataFrame:
         """(step, layer, sigma) of one run, sigma as float32 arrays."""
-        df = pd.read_sql_query(
-            "SELECT s.step, s.layer, s.sigma FROM spectra s JOIN runs r ON r.id = s.run WHERE r.name=? "
-            "ORDER BY s.step, s.layer", self.db, params=[run]
-        )
-        df["sigma"] = df["sigma"].map(lambda b: np.frombuffer(b, dtype=np.float32))
-        return df
+        return self.spectra_of([run]).get(run, pd.DataFrame(columns=["step", "layer", "sigma"]))
 
     def spectra_of(self, runs: list[str]) -> dict[str, pd.DataFrame]:
         """``spectra`` of each of ``runs`` that has any, read in one query: run -> (step, layer, sigma)."""
         df = pd.read_sql_query(
             "SELECT r.name AS run, s.step, s.layer, s.sigma FROM spectra s JOIN runs r ON r.id = s.run "
-            "ORDER BY r.name, s.step, s.layer", self.db)
-        df = df[df.run.isin(set(runs))].copy()
+            "WHERE r.name IN (SELECT value FROM json_each(?)) ORDER BY r.name, s.step, s.layer", self.db,
+            params=[json.dumps(list(runs))])
         df["sigma"] = df["sigma"].map(lambda b: np.frombuffer(b, dtype=np.float32))
         return {name: rows.drop(columns="run").reset_index(drop=True) for name, rows in df.groupby("run", sort=False)}
 
