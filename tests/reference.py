@@ -151,3 +151,71 @@ def train(net, data, spec, on_log=None):
         result.steps = step + 1
     result.horizon = spec.lr * spec.wd * total
     return result
+
+
+def torch_optimizer(params, spec):
+    """The ``torch.optim`` optimizer a ``DynamicsSpec`` names, with its hyper-parameters, and
+    its ``torch.optim.lr_scheduler`` (or None) over ``total`` steps: the per-run oracle of
+    ``rankbias.engine.optim``."""
+    import torch
+
+    from rankbias.engine.optim import hyper_of
+
+    h, name = hyper_of(spec), spec.optimizer or "sgd"
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=spec.lr, weight_decay=spec.wd, momentum=h["momentum"],
+                               nesterov=bool(spec.nesterov))
+    if name in ("adam", "adamw"):
+        cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
+        return cls(params, lr=spec.lr, weight_decay=spec.wd, betas=(h["beta1"], h["beta2"]), eps=h["eps"])
+    return torch.optim.RMSprop(params, lr=spec.lr, weight_decay=spec.wd, alpha=h["alpha"], eps=h["eps"],
+                               momentum=h["momentum"])
+
+
+def module_loop(model, data, spec, total: int):
+    """Train ``model`` alone for ``total`` steps of ``spec`` (a ``DynamicsSpec``): ``torch_optimizer``
+    and its schedule on the batches ``batch_indices`` draws from the run's seed; with ``sam``,
+    SAM by hand (Foret et al. 2021): g at p, e = r g / ||g||, the gradient at p + e (BatchNorm's
+    running statistics restored after that pass), p restored, then the optimizer's step."""
+    import math
+
+    import torch
+
+    from rankbias.engine.losses import loss_value
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch_optimizer(params, spec)
+    sched = None
+    if spec.schedule == "cosine":
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: (1 + math.cos(math.pi * t / total)) / 2)
+    elif spec.schedule == "step":
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=spec.step_every, gamma=spec.gamma)
+    n = len(data.x_train)
+    batch = n if spec.kind == "gd" else spec.batch
+    batches = batch_indices(n, batch, torch.Generator().manual_seed(spec.seed))
+
+    def gradient(x, y):
+        opt.zero_grad(set_to_none=True)
+        loss_value(spec.loss, model(x), y).backward()
+
+    model.train()
+    for _ in range(total):
+        idx = slice(None) if batch == n else next(batches)
+        x, y = data.x_train[idx], data.y_train[idx]
+        gradient(x, y)
+        if spec.sam is not None:
+            with torch.no_grad():
+                norm = torch.sqrt(sum((p.grad**2).sum() for p in params))
+                kept = [p.clone() for p in params]
+                for p in params:
+                    p.add_(spec.sam / norm * p.grad if norm > 0 else 0.0)
+            saved = {k: v.clone() for k, v in model.state_dict().items() if k not in dict(model.named_parameters())}
+            gradient(x, y)
+            model.load_state_dict(saved, strict=False)
+            with torch.no_grad():
+                for p, k in zip(params, kept):
+                    p.copy_(k)
+        opt.step()
+        if sched is not None:
+            sched.step()
+    return model

@@ -80,7 +80,7 @@ def test_cli_list_prints_runs_and_skips():
         (BASE.replace("seed = 0 }", "seed = 0, colour = 1 }"), r"key 'data.colour': unknown data key 'colour'\. Got 1\. "
          r"Fix: remove it or correct its spelling: .*The data keys are classes, dim, n, radius, seed, std, test\."),
         (BASE.replace('arch = "deep_relu"', 'arch = "deep_relu", depth = 3'), r"key 'net.depth': unknown net field 'depth'"),
-        (BASE.replace('lr = 0.1', 'lr = 0.1, momentum = 0.9'), r"key 'dynamics.momentum': unknown dynamics field"),
+        (BASE.replace('lr = 0.1', 'lr = 0.1, dampening = 0.9'), r"key 'dynamics.dampening': unknown dynamics field"),
         (BASE.replace('lr = 0.1', 'lr = "0.1"'), r"key 'dynamics.lr': 'dynamics.lr' must be a number\. Got '0\.1'\. "
          r"Fix: write it as a number, e\.g\. lr = 0\.1\."),
         (BASE.replace("std = 0.5", 'std = "big"'), r"key 'data.std': 'data.std' must be a number\. Got 'big'"),

@@ -28,6 +28,12 @@ class Dataset:
     extras: dict = field(default_factory=dict)  # e.g. the subspace basis of a task
 
     @property
+    def shape(self) -> tuple[int, ...] | None:
+        """The shape of one input as a signal (C, L) or image (C, H, W), for conv nets; None
+        for tabular data (``SHAPES``)."""
+        return SHAPES.get(self.spec.get("kind"))
+
+    @property
     def dim(self) -> int:
         return self.x_train.shape[1]
 
@@ -35,7 +41,7 @@ class Dataset:
     def outputs(self) -> int:
         """Network output width the task needs."""
         if self.task == "classes":
-            return int(self.spec.get("classes", int(self.y_train.max()) + 1))
+            return int(self.spec.get("classes", self.spec.get("values", int(self.y_train.max()) + 1)))
         if self.task == "binary":
             return 1
         return self.y_train.shape[1]
@@ -180,6 +186,22 @@ def digits(seed: int, test: int = 297) -> Dataset:
     return _split(spec, "classes", bunch.data / 16.0, bunch.target, test, np.random.default_rng(seed))
 
 
+def pointer(n: int, seed: int, length: int = 8, values: int = 16, test: int = 0) -> Dataset:
+    """The pointer task of an attention-only transformer: sequences of ``length`` tokens in
+    0 .. values - 1 (inputs (N, length), token ids stored as floats) whose first token is a
+    pointer p, uniform in 1 .. length - 1; the label is the token x_p at that position
+    (a class in 0 .. values - 1).  Tokens x_1 .. x_{length-1} are uniform."""
+    if not (length >= 2 and values >= length):
+        raise ValueError(f"pointer needs length >= 2 and values >= length (the pointer is a token); got "
+                         f"length={length}, values={values}. Use e.g. length = 8, values = 16.")
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, values, (n + test, length))
+    x[:, 0] = rng.integers(1, length, n + test)
+    y = x[np.arange(n + test), x[:, 0]]
+    spec = dict(kind="pointer", n=n, seed=seed, length=length, values=values, test=test)
+    return _split(spec, "classes", x, y, test, rng)
+
+
 # data spec "kind" -> generator; "subspace_task" makes a pair and a spec's "task" picks one,
 # "subspace_pair" keeps both for a merging run
 GENERATORS = {
@@ -190,6 +212,7 @@ GENERATORS = {
     "subspace_pair": subspace_pair,
     "mnist1d": mnist1d,
     "digits": digits,
+    "pointer": pointer,
 }
 
 
@@ -209,13 +232,18 @@ def shape_of(spec: dict) -> tuple[int, int, int]:
         return spec.get("n", 4000), 40, 10
     if kind == "digits":
         return 1797 - spec.get("test", 297), 64, 10
+    if kind == "pointer":
+        return spec["n"], spec.get("length", 8), spec.get("values", 16)
     raise KeyError(kind)
 
+
+# one input's shape where the data are signals or images (conv nets read x (N, prod(shape)) as (N, *shape))
+SHAPES = {"mnist1d": (1, 40), "digits": (1, 8, 8)}
 
 # the loss a task is trained with when a caller names none (``losses.LOSSES``)
 DEFAULT_LOSS = {"classes": "ce", "binary": "logistic", "regression": "mse"}
 TASKS = {"mixture": "classes", "separable": "binary", "linear_teacher": "regression", "subspace_task": "binary",
-         "subspace_pair": "binary", "mnist1d": "classes", "digits": "classes"}
+         "subspace_pair": "binary", "mnist1d": "classes", "digits": "classes", "pointer": "classes"}
 
 
 def default_loss(kind: str) -> str:

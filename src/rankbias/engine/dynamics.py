@@ -40,6 +40,7 @@ from torchdiffeq import odeint
 
 from rankbias.engine.data import Dataset
 from rankbias.engine.losses import LOSSES, accuracy, loss_value
+from rankbias.engine.optim import DEFAULTS, HYPER, OPTIMIZERS, SCHEDULES
 
 KINDS = ("gd", "sgd", "gf")
 GATE_CHECKS = 200  # gate checks per budget: every 100 steps of a 20k-step run
@@ -64,6 +65,18 @@ class DynamicsSpec:
     max_steps: int | None = None
     max_flow_time: float | None = None
     seed: int = 0
+    # the optimizer (gd and sgd; rankbias.engine.optim): unset means plain SGD, torch.optim.SGD without momentum
+    optimizer: str | None = None
+    momentum: float | None = None
+    nesterov: bool | None = None
+    beta1: float | None = None
+    beta2: float | None = None
+    eps: float | None = None
+    alpha: float | None = None
+    sam: float | None = None  # SAM's radius r, wrapping the optimizer
+    schedule: str | None = None  # "cosine" | "step", of the learning rate over the budget
+    step_every: int | None = None  # step schedule: steps between decays
+    gamma: float | None = None  # step schedule: the factor per decay
 
     def __post_init__(self):
         p = []
@@ -92,6 +105,7 @@ class DynamicsSpec:
             p.append(f"'tail_logs' must be an int >= 1, for gd or sgd only; got {self.tail_logs!r} for {self.kind}")
         if self.kind != "sgd":
             p.extend(self._gate_problems())
+        p.extend(self._optimizer_problems())
         if p:
             raise ValueError("Invalid DynamicsSpec: " + "; ".join(p) + ". Fix these fields of the dynamics spec.")
 
@@ -106,6 +120,53 @@ class DynamicsSpec:
         if cap is None or budget is None or not cap >= budget:
             return [f"'{cap_name}' must be set and >= the budget {budget!r} when 'gate' is; got {cap!r}"]
         return []
+
+    def _optimizer_problems(self) -> list[str]:
+        """The optimizer's name, its hyper-parameters' ranges (torch.optim's rules) and the schedule's."""
+        fields = ("optimizer", "sam", "schedule", "nesterov", *HYPER)
+        if self.kind == "gf":
+            set_ = [f for f in fields if getattr(self, f) is not None]
+            return [f"gradient flow takes no optimizer fields; got {set_}"] if set_ else []
+        name, p = self.optimizer or "sgd", []
+        if name not in OPTIMIZERS:
+            return [f"'optimizer' must be one of {list(OPTIMIZERS)}; got {self.optimizer!r}"]
+        own = set(DEFAULTS[name]) | ({"nesterov"} if name == "sgd" else set())
+        foreign = [f for f in (*HYPER, "nesterov") if getattr(self, f) is not None and f not in own]
+        if foreign:
+            p.append(f"optimizer {name!r} takes {sorted(own)}; got {foreign}")
+        for field, low, high in (("beta1", 0, 1), ("beta2", 0, 1), ("alpha", 0, 1), ("momentum", 0, 1)):
+            value = getattr(self, field)
+            if value is not None and not (math.isfinite(value) and low <= value < high):
+                p.append(f"'{field}' must be in [{low}, {high}); got {value!r}")
+        if self.eps is not None and not (math.isfinite(self.eps) and self.eps > 0):
+            p.append(f"'eps' must be a finite float > 0; got {self.eps!r}")
+        if self.nesterov and not (self.momentum or 0) > 0:
+            p.append(f"'nesterov' needs 'momentum' > 0 (torch.optim.SGD's rule); got momentum={self.momentum!r}")
+        if self.sam is not None and not (math.isfinite(self.sam) and self.sam >= 0):
+            p.append(f"'sam' (SAM's radius) must be a finite float >= 0; got {self.sam!r}")
+        return p + self._schedule_problems()
+
+    def _schedule_problems(self) -> list[str]:
+        if self.schedule is None:
+            set_ = [f for f in ("step_every", "gamma") if getattr(self, f) is not None]
+            return [f"{set_} belong to schedule = \"step\"; set it or remove them"] if set_ else []
+        if self.schedule not in SCHEDULES:
+            return [f"'schedule' must be one of {list(SCHEDULES)}; got {self.schedule!r}"]
+        if self.schedule == "cosine":
+            set_ = [f for f in ("step_every", "gamma") if getattr(self, f) is not None]
+            return [f"the cosine schedule takes no {set_}"] if set_ else []
+        p = []
+        if not (isinstance(self.step_every, int) and self.step_every >= 1):
+            p.append(f"'step_every' must be an int >= 1 for the step schedule; got {self.step_every!r}")
+        if not (self.gamma is not None and math.isfinite(self.gamma) and 0 < self.gamma <= 1):
+            p.append(f"'gamma' must be in (0, 1] for the step schedule; got {self.gamma!r}")
+        return p
+
+    @property
+    def plain(self) -> bool:
+        """Plain GD / SGD (no momentum, Adam, SAM or schedule): the written-out MLP trainer's case."""
+        return (self.optimizer in (None, "sgd") and not self.momentum and self.sam is None
+                and self.schedule is None)
 
     @property
     def gated(self) -> bool:

@@ -50,11 +50,13 @@ import torch
 
 from rankbias.engine.data import Dataset
 from rankbias.engine.dynamics import GATE_CHECKS, DynamicsSpec, RunResult, budget, log_steps
-from rankbias.engine.losses import accuracy, loss_and_grad
-from rankbias.engine.nets import Net, NetSpec, activate, build, init_params
+from rankbias.engine.losses import evaluate_members, loss_and_grad
+from rankbias.engine.functional import FuncEnsemble
+from rankbias.engine.nets import MLP_ARCHS, Net, NetSpec, activate, build, init_params
 
 CHECK_EVERY = 256  # steps between reads of the members' divergence flags
-SHARED = ("kind", "loss", "steps", "epochs", "batch", "log_points", "tail_logs", "gate", "max_steps")
+SHARED = ("kind", "loss", "steps", "epochs", "batch", "log_points", "tail_logs", "gate", "max_steps", "optimizer",
+          "nesterov", "schedule", "step_every", "gamma")
 
 
 def _check(specs: list[DynamicsSpec]) -> None:
@@ -155,26 +157,9 @@ class Ensemble:
                     layer.bias.copy_(self.bias[k][r])
         return net
 
-    def evaluate(self, data: Dataset, loss: str, chunk: int = 256) -> list[dict]:
-        """Every member's train (and test) loss and accuracy, batched over members and
-        taken ``chunk`` samples at a time: (R, chunk, width) activations stay in cache
-        (measured 1.8x faster than the whole set at once, R = 64, N = 1000)."""
-        R = self.V[0].shape[0]
-        rows = [dict() for _ in range(R)]
-        with torch.no_grad():
-            for split, x, y in (("train", data.x_train, data.y_train), ("test", data.x_test, data.y_test)):
-                if len(x) == 0:
-                    continue
-                loss_sum, hits = torch.zeros(R, device=x.device), torch.zeros(R, device=x.device)
-                for start in range(0, len(x), chunk):
-                    xc, yc = x[start : start + chunk], y[start : start + chunk]
-                    out = self.forward(xc.expand(R, *xc.shape))  # (R, n, d_out)
-                    yc = yc.expand(R, *yc.shape)
-                    loss_sum += loss_and_grad(loss, out, yc)[0].sum(1)
-                    hits += accuracy(data.task, out, yc) * len(xc)
-                for r, (value, acc) in enumerate(zip((loss_sum / len(x)).tolist(), (hits / len(x)).tolist())):
-                    rows[r][f"{split}_loss"], rows[r][f"{split}_acc"] = value, acc
-        return rows
+    def evaluate(self, data: Dataset, loss: str) -> list[dict]:
+        """Every member's train (and test) loss and accuracy (``losses.evaluate_members``)."""
+        return evaluate_members(self.forward, self.V[0].shape[0], data, loss)
 
 
 def train_ensemble(
@@ -197,9 +182,10 @@ def train_ensemble(
     batch, total = budget(first, n)
     gate = Gate(first, total, stationarity) if first.gated else None
     cap = gate.cap if gate else total
-    ens = Ensemble(spec, [m.seed for m in members], device)
-    rates = np.array([m.lr for m in members], dtype=np.float32)  # the host's copy of lr, in the device's float32
-    decays = np.array([m.wd for m in members], dtype=np.float32)
+    ens = make_ensemble(spec, members, data, total)
+    real = np.float64 if data.x_train.dtype == torch.float64 else np.float32
+    rates = np.array([m.lr for m in members], dtype=real)  # the host's copy of lr, in the data's precision
+    decays = np.array([m.wd for m in members], dtype=real)
     lr, wd = torch.from_numpy(rates).to(device), torch.from_numpy(decays).to(device)  # (R,)
     run = _Members(members, lr, rates, decays, device)
     batches = _Batches(data, members, batch)
@@ -234,6 +220,20 @@ def train_ensemble(
     for r in list(run.alive):  # trained to the end of the budget (gated: to the cap, off the gate)
         run.stop(r, cap)
     return run.results
+
+
+def written_out(spec: NetSpec, members: list[DynamicsSpec]) -> bool:
+    """Whether the written-out MLP ``Ensemble`` trains these members: an MLP arch under plain
+    GD / SGD (measured faster than torch.func there); everything else trains as a
+    ``functional.FuncEnsemble``."""
+    return spec.arch in MLP_ARCHS and all(m.plain for m in members)
+
+
+def make_ensemble(spec: NetSpec, members: list[DynamicsSpec], data: Dataset, total: int):
+    """The ensemble that trains ``members`` on ``data`` (``written_out``), initialized from their seeds."""
+    if written_out(spec, members):
+        return Ensemble(spec, [m.seed for m in members], data.x_train.device)
+    return FuncEnsemble(spec, members, data, total)
 
 
 class _Batches:

@@ -21,13 +21,21 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-ARCHS = ("shallow_relu", "deep_linear", "deep_relu", "residual_relu")
+MLP_ARCHS = ("shallow_relu", "deep_linear", "deep_relu", "residual_relu")
+# trained through torch.func (rankbias.engine.models, rankbias.engine.functional)
+MODULE_ARCHS = ("conv", "bn_mlp", "attention", "factorized")
+ARCHS = MLP_ARCHS + MODULE_ARCHS
 
 
 @dataclass(frozen=True)
 class NetSpec:
     """widths = (d_in, hidden..., d_out); linear_layers = how many final layers
-    have no ReLU after them (1: only the output layer; 2: "ends in 2 linear layers")."""
+    have no ReLU after them (1: only the output layer; 2: "ends in 2 linear layers").
+
+    The module archs read widths as (rankbias.engine.models): ``conv`` (input channels,
+    block channels..., classes) with ``kernel`` (3), ``padding`` (kernel // 2), ``batchnorm``
+    and ``residual``; ``bn_mlp`` and ``factorized`` (d_in, hidden..., d_out); ``attention``
+    (sequence length, d_model, outputs) with ``heads``, ``d_head``, ``vocab`` and ``readout`` (0)."""
 
     arch: str
     widths: tuple[int, ...]
@@ -35,6 +43,14 @@ class NetSpec:
     init_scale: float = 1.0
     fixed_outer: bool = False
     linear_layers: int = 1
+    kernel: int | None = None
+    padding: int | None = None
+    batchnorm: bool | None = None
+    residual: bool | None = None
+    heads: int | None = None
+    d_head: int | None = None
+    vocab: int | None = None
+    readout: int | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
@@ -51,8 +67,36 @@ class NetSpec:
             problems.append(f"'linear_layers' must be in [1, {len(self.widths) - 1}]; got {self.linear_layers}")
         if not self.init_scale > 0:
             problems.append(f"'init_scale' must be > 0; got {self.init_scale}")
+        problems.extend(self._module_problems())
         if problems:
             raise ValueError("Invalid NetSpec: " + "; ".join(problems) + ". Fix these fields of the net spec.")
+
+    def _module_problems(self) -> list[str]:
+        """Which fields each arch takes, and their ranges."""
+        own = {"conv": ("kernel", "padding", "batchnorm", "residual"), "attention": ("heads", "d_head", "vocab",
+                                                                                      "readout")}.get(self.arch, ())
+        fields = ("kernel", "padding", "batchnorm", "residual", "heads", "d_head", "vocab", "readout")
+        foreign = [f for f in fields if getattr(self, f) is not None and f not in own]
+        p = [f"arch {self.arch!r} takes none of {foreign}" + (f"; it takes {list(own)}" if own else "")] if foreign else []
+        if self.arch in MODULE_ARCHS and (self.fixed_outer or self.linear_layers != 1):
+            p.append(f"'fixed_outer' and 'linear_layers' apply to {list(MLP_ARCHS)} only; got arch {self.arch!r}")
+        for field in ("kernel", "heads", "d_head", "vocab"):
+            value = getattr(self, field)
+            if value is not None and value < 1:
+                p.append(f"'{field}' must be an int >= 1; got {value}")
+        if self.padding is not None and self.padding < 0:
+            p.append(f"'padding' must be an int >= 0; got {self.padding}")
+        if self.arch == "conv" and len(self.widths) < 3:
+            p.append(f"conv needs widths (in channels, block channels..., classes); got {self.widths}")
+        if self.arch == "attention":
+            if len(self.widths) != 3:
+                p.append(f"attention needs widths (sequence length, d_model, outputs); got {self.widths}")
+            missing = [f for f in ("heads", "d_head", "vocab") if getattr(self, f) is None]
+            if missing:
+                p.append(f"attention needs {missing}, e.g. heads = 4, d_head = 8, vocab = 16")
+            if self.readout is not None and not 0 <= self.readout < self.widths[0]:
+                p.append(f"'readout' must be a position in [0, {self.widths[0] - 1}]; got {self.readout}")
+        return p
 
     @property
     def depth(self) -> int:
@@ -113,12 +157,18 @@ class Net(nn.Module):
         if spec.fixed_outer:
             self.layers[-1].requires_grad_(False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x (N, d_in) -> (N, d_out)."""
-        h = x
+    def forward(self, x: torch.Tensor, features: bool = False):
+        """x (N, d_in) -> (N, d_out); with ``features``, also {"layer<k>": output of ReLU layer k (N, n_k)}."""
+        h, kept = x, {}
         for i, layer in enumerate(self.layers):
             h = activate(self.spec, i, h, layer(h))  # (N, widths[i + 1])
-        return h
+            if features and self.spec.relu_after(i):
+                kept[f"layer{i}"] = h
+        return (h, kept) if features else h
+
+    def matrices(self, state: dict[str, torch.Tensor]) -> list[tuple[str, torch.Tensor]]:
+        """The measured matrices of stacked members: each layer's weight (R, n_k, n_{k-1})."""
+        return [(f"layer{k}", state[f"layers.{k}.weight"]) for k in range(len(self.layers))]
 
     def weights(self) -> list[torch.Tensor]:
         """Every layer's weight matrix (out, in), first layer first."""

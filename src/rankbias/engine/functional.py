@@ -1,0 +1,120 @@
+"""An ensemble of R runs of any module, trained as one batched model with torch.func.
+
+The members' parameters and buffers are stacked, (R, ...)
+(``torch.func.stack_module_state``), and one step is
+
+    L_r(p_r) = mean_b loss(f(p_r; x[idx_r]), y[idx_r])      # member r's own mini-batch
+    g, L = vmap(grad_and_value(L_r))(p, buffers, x, y)      # g {name: (R, ...)}, L (R,)
+    [SAM]  g = vmap(grad(L_r))(p + r g / ||g||, ...)         # ||g|| over each member's parameters
+    p <- optimizer(p, g)                                     # rankbias.engine.optim, per-member lr, wd, ...
+
+with f = ``torch.func.functional_call`` of one stateless copy of the module
+(on the meta device): the module's own forward, so a member is exactly its
+``nn.Module`` trained alone (the tests compare each member with a per-run
+``torch.optim`` loop).  BatchNorm trains on batch statistics and updates each
+member's running statistics in place; SAM's pass at the perturbed point updates a
+throwaway copy of them, so they follow the passes at the iterates only.  Evaluation and every
+measurement use the module in eval mode (BatchNorm on its running statistics).
+
+A member whose loss is not finite gets a zero gradient (it is frozen and
+reported as diverged by ``ensemble.train_ensemble``, whose loop drives this
+class as it drives the written-out MLP ``ensemble.Ensemble``).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch.func import functional_call, grad, grad_and_value, stack_module_state, vmap
+
+from rankbias.engine.data import Dataset
+from rankbias.engine.losses import evaluate_members, loss_per_sample
+from rankbias.engine.models import build_model
+from rankbias.engine.optim import Optimizer, schedule_factor
+
+
+class FuncEnsemble:
+    """R members of one ``NetSpec`` and optimizer, as stacked state (module docstring)."""
+
+    def __init__(self, spec, members: list, data: Dataset, total: int):
+        device, dtype = data.x_train.device, data.x_train.dtype
+        models = [build_model(spec, m.seed, data.shape).to(dtype) for m in members]
+        params, self.buffers = stack_module_state(models)
+        frozen = {n for n, p in models[0].named_parameters() if not p.requires_grad}  # e.g. a fixed outer layer
+        self.params = {n: p.detach().to(device) for n, p in params.items() if n not in frozen}
+        self.fixed = {n: p.detach().to(device) for n, p in params.items() if n in frozen}
+        self.buffers = {n: b.to(device) for n, b in self.buffers.items()}
+        self.base = copy.deepcopy(models[0]).to("meta")
+        self.spec, self.shape, self.members, self.total = spec, data.shape, members, total
+        self.optimizer = Optimizer(members, self.params)
+        self.radius = torch.tensor([m.sam or 0.0 for m in members], dtype=dtype, device=device)  # (R,)
+        self.sam = any(m.sam is not None for m in members)
+        self.t = 0
+
+    @property
+    def state(self) -> dict[str, torch.Tensor]:
+        """Every stacked tensor by name: parameters, fixed parameters, buffers."""
+        return {**self.params, **self.fixed, **self.buffers}
+
+    def _loss(self, loss: str):
+        """Member r's mean mini-batch loss as a function of its parameters (the first argument)."""
+        def member(p, fixed, buffers, x, y):
+            out = functional_call(self.base, (p, fixed, buffers), (x,))
+            return loss_per_sample(loss, out, y).mean()
+        return member
+
+    def step(self, loss: str, x: torch.Tensor, y: torch.Tensor, lr: torch.Tensor, wd: torch.Tensor,
+             smallest_decay: float = 1.0) -> torch.Tensor:
+        """One optimizer step of every member on its batch x (R, B, ...), y (R, B[, k]); returns
+        the losses (R,) at the current parameters.  lr (R,) is the members' base rate (0 for a
+        member that stopped), scaled by the schedule; wd is the optimizer's, set at init (the
+        argument, and ``smallest_decay``, are the written-out ensemble's)."""
+        first = self.members[0]
+        factor = schedule_factor(first.schedule, self.t, self.total, first.step_every, first.gamma)
+        self.base.train()
+        member = self._loss(loss)
+        grads, losses = vmap(grad_and_value(member))(self.params, self.fixed, self.buffers, x, y)
+        finite = torch.isfinite(losses)  # (R,)
+        if self.sam:
+            norm = torch.sqrt(sum(g.flatten(1).pow(2).sum(1) for g in grads.values()))  # (R,)
+            step = torch.where(finite & (norm > 0), self.radius / norm, 0.0)
+            ascent = {n: p + _b(step, p) * grads[n] for n, p in self.params.items()}
+            scratch = {n: b.clone() for n, b in self.buffers.items()}  # the perturbed pass's statistics are dropped
+            grads = vmap(grad(member))(ascent, self.fixed, scratch, x, y)
+        grads = {n: torch.where(_b(finite, g), g, 0.0) for n, g in grads.items()}
+        self.optimizer.update(self.params, grads, (lr * factor).to(losses.dtype))
+        self.t += 1
+        return losses
+
+    def forward(self, x: torch.Tensor, features: bool = False):
+        """Every member in eval mode on its inputs x (R, n, ...) -> outputs (R, n, k)
+        (and, with ``features``, {name: (R, n, ...)})."""
+        self.base.eval()
+
+        def member(p, fixed, buffers, xs):
+            return functional_call(self.base, (p, fixed, buffers), (xs,), {"features": features})
+
+        with torch.no_grad():
+            return vmap(member)(self.params, self.fixed, self.buffers, x)
+
+    def evaluate(self, data: Dataset, loss: str) -> list[dict]:
+        """Every member's train (and test) loss and accuracy, in eval mode (``losses.evaluate_members``)."""
+        return evaluate_members(self.forward, len(self.members), data, loss)
+
+    def matrices(self) -> list[tuple[str, torch.Tensor]]:
+        """The measured matrices of every member, [(name, (R, m, n))] (``models``)."""
+        with torch.no_grad():
+            return self.base.matrices(self.state)
+
+    def member(self, r: int) -> torch.nn.Module:
+        """Member r as a standalone module (a copy of its current state) on the ensemble's device."""
+        device = next(iter(self.params.values())).device
+        model = build_model(self.spec, 0, self.shape).to(next(iter(self.params.values())).dtype).to(device)
+        model.load_state_dict({n: t[r] for n, t in self.state.items()})
+        return model
+
+
+def _b(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """A per-member value (R,) shaped to broadcast against ``like`` (R, ...)."""
+    return v.view(-1, *([1] * (like.dim() - 1)))

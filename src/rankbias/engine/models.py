@@ -1,0 +1,197 @@
+"""The module architectures of the matrix, trained through torch.func (``functional``).
+
+Each is an ``nn.Module`` with ``forward(x, features=False)`` (features: the
+outputs of its ReLU layers, or of its attention layer, by name) and
+``matrices(state)``, the matrices measured at log points from stacked
+parameters {name: (R, ...)}, in a fixed order (a run's layer index is its
+position there; ``RunRecord.solver["layers"]`` names them):
+
+- ``conv``: blocks Conv(c_{i-1} -> c_i, kernel, padding) [-> BatchNorm (affine)] -> ReLU
+  (``residual``: h <- h + block(h) where the channels agree), global average pooling,
+  a linear head.  Conv1d on signals (1, L), Conv2d on images (C, H, W): the data set's
+  ``shape``.  Measured: each kernel reshaped to (out, in k [k]) (Galanti et al.'s
+  convention), then the head.
+- ``bn_mlp``: hidden layers Linear -> BatchNorm1d (affine) -> ReLU, then a Linear.
+- ``factorized``: x -> W_D ... W_1 x, measured as its factors and the end-to-end
+  product W_D ... W_1 (last, named ``product``): a deep linear factorization of one
+  map (D = 2: A B^T).
+- ``attention``: a one-layer attention-only transformer over token sequences (N, L):
+  h = E[x] + P, h <- h + sum_h softmax(q_h k_h^T / sqrt(d_head)) v_h W_O^h with
+  q_h = h W_Q^h (and k, v alike; no mask), logits = U h[readout] (Vaswani et al. 2017,
+  without MLP or LayerNorm).  Measured: per head W_Q^h W_K^h^T and W_V^h W_O^h
+  (d_model x d_model), then E and U.
+
+Init: weights and biases U(-b, b), b = init_scale / sqrt(fan_in) (PyTorch's
+default for Linear and Conv; fan_in = in k [k]; W_O's fan_in is heads d_head),
+BatchNorm weight 1 and bias 0, embeddings N(0, 1): drawn in parameter order from
+one CPU generator seeded by the run's seed, the same on every device.  The MLP
+archs keep ``nets.Net`` and its ``nets.init_params``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from rankbias.engine.nets import MLP_ARCHS, Net, NetSpec
+
+
+def _conv(dims: int):
+    return {1: nn.Conv1d, 2: nn.Conv2d}[dims], {1: nn.BatchNorm1d, 2: nn.BatchNorm2d}[dims]
+
+
+class ConvNet(nn.Module):
+    """``conv`` on inputs x (N, prod(shape)), viewed as (N, *shape)."""
+
+    def __init__(self, spec: NetSpec, shape: tuple[int, ...]):
+        super().__init__()
+        self.spec, self.shape = spec, tuple(shape)
+        conv, norm = _conv(len(shape) - 1)
+        k = spec.kernel or 3
+        pad = spec.padding if spec.padding is not None else k // 2
+        chans = spec.widths[:-1]
+        self.convs = nn.ModuleList(conv(a, b, k, padding=pad, bias=spec.bias) for a, b in zip(chans[:-1], chans[1:]))
+        self.norms = nn.ModuleList(norm(b) for b in chans[1:]) if spec.batchnorm else None
+        self.head = nn.Linear(chans[-1], spec.widths[-1], bias=spec.bias)
+
+    def forward(self, x: torch.Tensor, features: bool = False):
+        h, kept = x.reshape(-1, *self.shape), {}  # (N, C, [H,] W)
+        for i, conv in enumerate(self.convs):
+            z = conv(h)  # (N, c_i, [H,] W)
+            if self.norms is not None:
+                z = self.norms[i](z)
+            a = torch.relu(z)
+            h = h + a if self.spec.residual and a.shape == h.shape else a
+            if features:
+                kept[f"conv{i}"] = h
+        out = self.head(h.flatten(2).mean(-1))  # global average pooling: (N, c_k) -> (N, classes)
+        return (out, kept) if features else out
+
+    def matrices(self, state):
+        kernels = [(f"conv{i}", state[f"convs.{i}.weight"].flatten(2)) for i in range(len(self.convs))]  # (R, out, in k k)
+        return kernels + [("head", state["head.weight"])]
+
+
+class BatchNormMLP(nn.Module):
+    """``bn_mlp``: x (N, d_in) -> (N, d_out)."""
+
+    def __init__(self, spec: NetSpec):
+        super().__init__()
+        w = spec.widths
+        self.layers = nn.ModuleList(nn.Linear(a, b, bias=spec.bias) for a, b in zip(w[:-1], w[1:]))
+        self.norms = nn.ModuleList(nn.BatchNorm1d(b) for b in w[1:-1])
+
+    def forward(self, x: torch.Tensor, features: bool = False):
+        h, kept = x, {}
+        for i, norm in enumerate(self.norms):
+            h = torch.relu(norm(self.layers[i](h)))  # (N, n_i)
+            kept[f"layer{i}"] = h
+        out = self.layers[-1](h)
+        return (out, kept) if features else out
+
+    def matrices(self, state):
+        return [(f"layer{k}", state[f"layers.{k}.weight"]) for k in range(len(self.layers))]
+
+
+class Factorized(nn.Module):
+    """``factorized``: x (N, d_in) -> W_D ... W_1 x (N, d_out)."""
+
+    def __init__(self, spec: NetSpec):
+        super().__init__()
+        w = spec.widths
+        self.layers = nn.ModuleList(nn.Linear(a, b, bias=spec.bias) for a, b in zip(w[:-1], w[1:]))
+
+    def forward(self, x: torch.Tensor, features: bool = False):
+        h = x
+        for layer in self.layers:
+            h = layer(h)
+        return (h, {}) if features else h
+
+    def matrices(self, state):
+        factors = [state[f"layers.{k}.weight"] for k in range(len(self.layers))]  # (R, n_k, n_{k-1})
+        product = factors[0]
+        for w in factors[1:]:
+            product = w @ product  # (R, n_k, d_in)
+        return [(f"layer{k}", w) for k, w in enumerate(factors)] + [("product", product)]
+
+
+class Attention(nn.Module):
+    """``attention``: token ids x (N, L) (stored as floats) -> logits (N, outputs)."""
+
+    def __init__(self, spec: NetSpec):
+        super().__init__()
+        length, d, outputs = spec.widths
+        H, e = spec.heads, spec.d_head
+        self.spec, self.readout = spec, spec.readout or 0
+        self.embed = nn.Parameter(torch.empty(spec.vocab, d))
+        self.position = nn.Parameter(torch.empty(length, d))
+        self.query, self.key, self.value = (nn.Parameter(torch.empty(H, d, e)) for _ in range(3))
+        self.out = nn.Parameter(torch.empty(H, e, d))
+        self.unembed = nn.Linear(d, outputs, bias=spec.bias)
+
+    def forward(self, x: torch.Tensor, features: bool = False):
+        h = self.embed[x.long()] + self.position  # (N, L, d)
+        q = torch.einsum("nld,hde->nhle", h, self.query)  # (N, H, L, e)
+        k = torch.einsum("nld,hde->nhle", h, self.key)
+        v = torch.einsum("nld,hde->nhle", h, self.value)
+        att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(self.spec.d_head), -1)  # (N, H, L, L)
+        h = h + torch.einsum("nhle,hed->nld", att @ v, self.out)  # (N, L, d)
+        read = h[:, self.readout]  # (N, d)
+        out = self.unembed(read)
+        return (out, {"attention": read}) if features else out
+
+    def matrices(self, state):
+        q, k, v, o = (state[n] for n in ("query", "key", "value", "out"))  # (R, H, d, e), W_O (R, H, e, d)
+        qk = q @ k.transpose(-1, -2)  # (R, H, d, d)
+        vo = v @ o
+        heads = range(q.shape[1])
+        return ([(f"qk{h}", qk[:, h]) for h in heads] + [(f"vo{h}", vo[:, h]) for h in heads]
+                + [("embed", state["embed"]), ("unembed", state["unembed.weight"])])
+
+    @staticmethod
+    def imbalance(state) -> torch.Tensor:
+        """||W_Q^h^T W_Q^h - W_K^h^T W_K^h||_F per member and head, (R, H)."""
+        q, k = state["query"], state["key"]  # (R, H, d, e)
+        return (q.transpose(-1, -2) @ q - k.transpose(-1, -2) @ k).flatten(2).norm(dim=-1)
+
+
+def _fan_in(name: str, p: torch.Tensor) -> int:
+    """The fan-in of weight ``p`` named ``name`` (its last dotted part)."""
+    if name == "out":  # W_O maps the heads' concatenation, heads d_head wide
+        return p.shape[0] * p.shape[1]
+    if name in ("query", "key", "value"):
+        return p.shape[1]
+    return math.prod(p.shape[1:])  # Linear (out, in), Conv (out, in, k [, k])
+
+
+def _init(model: nn.Module, spec: NetSpec, seed: int) -> None:
+    """The module docstring's init, in parameter order, from one generator seeded by ``seed``."""
+    generator = torch.Generator().manual_seed(seed)
+    weights = {n for n, _ in model.named_parameters() if not n.endswith("bias")}
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            owner = model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else model
+            if isinstance(owner, nn.modules.batchnorm._BatchNorm):
+                p.fill_(1.0 if name.endswith("weight") else 0.0)
+            elif name in ("embed", "position"):
+                p.copy_(torch.randn(p.shape, generator=generator, dtype=p.dtype))
+            else:  # a bias takes its weight's fan-in
+                weight = name.removesuffix("bias") + "weight" if name.endswith("bias") else name
+                fan = _fan_in(weight.rsplit(".", 1)[-1], model.get_parameter(weight))
+                bound = (spec.init_scale if name in weights else 1.0) / math.sqrt(fan)
+                p.copy_((2 * torch.rand(p.shape, generator=generator, dtype=p.dtype) - 1) * bound)
+
+
+def build_model(spec: NetSpec, seed: int, shape: tuple[int, ...] | None = None, device="cpu") -> nn.Module:
+    """A freshly initialized model of ``spec`` (deterministic in ``seed``) on ``device``;
+    ``shape`` is the data set's input shape, which ``conv`` needs."""
+    if spec.arch in MLP_ARCHS:
+        return Net(spec, seed, device)
+    if spec.arch == "conv":
+        model = ConvNet(spec, shape)
+    else:
+        model = {"bn_mlp": BatchNormMLP, "factorized": Factorized, "attention": Attention}[spec.arch](spec)
+    _init(model, spec, seed)
+    return model.to(device)
