@@ -137,6 +137,47 @@ CASES = [
      "'device' must be auto, cpu, cuda or cuda:N; got 'tpu'. Pass one of those"),
 ]
 
+CONV = """
+[[scenario]]
+id = "c1"
+paper = "p"
+data = { kind = "digits", seed = 0 }
+net = { arch = "conv", widths = [1, 4, 10], batchnorm = true }
+dynamics = { kind = "sgd", loss = "ce", lr = 0.01, batch = 16, steps = 10, log_points = 2, optimizer = "adamw" }
+grid = { "dynamics.wd" = [0.0, 0.01] }
+"""
+TABULAR = 'kind = "mixture", n = 60, dim = 64, classes = 10, std = 0.5, seed = 0'
+
+
+def _conv(tmp, old, new):
+    assert old in CONV
+    return ["list", _matrix(tmp, CONV.replace(old, new))]
+
+
+# the engine's architectures and optimizers (one line each, naming the field, the value and the rule)
+CASES += [
+    ("unknown arch", lambda t: _conv(t, 'arch = "conv"', 'arch = "vgg"'), "'arch' must be one of ['shallow_relu'"),
+    ("unknown optimizer", lambda t: _conv(t, '"adamw"', '"lion"'),
+     "'optimizer' must be one of ['sgd', 'adam', 'adamw', 'rmsprop']; got 'lion'"),
+    ("unknown hyper-parameter", lambda t: _conv(t, 'optimizer = "adamw"', 'optimizer = "adamw", amsgrad = true'),
+     "key 'dynamics.amsgrad': unknown dynamics field 'amsgrad'"),
+    ("another optimizer's hyper-parameter", lambda t: _conv(t, '"adamw"', '"adamw", momentum = 0.9'),
+     "optimizer 'adamw' takes ['beta1', 'beta2', 'eps']; got ['momentum']"),
+    ("conv on tabular data", lambda t: _conv(t, 'kind = "digits", seed = 0', TABULAR),
+     "a conv net needs signals or images, and data kind 'mixture' is tabular"),
+    ("attention without a sequence task", lambda t: _conv(
+        t, 'arch = "conv", widths = [1, 4, 10], batchnorm = true',
+        'arch = "attention", widths = [64, 8, 10], heads = 2, d_head = 4, vocab = 10'),
+     "an attention net needs a sequence task (pointer); got data kind 'digits'"),
+    ("negative SAM radius", lambda t: _conv(t, '"dynamics.wd" = [0.0, 0.01]', '"dynamics.sam" = [-0.1]'),
+     "'sam' (SAM's radius) must be a finite float >= 0; got -0.1"),
+    ("beta outside [0, 1)", lambda t: _conv(t, '"adamw"', '"adamw", beta2 = 1.0'), "'beta2' must be in [0, 1); got 1.0"),
+    ("nesterov without momentum", lambda t: _conv(t, '"adamw"', '"sgd", nesterov = true'),
+     "'nesterov' needs 'momentum' > 0"),
+    ("zero seeds in a tier", lambda t: ["list", _matrix(t, "[tiers]\nquick = 0\n" + GOOD)],
+     "tiers.quick: Input should be greater than or equal to 1. Got 0"),
+]
+
 NOWHERE = """
 from rankbias.scoring.hypotheses import Check, Trend
 mine = Trend("mine.x", "mine", ("no.such.scenario",), "nothing", lambda runs: [Check("x", 1.0, ">=", 0)])

@@ -239,6 +239,7 @@ def shape_of(spec: dict) -> tuple[int, int, int]:
 
 # one input's shape where the data are signals or images (conv nets read x (N, prod(shape)) as (N, *shape))
 SHAPES = {"mnist1d": (1, 40), "digits": (1, 8, 8)}
+SEQUENCES = ("pointer",)  # token-sequence tasks, for attention nets
 
 # the loss a task is trained with when a caller names none (``losses.LOSSES``)
 DEFAULT_LOSS = {"classes": "ce", "binary": "logistic", "regression": "mse"}

@@ -297,7 +297,7 @@ def flow(net, data: Dataset, spec: DynamicsSpec, on_log: Callable | None = None)
     flat, (logs, checks) = _FlatNet(net, data, spec), _flow_times(spec)
     theta, cap = flat.theta, spec.max_flow_time if spec.gated else spec.flow_time
     times = np.unique(np.concatenate([logs, checks]))
-    result, data64, now, stopped = RunResult("done", cap, spec.wd * cap), _as64(data), 0.0, False
+    result, data64, now, stopped = RunResult("done", cap, spec.wd * cap), as_float64(data), 0.0, False
     # one solver call per chunk of output times: a gated run stops within a chunk of its gate
     for chunk in np.array_split(times, max(1, len(times) // 50)):
         grid = np.unique(np.concatenate([[now], chunk]))
@@ -335,6 +335,7 @@ def _passes(g: torch.Tensor, theta: torch.Tensor, spec: DynamicsSpec) -> bool:
     return float((g + spec.wd * theta).norm()) <= spec.gate * float(g.norm())
 
 
-def _as64(data: Dataset) -> Dataset:
+def as_float64(data: Dataset) -> Dataset:
+    """``data`` with float64 inputs (and float targets): what float64 nets are measured on."""
     cast = (lambda a: a.to(torch.float64)) if data.task != "classes" else (lambda a: a)
     return Dataset(data.spec, data.task, data.x_train.double(), cast(data.y_train), data.x_test.double(), cast(data.y_test), data.extras)

@@ -34,58 +34,41 @@ from rankbias.engine.models import build_model
 from rankbias.engine.optim import Optimizer, schedule_factor
 
 
-class FuncEnsemble:
-    """R members of one ``NetSpec`` and optimizer, as stacked state (module docstring)."""
+class Stacked:
+    """R modules of one architecture as stacked state: trainable ``params``, ``fixed``
+    (frozen) parameters and ``buffers``, {name: (R, ...)}, and one stateless copy ``base``
+    (meta device) that ``functional_call`` runs on each member's slice."""
 
-    def __init__(self, spec, members: list, data: Dataset, total: int):
-        device, dtype = data.x_train.device, data.x_train.dtype
-        models = [build_model(spec, m.seed, data.shape).to(dtype) for m in members]
-        params, self.buffers = stack_module_state(models)
+    def __init__(self, models: list[torch.nn.Module], spec=None, shape=None):
+        device = next(models[0].parameters()).device
+        params, buffers = stack_module_state(models)
         frozen = {n for n, p in models[0].named_parameters() if not p.requires_grad}  # e.g. a fixed outer layer
         self.params = {n: p.detach().to(device) for n, p in params.items() if n not in frozen}
         self.fixed = {n: p.detach().to(device) for n, p in params.items() if n in frozen}
-        self.buffers = {n: b.to(device) for n, b in self.buffers.items()}
+        self.buffers = {n: b.detach().to(device) for n, b in buffers.items()}
         self.base = copy.deepcopy(models[0]).to("meta")
-        self.spec, self.shape, self.members, self.total = spec, data.shape, members, total
-        self.optimizer = Optimizer(members, self.params)
-        self.radius = torch.tensor([m.sam or 0.0 for m in members], dtype=dtype, device=device)  # (R,)
-        self.sam = any(m.sam is not None for m in members)
-        self.t = 0
+        self.spec, self.shape, self.size = spec, shape, len(models)
 
     @property
     def state(self) -> dict[str, torch.Tensor]:
         """Every stacked tensor by name: parameters, fixed parameters, buffers."""
         return {**self.params, **self.fixed, **self.buffers}
 
-    def _loss(self, loss: str):
-        """Member r's mean mini-batch loss as a function of its parameters (the first argument)."""
-        def member(p, fixed, buffers, x, y):
-            out = functional_call(self.base, (p, fixed, buffers), (x,))
-            return loss_per_sample(loss, out, y).mean()
-        return member
+    def masked(self, dead: torch.Tensor) -> Stacked:
+        """A view of these members with every tensor of the members ``dead`` (R,) bool set to
+        0, so that batched measurements of the others go on past a diverged member's NaNs."""
+        view = copy.copy(self)
 
-    def step(self, loss: str, x: torch.Tensor, y: torch.Tensor, lr: torch.Tensor, wd: torch.Tensor,
-             smallest_decay: float = 1.0) -> torch.Tensor:
-        """One optimizer step of every member on its batch x (R, B, ...), y (R, B[, k]); returns
-        the losses (R,) at the current parameters.  lr (R,) is the members' base rate (0 for a
-        member that stopped), scaled by the schedule; wd is the optimizer's, set at init (the
-        argument, and ``smallest_decay``, are the written-out ensemble's)."""
-        first = self.members[0]
-        factor = schedule_factor(first.schedule, self.t, self.total, first.step_every, first.gamma)
-        self.base.train()
-        member = self._loss(loss)
-        grads, losses = vmap(grad_and_value(member))(self.params, self.fixed, self.buffers, x, y)
-        finite = torch.isfinite(losses)  # (R,)
-        if self.sam:
-            norm = torch.sqrt(sum(g.flatten(1).pow(2).sum(1) for g in grads.values()))  # (R,)
-            step = torch.where(finite & (norm > 0), self.radius / norm, 0.0)
-            ascent = {n: p + _b(step, p) * grads[n] for n, p in self.params.items()}
-            scratch = {n: b.clone() for n, b in self.buffers.items()}  # the perturbed pass's statistics are dropped
-            grads = vmap(grad(member))(ascent, self.fixed, scratch, x, y)
-        grads = {n: torch.where(_b(finite, g), g, 0.0) for n, g in grads.items()}
-        self.optimizer.update(self.params, grads, (lr * factor).to(losses.dtype))
-        self.t += 1
-        return losses
+        def zero(tensors):
+            return {n: torch.where(_b(dead.to(t.device), t), torch.zeros((), dtype=t.dtype, device=t.device), t)
+                    for n, t in tensors.items()}
+
+        view.params, view.fixed, view.buffers = zero(self.params), zero(self.fixed), zero(self.buffers)
+        return view
+
+    def evaluate(self, data: Dataset, loss: str) -> list[dict]:
+        """Every member's train (and test) loss and accuracy, in eval mode (``losses.evaluate_members``)."""
+        return evaluate_members(self.forward, self.size, data, loss)
 
     def forward(self, x: torch.Tensor, features: bool = False):
         """Every member in eval mode on its inputs x (R, n, ...) -> outputs (R, n, k)
@@ -98,10 +81,6 @@ class FuncEnsemble:
         with torch.no_grad():
             return vmap(member)(self.params, self.fixed, self.buffers, x)
 
-    def evaluate(self, data: Dataset, loss: str) -> list[dict]:
-        """Every member's train (and test) loss and accuracy, in eval mode (``losses.evaluate_members``)."""
-        return evaluate_members(self.forward, len(self.members), data, loss)
-
     def matrices(self) -> list[tuple[str, torch.Tensor]]:
         """The measured matrices of every member, [(name, (R, m, n))] (``models``)."""
         with torch.no_grad():
@@ -109,10 +88,54 @@ class FuncEnsemble:
 
     def member(self, r: int) -> torch.nn.Module:
         """Member r as a standalone module (a copy of its current state) on the ensemble's device."""
-        device = next(iter(self.params.values())).device
-        model = build_model(self.spec, 0, self.shape).to(next(iter(self.params.values())).dtype).to(device)
+        like = next(iter(self.params.values()))
+        model = build_model(self.spec, 0, self.shape).to(like.dtype).to(like.device)
         model.load_state_dict({n: t[r] for n, t in self.state.items()})
         return model
+
+    def loss_fn(self, loss: str):
+        """Member r's mean loss on (x, y) as a function of its parameters (the first argument)."""
+        def member(p, fixed, buffers, x, y):
+            out = functional_call(self.base, (p, fixed, buffers), (x,))
+            return loss_per_sample(loss, out, y).mean()
+        return member
+
+
+class FuncEnsemble(Stacked):
+    """R members of one ``NetSpec`` and optimizer, trained together (module docstring)."""
+
+    def __init__(self, spec, members: list, data: Dataset, total: int):
+        dtype, device = data.x_train.dtype, data.x_train.device
+        super().__init__([build_model(spec, m.seed, data.shape).to(dtype).to(device) for m in members], spec,
+                         data.shape)
+        self.members, self.total = members, total
+        self.optimizer = Optimizer(members, self.params)
+        self.radius = torch.tensor([m.sam or 0.0 for m in members], dtype=dtype, device=device)  # (R,)
+        self.sam = any(m.sam is not None for m in members)
+        self.t = 0
+
+    def step(self, loss: str, x: torch.Tensor, y: torch.Tensor, lr: torch.Tensor, wd: torch.Tensor,
+             smallest_decay: float = 1.0) -> torch.Tensor:
+        """One optimizer step of every member on its batch x (R, B, ...), y (R, B[, k]); returns
+        the losses (R,) at the current parameters.  lr (R,) is the members' base rate (0 for a
+        member that stopped), scaled by the schedule; wd is the optimizer's, set at init (the
+        argument, and ``smallest_decay``, are the written-out ensemble's)."""
+        first = self.members[0]
+        factor = schedule_factor(first.schedule, self.t, self.total, first.step_every, first.gamma)
+        self.base.train()
+        member = self.loss_fn(loss)
+        grads, losses = vmap(grad_and_value(member))(self.params, self.fixed, self.buffers, x, y)
+        finite = torch.isfinite(losses)  # (R,)
+        if self.sam:
+            norm = torch.sqrt(sum(g.flatten(1).pow(2).sum(1) for g in grads.values()))  # (R,)
+            step = torch.where(finite & (norm > 0), self.radius / norm, 0.0)
+            ascent = {n: p + _b(step, p) * grads[n] for n, p in self.params.items()}
+            scratch = {n: b.clone() for n, b in self.buffers.items()}  # the perturbed pass's statistics are dropped
+            grads = vmap(grad(member))(ascent, self.fixed, scratch, x, y)
+        grads = {n: torch.where(_b(finite, g), g, 0.0) for n, g in grads.items()}
+        self.optimizer.update(self.params, grads, (lr * factor).to(losses.dtype))
+        self.t += 1
+        return losses
 
 
 def _b(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

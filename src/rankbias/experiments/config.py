@@ -18,7 +18,9 @@ from dataclasses import asdict, dataclass, field, replace
 
 from rankbias.engine import data
 from rankbias.engine.dynamics import DynamicsSpec
+from rankbias.engine.ensemble import written_out
 from rankbias.engine.nets import NetSpec
+from rankbias.engine.optim import HYPER
 
 
 @dataclass(frozen=True)
@@ -63,8 +65,23 @@ def fit_problem(config: RunConfig) -> str | None:
     (``data.shape_of``); None when they fit.  Matrix expansion skips such a cell with
     this reason, ``rankbias train`` refuses it, and a run stops on it before training."""
     n, dim, outputs = data.shape_of(config.data)
-    widths = config.net.widths
-    if widths[0] != dim or widths[-1] != outputs:
+    widths, arch, kind = config.net.widths, config.net.arch, config.data["kind"]
+    if arch == "conv":
+        shape = data.SHAPES.get(kind)
+        if shape is None:
+            return (f"a conv net needs signals or images, and data kind {kind!r} is tabular; use "
+                    f"{' or '.join(sorted(data.SHAPES))} data, or an MLP arch")
+        if widths[0] != shape[0] or widths[-1] != outputs:
+            return (f"widths {'-'.join(map(str, widths))} do not fit the data ({shape[0]} input channels, "
+                    f"{outputs} classes); use widths {shape[0]},...,{outputs}")
+    elif (arch == "attention") != (kind in data.SEQUENCES):
+        return (f"an attention net needs a sequence task ({', '.join(data.SEQUENCES)}); got data kind {kind!r}"
+                if arch == "attention" else f"data kind {kind!r} holds token sequences; use arch = \"attention\"")
+    elif arch == "attention" and config.net.vocab != outputs:
+        return f"vocab {config.net.vocab} does not fit the task's {outputs} token values; use vocab = {outputs}"
+    if kind == "subspace_pair" and not written_out(config.net, [config.dynamics]):
+        return "merging runs (subspace_pair data) train MLP archs under plain GD / SGD only; use one of those"
+    if arch != "conv" and (widths[0] != dim or widths[-1] != outputs):
         return (f"widths {'-'.join(map(str, widths))} do not fit the data ({dim} inputs, {outputs} outputs); "
                 f"use widths {dim},...,{outputs}")
     if config.dynamics.kind == "sgd" and config.dynamics.batch > n:
@@ -79,12 +96,16 @@ def check_fit(config: RunConfig) -> None:
         raise ValueError(f"Invalid run: {problem}.")
 
 
+PER_MEMBER = ("lr", "wd", "seed", *HYPER, "sam")  # what members of one ensemble may each set
+
+
 def ensemble_key(config: RunConfig) -> str | None:
-    """Configs with the same key can train as one ensemble: everything but lr, wd
-    and seed agrees.  None for gradient flow and merging pairs, which run alone."""
+    """Configs with the same key can train as one ensemble: everything but lr, wd,
+    seed and the optimizer's numeric hyper-parameters (``PER_MEMBER``) agrees.  None for gradient flow and merging pairs, which run alone."""
     if config.dynamics.kind == "gf" or config.data["kind"] == "subspace_pair":
         return None
-    flat = {k: v for k, v in config.flat().items() if k not in ("lr", "wd", "seed")}
+    flat = {k: v for k, v in config.flat().items() if k not in PER_MEMBER}
+    flat["trainer"] = "written_out" if written_out(config.net, [config.dynamics]) else "torch.func"
     return json.dumps(flat, sort_keys=True)
 
 

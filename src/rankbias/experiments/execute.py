@@ -24,13 +24,15 @@ import time
 
 import torch
 
-from rankbias.engine import ensemble, geometry
+from rankbias.engine import ensemble, geometry, probes
 from rankbias.engine.data import Dataset, make_data
 from rankbias.engine.device import resolve
 from rankbias.engine.dynamics import flow
 from rankbias.engine.losses import accuracy, loss_value
 from rankbias.engine.metrics import Tracker, stationarity
-from rankbias.engine.nets import build
+from rankbias.engine.functional import Stacked
+from rankbias.engine.models import build_model
+from rankbias.engine.nets import MLP_ARCHS, build
 from rankbias.experiments.config import RunConfig, check_fit
 from rankbias.experiments.provenance import provenance
 from rankbias.experiments.store import RunRecord
@@ -87,14 +89,22 @@ def _train_flow(config: RunConfig, device: torch.device) -> RunRecord:
     with _recording([rec]):
         check_fit(config)
         dataset = make_data(config.data).to(device)
-        net = build(config.net, config.seed, device)
+        net = build_model(config.net, config.seed, dataset.shape, device)
         spec = config.dynamics
-        tracker = Tracker(config.net, spec.loss, spec.wd)
+        if config.net.arch in MLP_ARCHS:
+            tracker = Tracker(config.net, spec.loss, spec.wd)
 
-        def on_log(at, model):
-            _record_point(rec, at, *tracker(*geometry.stacked(model), dataset)[0])
+            def on_log(at, model):
+                _record_point(rec, at, *tracker(*geometry.stacked(model), dataset)[0])
+        else:
+            modules = probes.ModuleTracker(spec.loss, [spec.wd])
+
+            def on_log(at, model):
+                _record_point(rec, at, *modules(Stacked([model], config.net, dataset.shape), dataset)[0])
 
         _record_result(rec, flow(net, dataset, spec, on_log=on_log))
+        if config.net.arch not in MLP_ARCHS:
+            rec.solver = {**rec.solver, "layers": probes.layer_names(config.net, dataset)}
         partner = dataset.extras.get("partner")
         if partner is not None and rec.status == "done":  # the twin on the partner task, from the same init
             twin = build(config.net, config.seed, device)
@@ -112,6 +122,10 @@ def _train_ensemble(group: list[RunConfig], device: torch.device) -> list[RunRec
         check_fit(group[0])
         dataset = make_data(group[0].data).to(device)
         wds = [c.dynamics.wd for c in group]
+        specs = [c.dynamics for c in group]
+        if not ensemble.written_out(group[0].net, specs):
+            _train_modules(group, recs, dataset, specs)
+            return recs
         tracker = Tracker(group[0].net, group[0].dynamics.loss, wds)
         final: dict = {}
 
@@ -127,7 +141,6 @@ def _train_ensemble(group: list[RunConfig], device: torch.device) -> list[RunRec
                 if r in alive:
                     _record_point(recs[r], at, rows, spectra)
 
-        specs = [c.dynamics for c in group]
         results = ensemble.train_ensemble(group[0].net, dataset, specs, on_log=on_log,
                                  stationarity=_stationarity_of(group[0], dataset, wds))
         for rec, result in zip(recs, results):
@@ -143,6 +156,24 @@ def _train_ensemble(group: list[RunConfig], device: torch.device) -> list[RunRec
                          twin_results, [twins["e"].member(r) for r in members], dataset, partner,
                          group[0].dynamics.loss)
     return recs
+
+
+def _train_modules(group: list[RunConfig], recs: list[RunRecord], dataset: Dataset, specs: list) -> None:
+    """Train ``group`` as one ``functional.FuncEnsemble`` (any module arch, any optimizer),
+    measured by ``probes.ModuleTracker``; each record's ``solver["layers"]`` names its layers."""
+    tracker = probes.ModuleTracker(specs[0].loss, [s.wd for s in specs])
+
+    def on_log(at, ens, alive):
+        for r, (rows, spectra) in enumerate(tracker(ens, dataset, alive)):
+            if r in alive:
+                _record_point(recs[r], at, rows, spectra)
+
+    results = ensemble.train_ensemble(group[0].net, dataset, specs, on_log=on_log,
+                                      stationarity=lambda ens: tracker.stationarity(ens, dataset))
+    names = probes.layer_names(group[0].net, dataset)
+    for rec, result in zip(recs, results):
+        _record_result(rec, result)
+        rec.solver = {**rec.solver, "layers": names}
 
 
 def _stationarity_of(config: RunConfig, dataset: Dataset, wds: list[float]):

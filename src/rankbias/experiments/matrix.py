@@ -49,6 +49,8 @@ def expand(spec: MatrixSpec, tier: str, source: str = "<matrix>") -> Matrix:
                 reason = fit_problem(RunConfig(data, net, dynamics))
             except (ValueError, TypeError, KeyError) as err:
                 reason = str(err).removeprefix("Invalid NetSpec: ").removeprefix("Invalid DynamicsSpec: ")
+                reason = reason.removesuffix(". Fix these fields of the net spec.").removesuffix(
+                    ". Fix these fields of the dynamics spec.")
             if reason is not None:
                 matrix.skipped.append((scenario.id, values, reason))
                 reasons.append(reason)
@@ -61,7 +63,8 @@ def expand(spec: MatrixSpec, tier: str, source: str = "<matrix>") -> Matrix:
         if not names:
             raise MatrixError(
                 f"{source}: scenario {scenario.id!r}: every cell is invalid, e.g. {reasons[0]}. "
-                f"Fix the scenario's data, net or dynamics table."
+                f"Fix: set the field it names, in the scenario's data, net or dynamics table or its grid, "
+                f"to an allowed value."
             )
         matrix.members[scenario.id] = names
         matrix.cells[scenario.id] = cells

@@ -39,7 +39,7 @@ import tomllib
 import types
 import typing
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
@@ -205,7 +205,7 @@ def _typed(section: str, values: dict, fields: dict, grid: bool = False) -> dict
 class MatrixSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    tiers: dict[Literal["quick", "standard", "full"], int] = Field(
+    tiers: dict[Literal["quick", "standard", "full"], Annotated[int, Field(ge=1, le=100)]] = Field(
         default_factory=lambda: {"quick": 2, "standard": 5, "full": 5}
     )
     scenario: list[Scenario] = Field(min_length=1)
