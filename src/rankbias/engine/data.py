@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from rankbias.engine import images
+
 
 @dataclass(frozen=True)
 class Dataset:
@@ -202,6 +204,33 @@ def pointer(n: int, seed: int, length: int = 8, values: int = 16, test: int = 0)
     return _split(spec, "classes", x, y, test, rng)
 
 
+def _images(kind: str, seed: int, n: int, test: int, root: str | None) -> Dataset:
+    x, y, xt, yt = images.read(kind, root, n, test, seed)
+    spec = dict(kind=kind, n=n, test=test, seed=seed, classes=10)  # where the files lie is not part of the data
+
+    def t(a, dtype=torch.float32):
+        return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device="cpu")
+
+    return Dataset(spec, "classes", t(x), t(y, torch.int64), t(xt), t(yt, torch.int64))
+
+
+def mnist(seed: int, n: int = 60000, test: int = 10000, root: str | None = None) -> Dataset:
+    """MNIST from torchvision's files under ``root`` (``rankbias.engine.images``): 28 x 28 grey
+    images, 10 classes; n of the training set (chosen by ``seed``), the first ``test`` test images."""
+    return _images("mnist", seed, n, test, root)
+
+
+def fashion_mnist(seed: int, n: int = 60000, test: int = 10000, root: str | None = None) -> Dataset:
+    """FashionMNIST (Xiao et al. 2017) from torchvision's files under ``root``, as ``mnist``."""
+    return _images("fashion_mnist", seed, n, test, root)
+
+
+def cifar10(seed: int, n: int = 50000, test: int = 10000, root: str | None = None) -> Dataset:
+    """CIFAR-10 (Krizhevsky 2009) from torchvision's python batches under ``root``: 3 x 32 x 32
+    colour images, 10 classes, chosen as ``mnist``'s."""
+    return _images("cifar10", seed, n, test, root)
+
+
 # data spec "kind" -> generator; "subspace_task" makes a pair and a spec's "task" picks one,
 # "subspace_pair" keeps both for a merging run
 GENERATORS = {
@@ -213,6 +242,9 @@ GENERATORS = {
     "mnist1d": mnist1d,
     "digits": digits,
     "pointer": pointer,
+    "mnist": mnist,
+    "fashion_mnist": fashion_mnist,
+    "cifar10": cifar10,
 }
 
 
@@ -234,17 +266,21 @@ def shape_of(spec: dict) -> tuple[int, int, int]:
         return 1797 - spec.get("test", 297), 64, 10
     if kind == "pointer":
         return spec["n"], spec.get("length", 8), spec.get("values", 16)
+    if kind in images.IMAGE_SETS:
+        return spec.get("n", images.TRAIN_SIZE[kind]), int(np.prod(SHAPES[kind])), 10
     raise KeyError(kind)
 
 
 # one input's shape where the data are signals or images (conv nets read x (N, prod(shape)) as (N, *shape))
-SHAPES = {"mnist1d": (1, 40), "digits": (1, 8, 8)}
+SHAPES = {"mnist1d": (1, 40), "digits": (1, 8, 8), "mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28),
+          "cifar10": (3, 32, 32)}
 SEQUENCES = ("pointer",)  # token-sequence tasks, for attention nets
 
 # the loss a task is trained with when a caller names none (``losses.LOSSES``)
 DEFAULT_LOSS = {"classes": "ce", "binary": "logistic", "regression": "mse"}
 TASKS = {"mixture": "classes", "separable": "binary", "linear_teacher": "regression", "subspace_task": "binary",
-         "subspace_pair": "binary", "mnist1d": "classes", "digits": "classes", "pointer": "classes"}
+         "subspace_pair": "binary", "mnist1d": "classes", "digits": "classes", "pointer": "classes",
+         "mnist": "classes", "fashion_mnist": "classes", "cifar10": "classes"}
 
 
 def default_loss(kind: str) -> str:

@@ -16,7 +16,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
 
-from rankbias.engine import data
+from rankbias.engine import data, images
 from rankbias.engine.dynamics import DynamicsSpec
 from rankbias.engine.ensemble import written_out
 from rankbias.engine.nets import NetSpec
@@ -37,7 +37,7 @@ class RunConfig:
 
     def flat(self) -> dict:
         """Every set field, flat and JSON-ready: the run's identity."""
-        out = {f"data.{k}": v for k, v in self.data.items() if k != "kind"}
+        out = {f"data.{k}": v for k, v in self.data.items() if k not in ("kind", "root")}  # not where files lie
         out["data"] = self.data["kind"]
         net = asdict(self.net)
         net["widths"] = "-".join(map(str, self.net.widths))
@@ -66,6 +66,11 @@ def fit_problem(config: RunConfig) -> str | None:
     this reason, ``rankbias train`` refuses it, and a run stops on it before training."""
     n, dim, outputs = data.shape_of(config.data)
     widths, arch, kind = config.net.widths, config.net.arch, config.data["kind"]
+    if kind in images.IMAGE_SETS:
+        try:
+            images.check(kind, config.data.get("root"))
+        except images.DataRootError as err:
+            return str(err)
     if arch == "conv":
         shape = data.SHAPES.get(kind)
         if shape is None:
