@@ -72,7 +72,7 @@ CASES = [
      "batch 500 exceeds the 60 training samples"),
     ("empty grid", lambda t: ["list", _matrix(t, GOOD.replace("[0.0, 0.01]", "[]"))],
      "grid key 'dynamics.wd' has an empty list of values"),
-    ("unknown data kind", lambda t: ["list", _matrix(t, GOOD.replace('"mixture"', '"cifar10"'))],
+    ("unknown data kind", lambda t: ["list", _matrix(t, GOOD.replace('"mixture"', '"imagenet"'))],
      "'kind' must be one of"),
     ("widths misfit", lambda t: ["list", _matrix(t, GOOD.replace("[6, 8, 3]", "[7, 8, 3]"))],
      "widths 7-8-3 do not fit the data (6 inputs, 3 outputs)"),

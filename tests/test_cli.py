@@ -47,7 +47,7 @@ def test_npy_and_npz_and_table(tmp_path):
 def test_bad_files_exit_2_with_a_reason(tmp_path):
     cases = {
         "missing.pt": (None, "does not exist"),
-        "w.txt": (b"1 2 3", "supported: .npy, .npz, .pt"),
+        "w.txt": (b"1 2 3", "supported: .npy, .npz, .safetensors, .pt"),
         "broken.pt": (b"not a torch file", "could not read"),
         "bias.npy": ("bias", "no tensor with 2 or more dimensions"),
         "nan.npy": ("nan", "must be finite"),

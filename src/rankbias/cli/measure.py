@@ -14,16 +14,19 @@ from rich.table import Table
 from rankbias.cli.app import app, console, fail
 from rankbias.linalg.measures import explain
 from rankbias.linalg.spectral import ranks
-from rankbias.linalg.weights import WeightFileError, load_matrices
+from rankbias.linalg.weights import WeightFileError, load_matrices, split_heads
 
 COLUMNS = ("rank_tol", "rank_rel", "stable_rank", "effective_rank", "gd_rank", "numerical_rank")
 
 
 @app.command("ranks")
 def ranks_cmd(
-    path: Path = typer.Argument(None, help="Weight file: .npy, .npz, or a torch .pt/.pth state dict or tensor."),
+    path: Path = typer.Argument(None, help="Weight file: .npy, .npz, .safetensors, or a torch .pt/.pth/.ckpt state "
+                                           "dict, checkpoint or tensor."),
     tol: float = typer.Option(1e-3, help="rank_tol threshold on sigma_i / ||W||_F."),
     eps: float = typer.Option(1e-3, help="rank_rel threshold on sigma_i / sigma_1."),
+    heads: int = typer.Option(0, help="Split attention layers (nn.MultiheadAttention's in_proj_weight, or "
+                                      "q/k/v/o_proj) into per-head W_Q W_K^T and W_V W_O products; 0: off."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON rows instead of a table."),
     show_explain: bool = typer.Option(False, "--explain", help="Print what each rank measure counts, and exit."),
 ):
@@ -31,6 +34,7 @@ def ranks_cmd(
 
     Tensors with 2+ dimensions are measured as (shape[0], prod(shape[1:]))
     matrices (conv kernels as out x in*kh*kw); 1-d tensors (biases) are skipped.
+    A checkpoint's model weights are read from its state_dict (or model) entry.
     """
     if show_explain:
         console.print(escape(explain()))
@@ -43,6 +47,13 @@ def ranks_cmd(
         fail(str(err))
     if not matrices:
         fail(f"{path} holds no tensor with 2 or more dimensions: nothing to measure.")
+    if heads < 0:
+        fail(f"'--heads' must be an int >= 0 (0: no split); got {heads}. Pass the attention layers' head count.")
+    if heads:
+        try:
+            matrices = split_heads({n: w.reshape(w.shape[0], -1) for n, w in matrices.items()}, heads)
+        except ValueError as err:
+            fail(f"cannot split the attention layers into {heads} heads: {err}. Pass the layers' head count.")
     try:
         rows = [_measure(name, w, tol, eps) for name, w in matrices.items()]
     except (TypeError, ValueError) as err:
