@@ -89,6 +89,7 @@ def compare_cmd(
         except MatrixError as err:
             fail(str(err))
         check_variants(spec, claims_version, f"{hypothesis_file} (MATRIX)")
+    matrix = with_logged_runs(matrix, store_path)
     unknown = unmatched(mine, matrix)
     if unknown:
         fail(f"hypotheses {unknown} apply to no scenario of this matrix; their 'scenarios' must name some of "
@@ -99,6 +100,13 @@ def compare_cmd(
     if out:
         card.write(out)
     show_scorecard(card, out, baselines_of(matrix, claims_version), keep_going)
+
+
+def with_logged_runs(matrix, store_path: str):
+    """``matrix`` with the logged runs (users' own models) of the store at ``store_path``, if it exists."""
+    from rankbias.experiments.logged import with_logged
+
+    return with_logged(matrix, open_store(store_path)) if Path(store_path).is_file() else matrix
 
 
 def _train(matrix, store_path: str, processes: int, device: str, quiet: bool, plain: bool):

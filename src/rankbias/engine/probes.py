@@ -37,6 +37,7 @@ from rankbias.engine.dynamics import as_float64
 from rankbias.engine.functional import Stacked
 from rankbias.engine.metrics import _host, _rank_values, layer_spectra
 from rankbias.engine.models import build_model
+from rankbias.linalg.weights import split_heads
 
 CHUNK = 256  # training samples per batched pass
 
@@ -155,3 +156,38 @@ class ModuleTracker:
             flat = torch.cat([t.flatten(1) for t in g.values()], 1).double() * (len(xc) / len(x))  # (R, P)
             total = flat if total is None else total + flat
         return total
+
+
+def module_matrices(model: torch.nn.Module) -> list[tuple[str, torch.Tensor]]:
+    """The matrices of any module, by parameter name, each (m, n), detached: every parameter
+    of 2+ dimensions as (shape[0], prod(shape[1:])) (a conv kernel as (out, in k [k])), and
+    each ``nn.MultiheadAttention``'s projections as its per-head products
+    (``linalg.weights.split_heads``, the head count read from the module)."""
+    matrices = {n: p.detach().reshape(p.shape[0], -1) for n, p in model.named_parameters() if p.dim() >= 2}
+    for prefix, module in model.named_modules():
+        if isinstance(module, torch.nn.MultiheadAttention) and module._qkv_same_embed_dim:
+            p = f"{prefix}." if prefix else ""
+            part = {n: w for n, w in matrices.items() if n in (p + "in_proj_weight", p + "out_proj.weight")}
+            split = split_heads(part, module.num_heads)
+            matrices = {**{n: w for n, w in matrices.items() if n not in part}, **split}
+    return list(matrices.items())
+
+
+def relu_features(model: torch.nn.Module, inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The outputs (N, ...) of every ``nn.ReLU`` module of ``model`` on ``inputs``, by module
+    name, in eval mode, caught by forward hooks (a ReLU called as a function is not seen)."""
+    caught, handles = {}, []
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.ReLU):
+            handles.append(module.register_forward_hook(
+                lambda m, args, out, name=name: caught.__setitem__(name, out.detach())))
+    training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(inputs)
+    finally:
+        model.train(training)
+        for h in handles:
+            h.remove()
+    return caught

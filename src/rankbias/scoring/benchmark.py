@@ -22,6 +22,7 @@ from pathlib import Path
 
 from rankbias.engine.device import Placement, as_placement
 from rankbias.experiments.matrix import Matrix, expand
+from rankbias.experiments.logged import runnable, with_logged
 from rankbias.experiments.runner import Plan, Progress, train_missing
 from rankbias.experiments.spec import MatrixError, MatrixSpec, load, resolve
 from rankbias.experiments.store import Store
@@ -74,6 +75,7 @@ def score_matrix(matrix: Matrix, store: Store, extra: list | None = None, *, n_b
         known = ", ".join(h.id for h in claims_of(version))
         raise ValueError(f"unknown claim ids {unknown} for '--claim'; known: {known}. Pick from those.")
     extra = list(extra or [])
+    matrix = with_logged(matrix, store)  # the runs of users' own models, beside the matrix's
     runs = Runs(store, matrix)
     baselines = [h for h in baselines_of(matrix, version) if not claims or h.id in claims]
     verdicts = scorecard([*baselines, *extra], runs, n_boot or N_BOOT, version=version)
@@ -104,7 +106,7 @@ def unmatched(mine: list, matrix: Matrix) -> list[str]:
 def runs_read(mine: list, matrix: Matrix) -> Matrix:
     """The part of ``matrix`` that the hypotheses in ``mine`` read (what ``compare`` trains)."""
     read = {sid for h in mine for sid in h.scenarios if sid in matrix.members}
-    return Matrix(matrix.tier, {name: matrix.runs[name] for sid in read for name in matrix.members[sid]})
+    return runnable(Matrix(matrix.tier, {name: matrix.runs[name] for sid in read for name in matrix.members[sid]}))
 
 
 def variant_problems(spec: MatrixSpec, version: int, source) -> list[str]:

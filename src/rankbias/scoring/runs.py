@@ -52,7 +52,7 @@ class Runs:
         spectra = store.spectra_of(list(runs.index))  # run -> (step, layer, sigma)
         self.spectra = lambda name: spectra.get(name, _NO_SPECTRA)
         build = functools.lru_cache(maxsize=None)(lambda spec: make_data(json.loads(spec)))
-        self.dataset = lambda name: build(json.dumps(matrix.runs[name].data, sort_keys=True))
+        self.dataset = lambda name: build(json.dumps(_data_of(matrix, name), sort_keys=True))
 
     def names(self, scenarios) -> list[str]:
         """Run names of ``scenarios`` (in the matrix), each once."""
@@ -74,6 +74,15 @@ class Runs:
         """``final``'s runs as a ``RunSet``; ``metrics``: their rows, if already selected."""
         metrics = self.metrics[self.metrics.run.isin(final.index)] if metrics is None else metrics
         return RunSet(final, metrics, self.spectra, self.dataset)
+
+
+def _data_of(matrix: Matrix, name: str) -> dict:
+    """The data spec of run ``name``; a logged run (a user's own model) has none."""
+    data = matrix.runs[name].data
+    if data is None:
+        raise ValueError(f"run {name} was logged from a user's own model: rankbias does not know its data set, so "
+                         f"a hypothesis that reads the data cannot score it. Score it with one that reads metrics.")
+    return data
 
 
 def _short(key: str) -> str:
