@@ -137,3 +137,59 @@ def plain_loop(data, members) -> list[list[tuple]]:
             opt.step()
         logs.append(log)
     return logs
+
+
+# module archs (torch.func ensembles): the digits CNN of galanti.conv_wd and the pointer-task
+# attention net of kobayashi.attention_wd, under SGD with momentum
+MODULE_STEPS = 100
+
+
+def module_case(name: str):
+    """(NetSpec, Dataset, 64 member DynamicsSpecs) of module case ``name``: 8 seeds x 8 wds."""
+    from rankbias.engine.data import make_data, pointer
+    from rankbias.engine.dynamics import DynamicsSpec
+    from rankbias.engine.nets import NetSpec
+
+    if name == "digits_cnn":
+        spec, data, batch = NetSpec("conv", (1, 32, 32, 32, 10), batchnorm=True), make_data({"kind": "digits", "seed": 0}), 16
+    else:
+        spec, data, batch = NetSpec("attention", (8, 32, 16), heads=4, d_head=8, vocab=16), pointer(2000, seed=0), 32
+    members = [DynamicsSpec("sgd", "ce", lr=0.05, wd=wd, batch=batch, steps=MODULE_STEPS, seed=s, log_points=2,
+                            optimizer="sgd", momentum=0.9) for s in range(8) for wd in ENGINE_WDS]
+    return spec, data, members
+
+
+def module_plain_loop(spec, data, members) -> list[list[tuple]]:
+    """What a researcher writes without rankbias for module runs: one model and
+    ``torch.optim.SGD(momentum)`` per run on the same batches, logging train and test loss
+    and accuracy at the ensemble's log steps (the ensemble's work)."""
+    import torch
+    from torch import nn
+
+    from rankbias.engine.dynamics import log_steps
+    from rankbias.engine.models import build_model
+
+    n, logs = len(data.x_train), []
+    for m in members:
+        model = build_model(spec, m.seed, data.shape)
+        opt = torch.optim.SGD(model.parameters(), lr=m.lr, weight_decay=m.wd, momentum=m.momentum)
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(m.seed))
+        at, log = set(log_steps(m.steps, m.log_points)), []
+        for step in range(m.steps + 1):
+            if step in at:
+                model.eval()
+                with torch.no_grad():
+                    for x, y in ((data.x_train, data.y_train), (data.x_test, data.y_test)):
+                        out = model(x)
+                        log.append((step, float(nn.functional.cross_entropy(out, y)),
+                                    float((out.argmax(1) == y).float().mean())))
+                model.train()
+            if step == m.steps:
+                break
+            start = (step * m.batch) % (n - n % m.batch)
+            idx = order[start : start + m.batch]
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(data.x_train[idx]), data.y_train[idx]).backward()
+            opt.step()
+        logs.append(log)
+    return logs

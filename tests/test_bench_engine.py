@@ -13,6 +13,9 @@ import torch
 
 from bench.cases import (
     ENGINE_MEMBERS,
+    MODULE_STEPS,
+    module_case,
+    module_plain_loop,
     ENGINE_WIDTHS,
     engine_data,
     engine_members,
@@ -38,6 +41,19 @@ def test_plain_per_run_loop(benchmark):
 def test_ensemble(benchmark):
     benchmark.group = GROUP
     results = benchmark.pedantic(lambda: train_ensemble(NetSpec("deep_relu", ENGINE_WIDTHS), DATA, SPECS), rounds=3, iterations=1)
+    assert all(r.status == "done" for r in results)
+
+
+@pytest.mark.parametrize("case", ["digits_cnn", "attention"])
+def test_module_plain_per_run_loop(benchmark, case):
+    benchmark.group = f"train 64 runs x {MODULE_STEPS} SGD-momentum steps, {case}"
+    benchmark.pedantic(module_plain_loop, args=module_case(case), rounds=2, iterations=1)
+
+
+@pytest.mark.parametrize("case", ["digits_cnn", "attention"])
+def test_module_ensemble(benchmark, case):
+    benchmark.group = f"train 64 runs x {MODULE_STEPS} SGD-momentum steps, {case}"
+    results = benchmark.pedantic(lambda: train_ensemble(*module_case(case)), rounds=2, iterations=1)
     assert all(r.status == "done" for r in results)
 
 

@@ -158,11 +158,9 @@ class Tracker:
                 values[(k, name)] = v
         self._network(weights, biases, data, values, R)
         self._geometry(weights, spectra, data, values)
-        out = []
-        for r in range(R):
-            rows = [(layer, name, float(v[r])) for (layer, name), v in values.items()]
-            out.append((rows, [s[r] for s in spectra]))
-        return out
+        keys, columns = list(values), [np.asarray(v, dtype=np.float64).tolist() for v in values.values()]
+        return [([(layer, name, column[r]) for (layer, name), column in zip(keys, columns)], [s[r] for s in spectra])
+                for r in range(R)]
 
     def _network(self, weights, biases, data, values, R):
         """alignment, norm_ratio, stationarity, grad_norm; keeps the traced features."""

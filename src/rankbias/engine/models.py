@@ -38,8 +38,30 @@ from torch import nn
 from rankbias.engine.nets import MLP_ARCHS, Net, NetSpec
 
 
+class _EvalByHand:
+    """BatchNorm whose eval mode is spelled out, (x - mean) / sqrt(var + eps) w + b per channel
+    with the running statistics, as torch's kernel computes it: under vmap, torch's own eval
+    kernel with per-member statistics ran 15x slower than a loop over members (measured,
+    64 members x (256, 32, 8, 8)).  Train mode is torch's."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training or not self.track_running_stats:
+            return super().forward(x)
+        shape = (-1,) + (1,) * (x.dim() - 2)  # per channel, broadcast over positions
+        out = (x - self.running_mean.view(shape)) / torch.sqrt(self.running_var.view(shape) + self.eps)
+        return out * self.weight.view(shape) + self.bias.view(shape) if self.affine else out
+
+
+class BatchNorm1d(_EvalByHand, nn.BatchNorm1d):
+    pass
+
+
+class BatchNorm2d(_EvalByHand, nn.BatchNorm2d):
+    pass
+
+
 def _conv(dims: int):
-    return {1: nn.Conv1d, 2: nn.Conv2d}[dims], {1: nn.BatchNorm1d, 2: nn.BatchNorm2d}[dims]
+    return {1: nn.Conv1d, 2: nn.Conv2d}[dims], {1: BatchNorm1d, 2: BatchNorm2d}[dims]
 
 
 class ConvNet(nn.Module):
@@ -81,7 +103,7 @@ class BatchNormMLP(nn.Module):
         super().__init__()
         w = spec.widths
         self.layers = nn.ModuleList(nn.Linear(a, b, bias=spec.bias) for a, b in zip(w[:-1], w[1:]))
-        self.norms = nn.ModuleList(nn.BatchNorm1d(b) for b in w[1:-1])
+        self.norms = nn.ModuleList(BatchNorm1d(b) for b in w[1:-1])
 
     def forward(self, x: torch.Tensor, features: bool = False):
         h, kept = x, {}
