@@ -105,3 +105,20 @@ def test_a_diverging_member_is_frozen_and_the_other_goes_on():
     results = train_ensemble(spec, data, members)
     assert results[0].status == "done" and results[1].status == "diverged"
     assert results[0].log[-1]["at"] == STEPS
+
+
+def test_the_example_matrix_declares_module_runs_that_train(tmp_path):
+    from pathlib import Path
+
+    from rankbias.experiments.execute import train_group
+    from rankbias.experiments.matrix import expand
+    from rankbias.experiments.spec import load
+
+    matrix = expand(load(Path(__file__).resolve().parents[1] / "examples" / "modules.toml"), "quick")
+    assert sorted(matrix.members) == ["mine.attention_momentum", "mine.cnn_adamw_sam"]
+    assert len(matrix.runs) == 2 * 6 + 2 * 3
+    config = next(c for c in matrix.runs.values() if c.net.arch == "attention")
+    short = dataclasses.replace(config, dynamics=dataclasses.replace(config.dynamics, steps=5, log_points=2))
+    (rec,) = train_group([short], "cpu")
+    assert rec.status == "done" and rec.solver["layers"][0] == "qk0"
+    assert {name for _, _, name, _ in rec.metrics} >= {"imbalance", "feature_rank", "max_abs", "effective_rank"}
