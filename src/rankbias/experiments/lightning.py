@@ -15,18 +15,24 @@ from __future__ import annotations
 
 try:
     import lightning.pytorch as pl
-except ImportError:  # the older distribution's name
-    import pytorch_lightning as pl
+except ImportError:  # the older distribution's name, or none
+    try:
+        import pytorch_lightning as pl
+    except ImportError:
+        pl = None
 
 from rankbias.experiments.logger import RankLogger
 
 
-class RankCallback(pl.Callback):
+class RankCallback(pl.Callback if pl is not None else object):
     """Log spectra and ranks of the module being fit (module docstring); the keyword
     arguments are ``RankLogger``'s."""
 
     def __init__(self, store="rankbias.sqlite", *, scenario: str = "mine.model", config: dict | None = None,
                  log_points: int = 20, log_every: int | None = None, inputs=None):
+        if pl is None:
+            raise ImportError("RankCallback needs Lightning: pip install rankbias[lightning] (or lightning). "
+                              "Without it, use RankLogger in your loop.")
         self.options = dict(store=store, scenario=scenario, config=config, log_points=log_points,
                             log_every=log_every, inputs=inputs)
         self.logger: RankLogger | None = None
