@@ -34,15 +34,15 @@ import torch
 from rankbias.engine.dynamics import log_steps
 from rankbias.engine.metrics import _rank_values, layer_spectra
 from rankbias.engine.probes import feature_rank, module_matrices, relu_features
+from rankbias.experiments.config import _fmt
 from rankbias.experiments.logged import KIND
 from rankbias.experiments.provenance import provenance
 from rankbias.experiments.store import RunRecord, Store
 
 
 def _name(flat: dict) -> str:
-    fields = ",".join(f"{k}={v!r}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(flat.items())
-                      if k != "kind")
-    return f"{KIND}[{fields}]"
+    """The canonical name of a logged run, formatted as ``RunConfig.name`` formats a matrix run's."""
+    return f"{KIND}[" + ",".join(f"{k}={_fmt(v)}" for k, v in sorted(flat.items()) if k != "kind") + "]"
 
 
 class RankLogger:
