@@ -76,7 +76,7 @@ def test_cli_list_prints_runs_and_skips():
         (BASE + "seeds = [3, -1]\n", r"key 'seeds': a list of seeds must hold ints >= 0; \[-1\] are not\. Got \[3, -1\]"),
         (BASE + "seeds = [1.5, 2]\n", r"key 'seeds': a list of seeds must hold ints >= 0; \[1\.5\] are not"),
         (BASE + "seeds = []\n", r"key 'seeds': a list of seeds must hold at least one seed\. Got \[\]"),
-        (BASE.replace('kind = "mixture"', 'kind = "imagenet"'), r"key 'data': 'kind' must be one of \['cifar10', 'digits'.*got 'imagenet'"),
+        (BASE.replace('kind = "mixture"', 'kind = "imagenet"'), r"key 'data': 'kind' must be one of \['cifar10', 'diagonal_target', 'digits'.*got 'imagenet'"),
         (BASE.replace("seed = 0 }", "seed = 0, colour = 1 }"), r"key 'data.colour': unknown data key 'colour'\. Got 1\. "
          r"Fix: remove it or correct its spelling: .*The data keys are classes, dim, n, radius, seed, std, test\."),
         (BASE.replace('arch = "deep_relu"', 'arch = "deep_relu", depth = 3'), r"key 'net.depth': unknown net field 'depth'"),

@@ -108,7 +108,6 @@ def test_a_dead_member_is_measured_as_zeros_and_the_others_unchanged():
     with torch.no_grad():
         models[1].convs[0].weight.fill_(float("nan"))
     stacked = Stacked(models, spec, data.shape)
-    tracker = ModuleTracker("ce", [0.0, 0.0])
-    alone = tracker(Stacked(models[:1], spec, data.shape), data)[0]
-    both = tracker(stacked, data, alive=[0])
+    alone = ModuleTracker("ce", [0.0])(Stacked(models[:1], spec, data.shape), data)[0]
+    both = ModuleTracker("ce", [0.0, 0.0])(stacked, data, alive=[0])
     assert both[0][0] == alone[0]

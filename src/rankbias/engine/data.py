@@ -159,6 +159,47 @@ def linear_teacher(n: int, dim: int, outputs: int, seed: int, noise: float = 0.0
     return _split(spec, "regression", x, y, test, rng, {"teacher": teacher})
 
 
+def low_rank_teacher(n: int, dim: int, outputs: int, rank: int, seed: int, test: int = 0) -> Dataset:
+    """Noiseless regression y = T x with x ~ N(0, I_d) and a teacher of rank ``rank``,
+    T = A B^T / sqrt(rank d), A (outputs, rank) and B (d, rank) standard normal, so each
+    target has unit variance; with n < d the problem is under-determined (huh.depth)."""
+    if not 1 <= rank <= min(dim, outputs):
+        raise ValueError(f"low_rank_teacher's 'rank' must be in [1, min(dim, outputs)] = [1, {min(dim, outputs)}]; "
+                         f"got {rank}. Use e.g. rank = 4.")
+    rng = np.random.default_rng(seed)
+    a, b = rng.standard_normal((outputs, rank)), rng.standard_normal((dim, rank))
+    teacher = a @ b.T / np.sqrt(rank * dim)
+    x = rng.standard_normal((n + test, dim))
+    spec = dict(kind="low_rank_teacher", n=n, dim=dim, outputs=outputs, rank=rank, seed=seed, test=test)
+    return _split(spec, "regression", x, x @ teacher.T, test, rng, {"teacher": teacher})
+
+
+def relu_teacher(n: int, dim: int, units: int, seed: int, test: int = 0) -> Dataset:
+    """Teacher-student regression y = sum_j relu(w_j . x) (one output) with x ~ N(0, I_d)
+    and ``units`` teacher vectors w_j ~ N(0, I / d) (andriushchenko.sam)."""
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((units, dim)) / np.sqrt(dim)
+    x = rng.standard_normal((n + test, dim))
+    y = np.maximum(x @ w.T, 0.0).sum(1, keepdims=True)
+    spec = dict(kind="relu_teacher", n=n, dim=dim, units=units, seed=seed, test=test)
+    return _split(spec, "regression", x, y, test, rng, {"teacher": w})
+
+
+def diagonal_target(n: int, low: float, high: float, seed: int = 0) -> Dataset:
+    """The matrix target D = diag(linspace(low, high, n)) as n samples x_i = n e_i with
+    targets y_i = n D e_i (no test set; ``seed`` only orders them).  Under the loss
+    ``mse_mean``, (1 / n^2) sum_i ||n (W - D) e_i||^2, a linear map W has loss
+    ||W - D||_F^2 exactly: the objective of Kobayashi et al. 2024's factorization claim
+    (kobayashi.factor)."""
+    if not (n >= 1 and 0 < low <= high):
+        raise ValueError(f"diagonal_target needs n >= 1 and 0 < low <= high; got n={n}, low={low}, high={high}. "
+                         f"Use e.g. n = 5, low = 0.2, high = 1.0.")
+    x = n * np.eye(n)
+    y = x @ np.diag(np.linspace(low, high, n))
+    spec = dict(kind="diagonal_target", n=n, low=low, high=high, seed=seed)
+    return _split(spec, "regression", x, y, 0, np.random.default_rng(seed), {"target": np.linspace(low, high, n)})
+
+
 def mnist1d(seed: int, n: int = 4000, test: int = 1000) -> Dataset:
     """MNIST-1D (Greydanus 2020) from its procedural generator: 10 classes, 40
     inputs, no download.  The package seeds numpy's global RNG; its state is
@@ -237,6 +278,9 @@ GENERATORS = {
     "mixture": gaussian_mixture,
     "separable": separable,
     "linear_teacher": linear_teacher,
+    "low_rank_teacher": low_rank_teacher,
+    "relu_teacher": relu_teacher,
+    "diagonal_target": diagonal_target,
     "subspace_task": subspace_tasks,
     "subspace_pair": subspace_pair,
     "mnist1d": mnist1d,
@@ -256,8 +300,12 @@ def shape_of(spec: dict) -> tuple[int, int, int]:
         return spec["n"], spec["dim"], spec["classes"]
     if kind == "separable":
         return spec["n"], spec["dim"] + int(spec.get("constant_feature", False)), 1
-    if kind == "linear_teacher":
+    if kind in ("linear_teacher", "low_rank_teacher"):
         return spec["n"], spec["dim"], spec["outputs"]
+    if kind == "relu_teacher":
+        return spec["n"], spec["dim"], 1
+    if kind == "diagonal_target":
+        return spec["n"], spec["n"], spec["n"]
     if kind in ("subspace_task", "subspace_pair"):
         return spec["n"], spec["dim"], 1
     if kind == "mnist1d":
@@ -278,8 +326,9 @@ SEQUENCES = ("pointer",)  # token-sequence tasks, for attention nets
 
 # the loss a task is trained with when a caller names none (``losses.LOSSES``)
 DEFAULT_LOSS = {"classes": "ce", "binary": "logistic", "regression": "mse"}
-TASKS = {"mixture": "classes", "separable": "binary", "linear_teacher": "regression", "subspace_task": "binary",
-         "subspace_pair": "binary", "mnist1d": "classes", "digits": "classes", "pointer": "classes",
+TASKS = {"mixture": "classes", "separable": "binary", "linear_teacher": "regression",
+         "low_rank_teacher": "regression", "relu_teacher": "regression", "diagonal_target": "regression",
+         "subspace_task": "binary", "subspace_pair": "binary", "mnist1d": "classes", "digits": "classes", "pointer": "classes",
          "mnist": "classes", "fashion_mnist": "classes", "cifar10": "classes"}
 
 

@@ -44,6 +44,8 @@ from rankbias.engine.optim import DEFAULTS, HYPER, OPTIMIZERS, SCHEDULES
 
 KINDS = ("gd", "sgd", "gf")
 GATE_CHECKS = 200  # gate checks per budget: every 100 steps of a 20k-step run
+GATE_MEASURES = ("relative", "absolute")
+LOG_SPACINGS = ("geometric", "linear")
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,9 @@ class DynamicsSpec:
     schedule: str | None = None  # "cosine" | "step", of the learning rate over the budget
     step_every: int | None = None  # step schedule: steps between decays
     gamma: float | None = None  # step schedule: the factor per decay
+    gate_measure: str | None = None  # "absolute": the gate reads ||grad L + wd theta||, not its ratio to ||grad L||
+    dtype: str | None = None  # "float64": gd / sgd in double precision (float32 when unset; gf is float64)
+    log_spacing: str | None = None  # "linear": log points evenly spaced (geometric when unset)
 
     def __post_init__(self):
         p = []
@@ -105,6 +110,14 @@ class DynamicsSpec:
             p.append(f"'tail_logs' must be an int >= 1, for gd or sgd only; got {self.tail_logs!r} for {self.kind}")
         if self.kind != "sgd":
             p.extend(self._gate_problems())
+        if self.gate_measure is not None and (self.gate_measure not in GATE_MEASURES or self.gate is None):
+            p.append(f"'gate_measure' must be one of {list(GATE_MEASURES)}, with 'gate' set; got "
+                     f"{self.gate_measure!r} (gate={self.gate!r})")
+        if self.dtype is not None and (self.dtype != "float64" or self.kind == "gf"):
+            p.append(f"'dtype' must be \"float64\" for gd or sgd (float32 is the default: leave it unset; gf runs "
+                     f"in float64); got {self.dtype!r} for {self.kind}")
+        if self.log_spacing is not None and self.log_spacing not in LOG_SPACINGS:
+            p.append(f"'log_spacing' must be one of {list(LOG_SPACINGS)}; got {self.log_spacing!r}")
         p.extend(self._optimizer_problems())
         if p:
             raise ValueError("Invalid DynamicsSpec: " + "; ".join(p) + ". Fix these fields of the dynamics spec.")
@@ -164,9 +177,10 @@ class DynamicsSpec:
 
     @property
     def plain(self) -> bool:
-        """Plain GD / SGD (no momentum, Adam, SAM or schedule): the written-out MLP trainer's case."""
+        """Plain GD / SGD in float32 with the relative gate (no momentum, Adam, SAM or schedule):
+        the written-out MLP trainer's case."""
         return (self.optimizer in (None, "sgd") and not self.momentum and self.sam is None
-                and self.schedule is None)
+                and self.schedule is None and self.dtype is None and self.gate_measure is None)
 
     @property
     def gated(self) -> bool:
@@ -199,10 +213,14 @@ class RunResult:
         return asdict(self)
 
 
-def log_steps(total: int, points: int, tail: int | None = None) -> list[int]:
-    """Geometrically spaced log steps in [1, total], plus 0 and total, plus every
-    one of the last ``tail`` steps (for averages over the end of a run), sorted, unique."""
-    grid = np.unique(np.round(np.geomspace(1, max(total, 1), points)).astype(int))
+def log_steps(total: int, points: int, tail: int | None = None, spacing: str | None = None) -> list[int]:
+    """Geometrically spaced log steps in [1, total] (``spacing`` "linear": ``points`` evenly
+    spaced in [0, total]), plus 0 and total, plus every one of the last ``tail`` steps (for
+    averages over the end of a run), sorted, unique."""
+    if spacing == "linear":
+        grid = np.unique(np.round(np.linspace(0, total, points)).astype(int))
+    else:
+        grid = np.unique(np.round(np.geomspace(1, max(total, 1), points)).astype(int))
     dense = range(max(total - tail + 1, 0), total + 1) if tail else ()
     return sorted({0, total, *grid.tolist(), *dense})
 

@@ -189,7 +189,7 @@ def train_ensemble(
     lr, wd = torch.from_numpy(rates).to(device), torch.from_numpy(decays).to(device)  # (R,)
     run = _Members(members, lr, rates, decays, device)
     batches = _Batches(data, members, batch)
-    logs = set(log_steps(cap, first.log_points, first.tail_logs))
+    logs = set(log_steps(cap, first.log_points, first.tail_logs, first.log_spacing))
 
     def log(step: int, who: list[int]) -> None:
         rows = ens.evaluate(data, first.loss)

@@ -4,7 +4,9 @@ Losses, averaged over the samples:
 
 - ``ce``: cross-entropy on logits, int64 labels y (...);
 - ``logistic``: log(1 + exp(-y f)) with y = +-1, one output;
-- ``mse``: ||f - y||^2 / 2, float targets y (..., k).
+- ``mse``: ||f - y||^2 / 2, float targets y (..., k);
+- ``mse_mean``: ||f - y||^2 / k, the mean over outputs too: with the mean over
+  samples, PyTorch's ``F.mse_loss`` (the claims of version 3 are written in it).
 
 Outputs ``out`` are (..., k); any leading axes (an ensemble's members, a batch)
 broadcast.  ``loss_and_grad`` gives d loss / d out in closed form, which the
@@ -20,7 +22,7 @@ import torch.nn.functional as F
 
 from rankbias.engine.data import Dataset
 
-LOSSES = ("ce", "logistic", "mse")
+LOSSES = ("ce", "logistic", "mse", "mse_mean")
 
 
 def loss_per_sample(name: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -29,12 +31,14 @@ def loss_per_sample(name: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tens
         return F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1), reduction="none").view(y.shape)
     if name == "logistic":
         return F.softplus(-y * out.squeeze(-1))
+    if name == "mse_mean":
+        return ((out - y) ** 2).mean(-1)
     return 0.5 * ((out - y) ** 2).sum(-1)
 
 
 def loss_and_grad(name: str, out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Each sample's loss (...) and its gradient d loss / d out (..., k), in closed form:
-    ce: softmax(out) - onehot(y); logistic: -y sigmoid(-y f); mse: out - y."""
+    ce: softmax(out) - onehot(y); logistic: -y sigmoid(-y f); mse: out - y; mse_mean: 2 (out - y) / k."""
     if name == "ce":  # spelled out: torch's softmax over a last axis of ~10 classes is 2x slower
         shifted = out - out.amax(-1, keepdim=True)  # (..., k)
         p = shifted.exp()
@@ -45,6 +49,8 @@ def loss_and_grad(name: str, out: torch.Tensor, y: torch.Tensor) -> tuple[torch.
         margin = -y * out.squeeze(-1)  # (...)
         return F.softplus(margin), (-y * torch.sigmoid(margin))[..., None]
     diff = out - y
+    if name == "mse_mean":
+        return (diff**2).mean(-1), diff.mul_(2.0 / diff.shape[-1])
     return 0.5 * (diff**2).sum(-1), diff
 
 

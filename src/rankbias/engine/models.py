@@ -18,14 +18,15 @@ position there; ``RunRecord.solver["layers"]`` names them):
 - ``attention``: a one-layer attention-only transformer over token sequences (N, L):
   h = E[x] + P, h <- h + sum_h softmax(q_h k_h^T / sqrt(d_head)) v_h W_O^h with
   q_h = h W_Q^h (and k, v alike; no mask), logits = U h[readout] (Vaswani et al. 2017,
-  without MLP or LayerNorm).  Measured: per head W_Q^h W_K^h^T and W_V^h W_O^h
+  without MLP or LayerNorm; the layer's output is formed at the readout position only,
+  the one the logits read: the same logits for less work).  Measured: per head W_Q^h W_K^h^T and W_V^h W_O^h
   (d_model x d_model), then E and U.
 
 Init: weights and biases U(-b, b), b = init_scale / sqrt(fan_in) (PyTorch's
 default for Linear and Conv; fan_in = in k [k]; W_O's fan_in is heads d_head),
-BatchNorm weight 1 and bias 0, embeddings N(0, 1): drawn in parameter order from
-one CPU generator seeded by the run's seed, the same on every device.  The MLP
-archs keep ``nets.Net`` and its ``nets.init_params``.
+BatchNorm weight 1 and bias 0, embeddings N(0, 1); with ``init_std`` set, every
+other weight N(0, init_std^2) instead.  Drawn in parameter order from one CPU
+generator seeded by the run's seed, the same on every device.  The MLP archs keep ``nets.Net`` and its ``nets.init_params``.
 """
 
 from __future__ import annotations
@@ -154,13 +155,18 @@ class Attention(nn.Module):
         self.unembed = nn.Linear(d, outputs, bias=spec.bias)
 
     def forward(self, x: torch.Tensor, features: bool = False):
-        h = self.embed[x.long()] + self.position  # (N, L, d)
-        q = torch.einsum("nld,hde->nhle", h, self.query)  # (N, H, L, e)
-        k = torch.einsum("nld,hde->nhle", h, self.key)
+        ids = torch.arange(self.spec.vocab, device=x.device)
+        tokens = (x.long()[..., None] == ids).to(self.embed.dtype)  # one-hot (N, L, vocab); F.one_hot cannot vmap
+        h = tokens @ self.embed + self.position  # (N, L, d): E[x] + P, as a product (a cheap backward)
+        # one layer read at one position: only the readout's query matters, so the others are not formed
+        r = self.readout
+        here = tokens[:, r] @ self.embed + self.position[r]  # (N, d): h[:, r], without a select on h
+        q = torch.einsum("nd,hde->nhe", here, self.query)  # (N, H, e)
+        k = torch.einsum("nld,hde->nhle", h, self.key)  # (N, H, L, e)
         v = torch.einsum("nld,hde->nhle", h, self.value)
-        att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(self.spec.d_head), -1)  # (N, H, L, L)
-        h = h + torch.einsum("nhle,hed->nld", att @ v, self.out)  # (N, L, d)
-        read = h[:, self.readout]  # (N, d)
+        att = torch.softmax(torch.einsum("nhe,nhle->nhl", q, k) / math.sqrt(self.spec.d_head), -1)  # (N, H, L)
+        heads = torch.einsum("nhl,nhle->nhe", att, v)  # (N, H, e)
+        read = here + torch.einsum("nhe,hed->nd", heads, self.out)  # (N, d)
         out = self.unembed(read)
         return (out, {"attention": read}) if features else out
 
@@ -199,6 +205,8 @@ def _init(model: nn.Module, spec: NetSpec, seed: int) -> None:
                 p.fill_(1.0 if name.endswith("weight") else 0.0)
             elif name in ("embed", "position"):
                 p.copy_(torch.randn(p.shape, generator=generator, dtype=p.dtype))
+            elif spec.init_std is not None and name in weights:
+                p.copy_(torch.randn(p.shape, generator=generator, dtype=p.dtype) * spec.init_std)
             else:  # a bias takes its weight's fan-in
                 weight = name.removesuffix("bias") + "weight" if name.endswith("bias") else name
                 fan = _fan_in(weight.rsplit(".", 1)[-1], model.get_parameter(weight))

@@ -16,6 +16,7 @@ Init: PyTorch's default for nn.Linear, W_ij ~ U(-b, b) with b = 1 / sqrt(fan_in)
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -51,6 +52,7 @@ class NetSpec:
     d_head: int | None = None
     vocab: int | None = None
     readout: int | None = None
+    init_std: float | None = None  # module archs: weights N(0, init_std^2) instead of PyTorch's uniform
 
     def __post_init__(self):
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
@@ -78,6 +80,10 @@ class NetSpec:
         fields = ("kernel", "padding", "batchnorm", "residual", "heads", "d_head", "vocab", "readout")
         foreign = [f for f in fields if getattr(self, f) is not None and f not in own]
         p = [f"arch {self.arch!r} takes none of {foreign}" + (f"; it takes {list(own)}" if own else "")] if foreign else []
+        if self.init_std is not None and not (self.arch in MODULE_ARCHS and math.isfinite(self.init_std)
+                                              and self.init_std > 0):
+            p.append(f"'init_std' must be a finite float > 0, for {list(MODULE_ARCHS)}; got {self.init_std!r} "
+                     f"for arch {self.arch!r}")
         if self.arch in MODULE_ARCHS and (self.fixed_outer or self.linear_layers != 1):
             p.append(f"'fixed_outer' and 'linear_layers' apply to {list(MLP_ARCHS)} only; got arch {self.arch!r}")
         for field in ("kernel", "heads", "d_head", "vocab"):

@@ -24,7 +24,10 @@ Per attention head h (at the layer of ``qk<h>``): ``imbalance`` ||W_Q^T W_Q - W_
 (layer -1), with theta the trainable parameters and g = grad L(theta) over the
 training set (eval mode): ``alignment`` cos(theta, -g), ``stationarity``
 ||g + wd theta|| / ||g||, ``grad_norm`` ||g||, ``norm_ratio`` max / min Frobenius
-norm over the weight tensors (ndim >= 2), ``max_abs`` max_i |theta_i|.
+norm over the weight tensors (ndim >= 2), ``max_abs`` max_i |theta_i|, and from the
+second log point on ``moved`` ||theta - theta_prev|| / ||theta||, theta_prev the
+parameters at the previous log point (with evenly spaced log points, the share a run
+still moves over its last interval).
 """
 
 from __future__ import annotations
@@ -79,6 +82,7 @@ class ModuleTracker:
     def __init__(self, loss: str, wd):
         self.loss = loss
         self.wd = torch.as_tensor(wd, dtype=torch.float64).reshape(-1)
+        self.previous: torch.Tensor | None = None  # theta (R, P) at the last log point, for ``moved``
 
     def __call__(self, stacked: Stacked, data, alive: list[int] | None = None) -> list[tuple[list, list]]:
         """Rows [(layer, name, value)] and spectra [(min(m, n),) float64 per matrix] of each member;
@@ -137,11 +141,27 @@ class ModuleTracker:
             (-1, "grad_norm"): _host(gnorm),
             (-1, "norm_ratio"): _host(fros.amax(0) / fros.amin(0)),
             (-1, "max_abs"): _host(theta.abs().amax(1)),
+            **self._moved(theta, tnorm),
         }
 
-    def stationarity(self, stacked: Stacked, data) -> np.ndarray:
-        """||g + wd theta|| / ||g|| per member (R,): the stopping rule of gated runs."""
-        return self._network(stacked, data)[(-1, "stationarity")]
+    def _moved(self, theta: torch.Tensor, tnorm: torch.Tensor) -> dict[tuple[int, str], np.ndarray]:
+        """``moved`` ||theta - theta_prev|| / ||theta||, theta_prev the parameters at the last
+        call (the previous log point); nothing at the first call."""
+        previous, self.previous = self.previous, theta.clone()
+        if previous is None:
+            return {}
+        return {(-1, "moved"): _host(torch.where(tnorm > 0, (theta - previous).norm(dim=1) / tnorm, torch.nan))}
+
+    def stationarity(self, stacked: Stacked, data, absolute: bool = False) -> np.ndarray:
+        """||g + wd theta|| / ||g|| per member (R,), or ``absolute`` ||g + wd theta||: the
+        stopping rule of gated runs (``DynamicsSpec.gate_measure``)."""
+        g = self.gradient(stacked, data)
+        theta = torch.cat([p.flatten(1) for p in stacked.params.values()], 1).double()
+        objective = (g + self.wd.to(theta.device)[:, None] * theta).norm(dim=1)
+        if absolute:
+            return _host(objective)
+        gnorm = g.norm(dim=1)
+        return _host(torch.where(gnorm > 0, objective / gnorm, torch.nan))
 
     def gradient(self, stacked: Stacked, data) -> torch.Tensor:
         """grad L(theta) over the training set, eval mode, (R, P) float64, summed over chunks of

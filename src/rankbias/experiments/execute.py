@@ -27,7 +27,7 @@ import torch
 from rankbias.engine import ensemble, geometry, probes
 from rankbias.engine.data import Dataset, make_data
 from rankbias.engine.device import resolve
-from rankbias.engine.dynamics import flow
+from rankbias.engine.dynamics import as_float64, flow
 from rankbias.engine.losses import accuracy, loss_value
 from rankbias.engine.metrics import Tracker, stationarity
 from rankbias.engine.functional import Stacked
@@ -121,6 +121,8 @@ def _train_ensemble(group: list[RunConfig], device: torch.device) -> list[RunRec
     with _recording(recs):
         check_fit(group[0])
         dataset = make_data(group[0].data).to(device)
+        if group[0].dynamics.dtype == "float64":
+            dataset = as_float64(dataset)
         wds = [c.dynamics.wd for c in group]
         specs = [c.dynamics for c in group]
         if not ensemble.written_out(group[0].net, specs):
@@ -168,8 +170,9 @@ def _train_modules(group: list[RunConfig], recs: list[RunRecord], dataset: Datas
             if r in alive:
                 _record_point(recs[r], at, rows, spectra)
 
+    absolute = specs[0].gate_measure == "absolute"
     results = ensemble.train_ensemble(group[0].net, dataset, specs, on_log=on_log,
-                                      stationarity=lambda ens: tracker.stationarity(ens, dataset))
+                                      stationarity=lambda ens: tracker.stationarity(ens, dataset, absolute))
     names = probes.layer_names(group[0].net, dataset)
     for rec, result in zip(recs, results):
         _record_result(rec, result)
