@@ -115,8 +115,17 @@ CASES = [
     ("negative seed", lambda t: ["list", _matrix(t, GOOD + "seeds = [-1]\n")],
      "key 'seeds': a list of seeds must hold ints >= 0; [-1] are not"),
     ("fractional seed", lambda t: ["list", _matrix(t, GOOD + "seeds = [0.5]\n")], "[0.5] are not. Got [0.5]"),
-    ("unknown claims version", lambda t: ["score", "quick", "--store", _empty_store(t), "--claims-version", "3"],
-     "'--claims-version' must be one of [1, 2]; got 3. Pass 2"),
+    ("unknown claims version", lambda t: ["score", "quick", "--store", _empty_store(t), "--claims-version", "4"],
+     "'--claims-version' must be one of [1, 2, 3]; got 4. Pass 2"),
+    ("a version-3 claim asked of version 2", lambda t: ["score", "quick", "--store", _empty_store(t), "--claim",
+                                                        "kobayashi.factor", "--claims-version", "2"],
+     "'--claim' kobayashi.factor is a claim of claims version 3, not of version 2. Pass --claims-version 3."),
+    ("a consistency check named as a claim", lambda t: ["compare", _hypothesis(t, NOWHERE.replace(
+        '"mine.x"', '"kuzborskij.alignment"')), "--store", _empty_store(t)],
+     "Trend id 'kuzborskij.alignment' is a consistency check of claims version 3 (an identity between metrics), "
+     "not a claim. Give yours an id of your own, e.g. 'mine.alignment'."),
+    ("a baseline's id", lambda t: ["compare", _hypothesis(t, NOWHERE.replace('"mine.x"', '"galanti.wd"')), "--store",
+                                   _empty_store(t)], "Trend id 'galanti.wd' is the id of a baseline claim"),
     ("variant of no claim", lambda t: ["run", _matrix(t, GOOD.replace('id = "s1"', 'id = "galanti.wdd.heldout"'))],
      "m.toml: scenario 'galanti.wdd.heldout' key 'id': a scenario named <claim>.<name> is a variant of that claim, "
      "and claims version 2 has no claim 'galanti.wdd'. Got 'galanti.wdd.heldout'. Fix: name an existing claim "

@@ -13,14 +13,15 @@ from rankbias.scoring.hypotheses import claims, history
 DOCS = Path(__file__).parent.parent / "docs"
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_every_claim_is_documented_with_its_criteria_and_history(version):
     text = document(version)
     for h in claims(version):
         assert f"### {h.id}" in text
         for c in getattr(h, "criteria", ()):
             assert f"- {c.text()}" in text
-    assert ("version 2:" in text) == (version == 2)
+    assert ("version 2:" in text) == (version >= 2) and ("version 3:" in text) == (version == 3)
+    assert ("### kuzborskij.alignment (consistency check" in text) == (version == 3)
 
 
 def test_an_amended_claim_shows_both_versions_and_the_reason():
@@ -36,6 +37,8 @@ def test_the_committed_claims_page_is_what_the_code_generates():
     card = DOCS / "scorecard-standard-v2.json"
     assert (DOCS / "claims.md").read_text() == document(2, card)
     assert "**Verdict**:" in (DOCS / "claims.md").read_text()
+    card = DOCS / "scorecard-standard-v3.json"
+    assert (DOCS / "claims-v3.md").read_text() == document(3, card if card.exists() else None)
 
 
 def test_rankbias_claims_prints_or_writes_the_page(tmp_path):

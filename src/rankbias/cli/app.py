@@ -18,11 +18,13 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
                   help="Measure and benchmark the low-rank bias of neural networks.")
 DEBUG = {"on": False}  # --debug: show the traceback behind an error
 console = Console()
+err_console = Console(stderr=True)
 if not console.is_terminal:  # piped output: rich would fall back to 80 columns
     console.width = max(console.width, 120)
 
 TARGET_HELP = "A tier of the built-in claims matrix (quick, standard, full) or a matrix TOML file."
-VERSION_HELP = "Claims version: 2 (current) or 1 (on record): the built-in matrix and the rules that score it."
+VERSION_HELP = ("Claims version: 2 (current), 1 (on record) or 3 (new claims; not yet run in full): the built-in "
+                "matrix and the rules that score it.")
 TIER_HELP = "Tier of a matrix file: quick, standard or full."
 DEVICE_HELP = ("Torch device to train on: auto (a GPU when torch sees one and numba-cuda runs there, "
                "else the CPU), cpu, cuda or cuda:N.")
@@ -82,7 +84,7 @@ def version_checked(version: int) -> int:
 
     if version not in VERSIONS:
         fail(f"'--claims-version' must be one of {list(VERSIONS)}; got {version}. Pass {CURRENT} (the current "
-             f"claims) or 1 (version 1, kept on record).")
+             f"claims), 1 (kept on record) or 3 (the newest).")
     return version
 
 

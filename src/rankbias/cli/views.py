@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.traceback import Traceback
 
-from rankbias.cli.app import DEBUG, console, fail
+from rankbias.cli.app import DEBUG, console, err_console, fail
 
 VERDICT_STYLE = {"pass": "green", "fail": "red", "inconclusive": "yellow", "scored": "cyan", "not applicable": "blue"}
 
@@ -164,14 +164,26 @@ def show_scorecard(card, out: str = "", baselines: list | None = None, keep_goin
     beside ``baselines``), say where its JSON went (``out``), and exit 1 when one of the
     researcher's hypotheses could not be scored, unless ``keep_going``."""
     meta, runs = card.meta, card.runs
-    if card.verdicts:
-        table = verdict_table(card.verdicts, f"scorecard: claims version {meta['claims_version']}, "
-                                             f"{meta['tier']} tier, {len(runs.final)} stored runs")
+    claims = [v for v in card.verdicts if v.kind != "consistency"]
+    checks = [v for v in card.verdicts if v.kind == "consistency"]
+    if claims:
+        table = verdict_table(claims, f"scorecard: claims version {meta['claims_version']}, "
+                                      f"{meta['tier']} tier, {len(runs.final)} stored runs")
         console.print(table)
         for note in table.notes:
             console.print(f"  note: {escape(note)}")
-    else:
+    elif not checks:
         console.print(escape(meta["note"]))
+    if checks:
+        table = verdict_table(checks, "consistency checks: identities between the metrics, not evidence for a paper")
+        console.print(table)
+        for note in table.notes:
+            console.print(f"  note: {escape(note)}")
+        for v in checks:
+            if v.verdict == "fail":
+                err_console.print(f"[bold red]CONSISTENCY CHECK FAILED: {escape(v.id)}[/bold red]: a metric breaks "
+                                  f"the identity it must satisfy ({_statistics(v)}); the measurements of these runs "
+                                  f"are suspect until it is explained.")
     if card.extra:
         console.print(head_to_head(card.extra, baselines or [], card.verdicts))
     versions = ", ".join(f"{code} ({n} runs)" for code, n in runs.code.value_counts().items())

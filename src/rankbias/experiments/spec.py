@@ -220,10 +220,11 @@ class MatrixSpec(BaseModel):
         return value
 
 
-CLAIMS_VERSIONS = (1, 2)  # as rankbias.scoring.hypotheses.VERSIONS; each version's matrix file never changes
+CLAIMS_VERSIONS = (1, 2, 3)  # as rankbias.scoring.hypotheses.VERSIONS; each version's matrix file never changes
+CURRENT_CLAIMS = 2  # as rankbias.scoring.hypotheses.CURRENT: what a command without --claims-version scores
 
 
-def builtin(version: int = CLAIMS_VERSIONS[-1]) -> Path:
+def builtin(version: int = CURRENT_CLAIMS) -> Path:
     """The built-in matrix of the claims of claims version ``version``."""
     return Path(__file__).parent / "matrices" / f"claims-v{version}.toml"
 
@@ -231,7 +232,7 @@ def builtin(version: int = CLAIMS_VERSIONS[-1]) -> Path:
 BUILTIN = builtin()  # the current claims matrix
 
 
-def resolve(target: str, tier: str, version: int = CLAIMS_VERSIONS[-1]) -> tuple[Path, str]:
+def resolve(target: str, tier: str, version: int = CURRENT_CLAIMS) -> tuple[Path, str]:
     """(matrix file, tier) for a command-line target: a tier name means the
     built-in matrix of claims version ``version`` at that tier, anything else a
     matrix file at ``tier``."""

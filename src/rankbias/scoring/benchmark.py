@@ -26,7 +26,7 @@ from rankbias.experiments.logged import runnable, with_logged
 from rankbias.experiments.runner import Plan, Progress, train_missing
 from rankbias.experiments.spec import MatrixError, MatrixSpec, load, resolve
 from rankbias.experiments.store import Store
-from rankbias.scoring.hypotheses import CURRENT, unknown_variants
+from rankbias.scoring.hypotheses import CURRENT, introduced, unknown_variants
 from rankbias.scoring.hypotheses import claims as claims_of
 from rankbias.scoring.score import N_BOOT, Runs, Verdict, applies_to, header, scorecard
 
@@ -71,6 +71,10 @@ def score_matrix(matrix: Matrix, store: Store, extra: list | None = None, *, n_b
     if n_boot < 0:
         raise ValueError(f"'n_boot' must be an int >= 0 (0: the default {N_BOOT}); got {n_boot}.")
     unknown = unknown_claims(claims or [], version)
+    later = [(c, introduced(c)) for c in unknown if (introduced(c) or 0) > version]
+    if later:
+        raise ValueError(f"'--claim' {later[0][0]} is a claim of claims version {later[0][1]}, not of version "
+                         f"{version}. Pass --claims-version {later[0][1]}.")
     if unknown:
         known = ", ".join(h.id for h in claims_of(version))
         raise ValueError(f"unknown claim ids {unknown} for '--claim'; known: {known}. Pick from those.")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rankbias.scoring import hypotheses, score
+from rankbias.scoring import hypotheses, rules, score
 from rankbias.scoring.hypotheses.base import GATE
 from rankbias.experiments.spec import Scenario, builtin, load
 
@@ -27,6 +27,13 @@ PAPERS = {
                  "Within-Class Variability Yield Low-Rank Bias\", arXiv 2402.03991",
     "lejegelka": "Le & Jegelka, \"Training invariances and the low-rank phenomenon: beyond linear networks\", "
                  "arXiv 2201.11968",
+    "kobayashi": "Kobayashi, Akram & von Oswald, \"Weight decay induces low-rank attention layers\", arXiv "
+                 "2410.23819",
+    "andriushchenko": "Andriushchenko, Bahri, Mobahi & Flammarion, \"Sharpness-Aware Minimization Leads to "
+                      "Low-Rank Features\", arXiv 2305.16292",
+    "xie": "Xie & Li, \"Implicit Bias of AdamW: l-infinity Norm Constrained Optimization\", arXiv 2404.04454",
+    "huh": "Huh, Mobahi, Zhang, Cheung, Agrawal & Isola, \"The Low-Rank Simplicity Bias in Deep Networks\", "
+           "TMLR 2023, arXiv 2103.10427",
     "null": "Null hypotheses: rival explanations the papers' claims should beat",
     "new": "New hypotheses, not baselines: proposed beside the papers and scored the same way",
 }
@@ -39,17 +46,24 @@ def _rules(version: int) -> str:
         "**fails** when all three miss it, and is **inconclusive** otherwise. A claim passes when every criterion "
         "passes and fails when any fails. Effect sizes are reported with their CIs and never judged.",
     ]
+    if version >= 3:
+        lines.append(
+            f"From version 3, a run is **untrained** when it diverged or its final training loss is above "
+            f"{rules.HALF_CONSTANT} of the best constant predictor's (ln K for balanced K-class cross-entropy, ln 2 "
+            "for the logistic loss, the targets' variance for MSE). **Consistency checks** test identities between "
+            "the metrics; they are shown apart from the claims and never counted as evidence for a paper.")
     if version >= 2:
         lines.append(
-            f"From version 2, a run is **untrained** when it diverged, ended within {score.CHANCE_MARGIN} of chance "
-            f"train accuracy (1/K, or 1/2 for logistic loss), or (MSE) ended with a train loss >= "
-            f"{score.NO_PROGRESS} of its initial one. Untrained runs are excluded from every statistic and counted "
+            (f"From version 2, a run is **untrained** when it diverged, ended within {rules.CHANCE_MARGIN} of chance "
+             f"train accuracy (1/K, or 1/2 for logistic loss), or (MSE) ended with a train loss >= "
+             f"{rules.NO_PROGRESS} of its initial one. " if version == 2 else "As from version 2: ") +
+            "Untrained runs are excluded from every statistic and counted "
             "per grid cell; a cell left with no trained run is dropped, and a criterion that needs it is "
             "inconclusive, naming it. A claim whose runs never meet its theorem's hypotheses is **not applicable**, "
             "shown with the best value of the hypothesis' test. A run is on the **stationarity gate** when "
             f"||grad L + wd theta|| / ||grad L|| <= {GATE} at its last step.")
     else:
-        lines.append(f"In version 1, runs that ended within {score.CHANCE_MARGIN} of chance train accuracy are "
+        lines.append(f"In version 1, runs that ended within {rules.CHANCE_MARGIN} of chance train accuracy are "
                      "counted in a note and scored as they are.")
     return "\n\n".join(lines)
 
@@ -85,7 +99,9 @@ def _verdict(v: dict) -> str:
 
 
 def _claim(h, version: int, scenarios: dict, tiers: dict, verdicts: dict) -> list[str]:
-    role = " (control)" if getattr(h, "control", False) else ""
+    role = (" (control)" if getattr(h, "control", False) else
+            " (consistency check: an identity between metrics, never evidence for the paper)"
+            if h.kind == "consistency" else "")
     out = [f"### {h.id}{role}", "", f"**Predicts**: {h.predicts}.", ""]
     own = [sid for sid in scenarios if sid == h.id or sid.startswith(h.id + ".")]
     if own:

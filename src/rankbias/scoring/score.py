@@ -16,7 +16,11 @@ Efron & Tibshirani 1993, ch. 13).  A criterion check
 a hypothesis passes when every criterion passes, fails when any fails, and is
 inconclusive otherwise, or when some of its runs are missing.
 
-The rules are those of the claims version scored (``version``).  From version 2:
+The rules are those of the claims version scored (``version``).  From version 3, a
+run is untrained when it diverged or its final training loss is above
+``HALF_CONSTANT`` of the best constant predictor's (``constant_loss``: ln K for
+balanced K-class cross-entropy, ln 2 for the logistic loss, the targets' variance for
+MSE); otherwise as version 2.  In version 2:
 a run is **untrained** when it diverged, ended within ``CHANCE_MARGIN`` of chance
 train accuracy, or (MSE) ended with a train loss >= ``NO_PROGRESS`` of its
 initial one; untrained runs are excluded from every statistic and counted per
@@ -30,6 +34,9 @@ also reports the range of the decay horizon lr*wd*T of its runs and how many of
 its wd > 0 runs passed the stationarity gate ||grad L + wd theta|| / ||grad L||
 <= ``GATE`` at their last step, so a verdict read off runs far from
 stationarity is visible as such.
+
+A consistency check (``kind`` "consistency", an identity between metrics) is judged on
+all its runs at once, without resampling: an identity must hold in every run.
 
 A ``Predictor`` is not judged: it gets Spearman rho between predicted and
 measured rank and the mean absolute error of log-rank, each with its CI.
@@ -47,12 +54,11 @@ import pandas as pd
 from rankbias.experiments.matrix import Matrix
 from rankbias.experiments.provenance import provenance
 from rankbias.scoring.hypotheses import CURRENT
-from rankbias.scoring.hypotheses.base import GATE, Check, Predictor, RunSet, Trend, spearman, widths_of
+from rankbias.scoring.hypotheses.base import GATE, Check, Predictor, RunSet, Trend, spearman
+from rankbias.scoring.rules import CHANCE_MARGIN, Policy, _at_chance, policy
 from rankbias.scoring.runs import Runs
 
 N_BOOT = 300
-CHANCE_MARGIN = 0.05
-NO_PROGRESS = 0.95  # an MSE run is untrained when its final loss is >= this share of its initial loss
 UNDEFINED = ("undefined on these runs: a rank correlation over fewer than 3 cells or a constant series, "
              "a ratio with an empty cell, or no run the criterion reads")
 
@@ -113,33 +119,6 @@ class Verdict:
         return out
 
 
-def _chance(final: pd.DataFrame) -> np.ndarray:
-    """Chance train accuracy of each classification run (1/K for cross-entropy on K
-    classes, 1/2 for logistic); NaN for regression."""
-    classes = final["widths"].map(lambda w: widths_of(w)[-1])
-    return np.where(final["loss"] == "ce", 1.0 / classes, np.where(final["loss"] == "logistic", 0.5, np.nan))
-
-
-def _at_chance(done: pd.DataFrame) -> int:
-    """Version 1's note: how many classification runs ended with train accuracy <= chance +
-    CHANCE_MARGIN (runs that did not train).  Informational; no criterion reads it."""
-    if "train_acc" not in done or "loss" not in done:
-        return 0
-    return int((done["train_acc"].to_numpy(float) <= _chance(done) + CHANCE_MARGIN).sum())
-
-
-def untrained(present: pd.DataFrame) -> pd.Series:
-    """Version 2's rule, per run (bool): it diverged, or ended within CHANCE_MARGIN of
-    chance train accuracy (classification), or (MSE) its final train loss is >=
-    NO_PROGRESS times its initial one."""
-    out = present["status"] == "diverged"
-    if "train_acc" in present and "loss" in present:
-        out |= pd.Series(present["train_acc"].to_numpy(float) <= _chance(present) + CHANCE_MARGIN, index=present.index)
-    if "train_loss" in present and "train_loss_0" in present and "loss" in present:
-        out |= (present["loss"] == "mse") & (present["train_loss"] >= NO_PROGRESS * present["train_loss_0"])
-    return out
-
-
 def _resamples(final: pd.DataFrame, n_boot: int, seed: int):
     seeds = np.array(sorted(final["seed"].unique()))
     rng = np.random.default_rng(seed)
@@ -167,7 +146,7 @@ def _predictor_checks(h: Predictor, runs: RunSet) -> list[Check]:
 
 def _evaluate(h, runs: RunSet) -> list[Check]:
     checks = _predictor_checks(h, runs) if isinstance(h, Predictor) else h.checks(runs)
-    undeclared = [c.name for c in checks if c.op is not None and h.kind == "trend" and h.criteria
+    undeclared = [c.name for c in checks if c.op is not None and isinstance(h, Trend) and h.criteria
                   and not any(crit.matches(c) for crit in h.criteria)]
     if undeclared:
         raise ValueError(f"checks {undeclared} are not among {h.id}'s declared criteria; declare them in its "
@@ -215,40 +194,10 @@ def _verdict_of(h, statistics: list[Statistic]) -> str:
     return "fail" if "fail" in marks else "pass" if marks and all(m == "pass" for m in marks) else "inconclusive"
 
 
-@dataclass(frozen=True)
-class Policy:
-    """The scoring rules of one claims version (see the module docstring): which runs are
-    excluded, whether untrained runs are counted per cell, whether a hypothesis that
-    ``needs_all`` its scenarios and its theorem's test (``Trend.applies``) are enforced,
-    and whether runs at chance are only noted (version 1)."""
-
-    version: int
-    excludes_untrained: bool
-    counts_cells: bool
-    needs_all: bool
-    tests_applicability: bool
-    notes_chance: bool
-
-    def excluded(self, present: pd.DataFrame) -> pd.Series:
-        """Per run (bool): left out of every statistic."""
-        return untrained(present) if self.excludes_untrained else present["status"] == "diverged"
-
-
-V1 = Policy(1, excludes_untrained=False, counts_cells=False, needs_all=False, tests_applicability=False,
-            notes_chance=True)
-V2 = Policy(2, excludes_untrained=True, counts_cells=True, needs_all=True, tests_applicability=True,
-            notes_chance=False)
-
-
-def policy(version: int) -> Policy:
-    """The rules of claims version ``version``: version 1's, or from version 2 on version 2's."""
-    return V1 if version < 2 else replace(V2, version=version)
-
-
 def _selected(h, data: Runs, names: list[str], scenarios: tuple[str, ...], as_id: str | None, rules: Policy):
     """(the verdict before any statistic, the runs found, which are excluded, the runs scored)."""
     present = data.final.reindex([n for n in names if n in data.final.index])
-    bad = rules.excluded(present)
+    bad = rules.excluded(present, data.dataset)
     used = present[(present.status == "done") & ~bad]
     excluded = present[present.status != "done"].status.value_counts().to_dict()
     decayed = used[used.get("wd", pd.Series(0.0, index=used.index)) > 0]
@@ -270,6 +219,9 @@ def _judged(h, verdict: Verdict, runs: RunSet, resamples, rules: Policy, notes: 
         verdict.verdict, verdict.statistics = "not applicable", [_constant(test, "not applicable")]
         notes.append(f"not applicable: the runs never met the theorem's hypothesis {test.name} {test.op} "
                      f"{test.threshold:g} (best: {test.value:.3g})")
+    elif h.kind == "consistency":  # an identity must hold in every run: judged on all of them, not resampled
+        verdict.statistics = [_constant(c, _status(c, c.value, c.value, c.value)) for c in _evaluate(h, runs)]
+        verdict.verdict = _verdict_of(h, verdict.statistics)
     else:
         verdict.statistics = _interval(h, resamples, _evaluate(h, runs))
         verdict.verdict = _verdict_of(h, verdict.statistics)
@@ -310,7 +262,7 @@ def score(h: Trend | Predictor, data: Runs, n_boot: int = N_BOOT, seed: int = 0,
     if not names:
         verdict.note = f"no runs: none of its scenarios {list(scenarios)} is in this matrix"
         return verdict
-    notes = _count_untrained(verdict, data, present, bad, used, scenarios) if rules.counts_cells else []
+    notes = _count_untrained(verdict, data, present, bad, used, scenarios, rules) if rules.counts_cells else []
     if used.empty:
         verdict.note = "; ".join(notes + ["no trained done runs in the store; run the matrix first"])
         return verdict
@@ -326,7 +278,7 @@ def score(h: Trend | Predictor, data: Runs, n_boot: int = N_BOOT, seed: int = 0,
     return verdict
 
 
-def _count_untrained(verdict: Verdict, data: Runs, present, bad, used, scenarios) -> list[str]:
+def _count_untrained(verdict: Verdict, data: Runs, present, bad, used, scenarios, rules: Policy) -> list[str]:
     """From version 2 (``Policy.counts_cells``): fill ``verdict``'s untrained counts per cell and
     its dropped cells; return the notes."""
     cells = {n: data.cell(n, scenarios) for n in present.index}
@@ -335,9 +287,8 @@ def _count_untrained(verdict: Verdict, data: Runs, present, bad, used, scenarios
     verdict.dropped = sorted({cells[n] for n in present.index} - {cells[n] for n in used.index})
     notes = []
     if verdict.untrained:
-        notes.append(f"{verdict.untrained} of {len(present)} runs untrained (diverged, or ended within "
-                     f"{CHANCE_MARGIN} of chance accuracy / {NO_PROGRESS} of the initial MSE) and excluded: "
-                     + ", ".join(f"{c}: {k}" for c, k in verdict.untrained_cells.items()))
+        notes.append(f"{verdict.untrained} of {len(present)} runs untrained ({rules.untrained_rule()}) and "
+                     f"excluded: " + ", ".join(f"{c}: {k}" for c, k in verdict.untrained_cells.items()))
     if verdict.dropped:
         notes.append(f"cells dropped (no trained run): {'; '.join(verdict.dropped)}")
     return notes
@@ -379,6 +330,12 @@ def header(data: Runs, verdicts: list[Verdict], version: int, target: str, tier:
         "store": str(data.store_path),
         "runs": {"in_matrix": len(data.matrix.runs), "stored": int(len(data.final)),
                  **{str(k): int(v) for k, v in stored.items()}},
-        "verdicts": {k: int(v) for k, v in pd.Series([v.verdict for v in verdicts], dtype=object).value_counts().items()},
+        "verdicts": _counts([v.verdict for v in verdicts if v.kind != "consistency"]),
+        **({"consistency": _counts([v.verdict for v in verdicts if v.kind == "consistency"])}
+           if any(v.kind == "consistency" for v in verdicts) else {}),
         "made_by": {code: int(n) for code, n in data.code.value_counts().items()},
     }
+
+
+def _counts(values: list[str]) -> dict[str, int]:
+    return {k: int(v) for k, v in pd.Series(values, dtype=object).value_counts().items()}

@@ -4,7 +4,9 @@ and a researcher's own, from a file or an entry point.
 The claims are versioned, never tuned: ``claims(version)`` is what a claims
 version scores (version 1: one hypothesis per claim of the four papers plus the
 nulls; version 2: the same with its amendments, each with its reason, plus a
-new hypothesis, ``new.task_rank``); earlier versions stay scorable.
+new hypothesis, ``new.task_rank``; version 3: its amendments, a consistency check
+in place of kuzborskij.alignment, and new claims on conv nets, BatchNorm,
+attention, factorized maps, SAM and AdamW); earlier versions stay scorable.
 ``BASELINES`` is the current version's list.
 
 A researcher's hypothesis is a ``Trend`` or a ``Predictor``
@@ -22,52 +24,67 @@ import importlib.metadata
 import importlib.util
 from pathlib import Path
 
-from rankbias.scoring.hypotheses import galanti, kuzborskij, lejegelka, nulls, task_rank, zangrando
+from rankbias.scoring.hypotheses import (andriushchenko, galanti, huh, kobayashi, kuzborskij, lejegelka, nulls,
+                                         task_rank, xie, zangrando)
 from rankbias.scoring.hypotheses.base import Check, Criterion, Predictor, RunSet, Trend, effect
 
-PAPERS = (galanti, kuzborskij, zangrando, lejegelka, nulls)
-VERSIONS = (1, 2)
+# every module of claims, in the order their claims are listed
+MODULES = (galanti, kuzborskij, zangrando, lejegelka, nulls, task_rank, kobayashi, andriushchenko, xie, huh)
+PAPERS = MODULES  # (an older name)
+VERSIONS = (1, 2, 3)
 CURRENT = 2
 GROUP = "rankbias.hypotheses"
 
 __all__ = ["BASELINES", "CURRENT", "Check", "Criterion", "HypothesisError", "Predictor", "RunSet", "Trend", "VERSIONS",
-           "claims", "effect", "load_entry_points", "load_file", "load_user"]
+           "claims", "consistency", "effect", "introduced", "load_entry_points", "load_file", "load_user"]
+
+
+def _forms() -> list:
+    """Every form of every claim: each module's version-1 ``HYPOTHESES``, the forms later
+    versions gave them (``AMENDED``) and the claims they added (``ADDED``), in module order."""
+    return [h for m in MODULES for part in ("HYPOTHESES", "AMENDED", "ADDED") for h in getattr(m, part, ())]
 
 
 def claims(version: int = CURRENT) -> list:
-    """The hypotheses claims version ``version`` scores, in order: version 1's, each
-    replaced by its amended form from version ``version`` on, then the new ones."""
+    """The hypotheses and consistency checks claims version ``version`` scores, in order: each
+    claim in the order it first appeared, in its latest form of a version <= ``version``."""
     if version not in VERSIONS:
         raise ValueError(f"claims version must be one of {list(VERSIONS)}; got {version!r}")
-    out = [h for paper in PAPERS for h in paper.HYPOTHESES]
-    if version >= 2:
-        amended = {h.id: h for paper in PAPERS for h in paper.AMENDED}
-        out = [amended.get(h.id, h) for h in out] + task_rank.HYPOTHESES
-    return out
+    forms = [h for h in _forms() if h.version <= version]
+    order = list(dict.fromkeys(h.id for h in forms))
+    return [max((h for h in forms if h.id == cid), key=lambda h: h.version) for cid in order]
+
+
+def consistency(version: int = CURRENT) -> list:
+    """The consistency checks of claims version ``version``: identities between metrics, shown
+    apart from the claims and never counted as evidence for a paper."""
+    return [h for h in claims(version) if h.kind == "consistency"]
+
+
+def introduced(claim_id: str) -> int | None:
+    """The claims version that first has ``claim_id``; None for an id no version has."""
+    versions = [h.version for h in _forms() if h.id == claim_id]
+    return min(versions) if versions else None
 
 
 def sweeps() -> list:
     """The report plots the papers' modules declare (``SWEEPS``, ``base.Sweep``), in module order."""
-    return [s for module in (galanti, zangrando, lejegelka, kuzborskij, nulls, task_rank)
-            for s in getattr(module, "SWEEPS", ())]
+    return [s for module in MODULES for s in getattr(module, "SWEEPS", ())]
 
 
 def scatters() -> list:
     """The report scatter plots the papers' modules declare (``SCATTERS``, ``base.Scatter``)."""
-    return [s for module in (galanti, zangrando, lejegelka, kuzborskij, nulls, task_rank)
-            for s in getattr(module, "SCATTERS", ())]
+    return [s for module in MODULES for s in getattr(module, "SCATTERS", ())]
 
 
 def spectra_plots() -> list[tuple[str, str]]:
     """(file, scenario) of each spectra-over-training plot the papers' modules declare (``SPECTRA``)."""
-    return [s for module in (galanti, zangrando, lejegelka, kuzborskij, nulls, task_rank)
-            for s in getattr(module, "SPECTRA", ())]
+    return [s for module in MODULES for s in getattr(module, "SPECTRA", ())]
 
 
 def history(claim_id: str) -> list:
     """Every version of one claim, oldest first (one entry per version that changed it)."""
-    forms = [h for paper in PAPERS for h in (*paper.HYPOTHESES, *paper.AMENDED)] + task_rank.HYPOTHESES
-    return sorted((h for h in forms if h.id == claim_id), key=lambda h: h.version)
+    return sorted((h for h in _forms() if h.id == claim_id), key=lambda h: h.version)
 
 
 BASELINES = claims(CURRENT)
@@ -127,11 +144,27 @@ def load_user(path: str | Path) -> tuple[list, str | None]:
             f"hypothesis file {path} defines no Trend or Predictor at module level. "
             f"Define one, e.g. `mine = Trend(...)` (see examples/my_hypothesis.py)."
         )
+    for h in found:
+        clash = _baseline_clash(h.id)
+        if clash:
+            raise HypothesisError(f"hypothesis file {path}: {type(h).__name__} id {h.id!r} is {clash}. Give yours an "
+                                  f"id of your own, e.g. 'mine.{h.id.split('.', 1)[-1]}'.")
     needed = getattr(module, "MATRIX", None)
     if needed is not None and not isinstance(needed, str):
         raise HypothesisError(f"hypothesis file {path}: MATRIX must be TOML text of [[scenario]] tables; got a "
                               f"{type(needed).__name__}. Write it as a string, e.g. MATRIX = \"\"\"[[scenario]] ...\"\"\".")
     return found, needed
+
+
+def _baseline_clash(hid: str) -> str:
+    """What a baseline id ``hid`` already names (a consistency check or a claim of some version), or ''."""
+    forms = [h for h in _forms() if h.id == hid]
+    if not forms:
+        return ""
+    if any(h.kind == "consistency" for h in forms):
+        version = min(h.version for h in forms if h.kind == "consistency")
+        return f"a consistency check of claims version {version} (an identity between metrics), not a claim"
+    return f"the id of a baseline claim (claims version {min(h.version for h in forms)})"
 
 
 def load_entry_points() -> list:

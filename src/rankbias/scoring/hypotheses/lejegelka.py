@@ -142,10 +142,15 @@ def _split_layers(widths, linear: int) -> tuple[list[int], list[int]]:
 
 
 def _decade_change(runs: RunSet) -> float:
-    """min over runs and last linear square layers of ratio(T) - ratio(last checkpoint <= T/10)."""
+    """min over runs and each run's own last linear square layers of ratio(T) - ratio(last
+    checkpoint <= T/10).  In a scenario that mixes depths, layer k is read only in the runs
+    where it is one of the last linear layers (a deeper net's layer k may be a ReLU layer)."""
     f, worst = runs.final, math.inf
-    for k in sorted({k for _, row in f.iterrows() for k in _split_layers(row["widths"], int(row["linear_layers"]))[0]}):
+    tails = {name: _split_layers(row["widths"], int(row["linear_layers"]))[0] for name, row in f.iterrows()}
+    for k in sorted({k for tail in tails.values() for k in tail}):
         for run, h in _ratio_history(runs, k).groupby("run"):
+            if k not in tails.get(run, ()):
+                continue
             end = h.step.iloc[-1]
             worst = min(worst, h.value.iloc[-1] - h[h.step <= end / 10].value.iloc[-1])
     return worst

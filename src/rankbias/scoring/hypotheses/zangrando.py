@@ -98,6 +98,14 @@ def _nc1_spread(runs: RunSet) -> list[Check]:
     return [NC1_GAP(r, k=k) for k, r in zip(inputs, rhos)] + [effect("mean rho", float(np.nanmean(rhos)))]
 
 
+def _nc1_learned(runs: RunSet) -> list[Check]:
+    """Version 3: as version 2, for W_2 only (1-based; its input, layer 1's features, is learned)."""
+    f = runs.final
+    cells = pd.DataFrame({"gap": f["gap_k@1"], "nc1": f["nc1@0"]}).groupby(f["data.std"]).mean()
+    rho = spearman(cells["nc1"], cells["gap"])
+    return [NC1_GAP(rho, k=2), effect("rho for W_1 (input: the data; reported)", _nc1_spread(runs)[0].value)]
+
+
 SWEEPS = [
     Sweep("zangrando.wd", "wd", "gap_k", "sigma_K+1 / sigma_1, hidden square layers", logx=True, logy=True),
     Sweep("zangrando.spread", "data.std", "gap_k@0", "sigma_K+1 / sigma_1, first layer", logx=True, logy=True),
@@ -130,4 +138,12 @@ AMENDED = [
                     "ratio sigma_K+1 / sigma_1: rho over the spread cells >= 0.8 for W_1 (input: the data) and "
                     "W_2 (input: layer 1's features). Version 1's wd sweep moved NC1 by 6% while rank_rel "
                     "saturated at K in every run, so rho was undefined."),
+]
+
+AMENDED += [
+    Trend("zangrando.nc1", "zangrando", ("zangrando.nc1",),
+          "a layer's distance to rank K rises with the within-class variability (NC1) of its learned input features",
+          _nc1_learned, CITE, criteria=(NC1_GAP,), version=3,
+          amendment="Reads W_2 and deeper only (layers whose input features are learned): W_1's input is the data, "
+                    "whose NC1 rises with the spread by construction, so its criterion repeated zangrando.spread."),
 ]
