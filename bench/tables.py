@@ -44,6 +44,8 @@ def _cells(verdict: dict) -> str:
 
 
 def _label(verdict: dict) -> str:
+    if verdict.get("kind") == "consistency":
+        return f"{verdict['id']} (consistency check)"
     return f"{verdict['id']} (control)" if verdict.get("control") else verdict["id"]
 
 
@@ -99,6 +101,28 @@ def benchmark_table(saved: dict, groups) -> str:
     head = (f"Saved {saved.get('datetime', '?')[:10]} on {cpu} ({info.get('cpu', {}).get('count', '?')} cores), "
             f"commit {(saved.get('commit_info', {}).get('id') or '-')[:10]}.")
     return "\n".join([head, "", *rows])
+
+
+def version_changes(card: dict, before: dict) -> str:
+    """Claims version 3 against version 2: one row per amended claim (its verdicts in both
+    scorecards, what changed and why) and one per new claim (verdict, effect, runs and seeds)."""
+    from rankbias.scoring.hypotheses import claims, history
+
+    old = {v["id"]: v for v in before["verdicts"]}
+    new = {v["id"]: v for v in card["verdicts"]}
+    amended = ["| claim | version 2 | version 3 | what changed, and why |", "| --- | --- | --- | --- |"]
+    added = ["| new claim | verdict | effect | runs / seeds |", "| --- | --- | --- | --- |"]
+    for h in claims(card["meta"]["claims_version"]):
+        forms = history(h.id)
+        ids = sorted(vid for vid in new if vid == h.id or vid.startswith(h.id + ".") or vid.startswith(h.id + "["))
+        if forms[0].version == 3:
+            added += [f"| {_label(new[vid])} | **{new[vid]['verdict']}** | {_effect(new[vid])} | {new[vid]['n']} / "
+                      f"{len(new[vid]['seeds'])} (seeds {', '.join(map(str, new[vid]['seeds']))}) |" for vid in ids]
+        elif h.version == 3:
+            for vid in ids:
+                was = f"**{old[vid]['verdict']}**" if vid in old else "-"
+                amended.append(f"| {_label(new[vid])} | {was} | **{new[vid]['verdict']}** | {h.amendment} |")
+    return "\n".join([_caption(card), "", *amended, "", *added])
 
 
 def _bench() -> dict:

@@ -59,15 +59,23 @@ def _rank(runs: RunSet):
     return hidden_mean(runs.final, "rank_tol")
 
 
-def _wd(runs: RunSet) -> list[Check]:
-    f, width = runs.final, width_of(runs.final)
-    means = cell_means(f, "wd", _rank(runs))
-    return [
-        WD_RHO(spearman(means.index, means.values)),
-        WD_FULL(at(means, 0.0) / width),
-        WD_LOW(at(means, 2e-2) / width),
-        effect("(rank(wd=0) - rank(wd=max)) / width", (means.iloc[0] - means.iloc[-1]) / width),
-    ]
+def _wd_with(level):
+    """galanti.wd's checks, its level criterion ``level(cell means, width)`` (versions differ there)."""
+    def checks(runs: RunSet) -> list[Check]:
+        f, width = runs.final, width_of(runs.final)
+        means = cell_means(f, "wd", _rank(runs))
+        return [
+            WD_RHO(spearman(means.index, means.values)),
+            WD_FULL(at(means, 0.0) / width),
+            level(means, width),
+            effect("(rank(wd=0) - rank(wd=max)) / width", (means.iloc[0] - means.iloc[-1]) / width),
+        ]
+    return checks
+
+
+_wd = _wd_with(lambda means, width: WD_LOW(at(means, 2e-2) / width))
+# version 3: the large-wd level relative to the rank at wd = 0
+_wd_relative = _wd_with(lambda means, width: WD_HALF(at(means, 2e-2) / at(means, 0.0)))
 
 
 def _batch(runs: RunSet) -> list[Check]:
@@ -163,18 +171,6 @@ def _test_acc(runs: RunSet) -> list[Check]:
     low = rank <= rank.median()
     gap = abs(fit["test_acc"][low].mean() - fit["test_acc"][~low].mean()) if low.any() and (~low).any() else math.nan
     return [TEST_GAP(gap), effect("gap", gap)]
-
-
-def _wd_relative(runs: RunSet) -> list[Check]:
-    """Version 3 of galanti.wd: the large-wd level relative to the rank at wd = 0."""
-    f, width = runs.final, width_of(runs.final)
-    means = cell_means(f, "wd", _rank(runs))
-    return [
-        WD_RHO(spearman(means.index, means.values)),
-        WD_FULL(at(means, 0.0) / width),
-        WD_HALF(at(means, 2e-2) / at(means, 0.0)),
-        effect("(rank(wd=0) - rank(wd=max)) / width", (means.iloc[0] - means.iloc[-1]) / width),
-    ]
 
 
 def conv_hidden(widths) -> list[int]:
