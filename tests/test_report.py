@@ -97,9 +97,10 @@ def test_the_papers_declare_their_plots_on_scenarios_of_the_claims_matrix():
     from rankbias.scoring.hypotheses import scatters, spectra_plots, sweeps
 
     declared = sweeps()
-    ids = {s.id for s in load(builtin(2)).scenario}
-    assert len(declared) == 10 and {s.scenario for s in declared} <= ids
-    assert {s.scenario.split(".")[0] for s in declared} == {"galanti", "zangrando", "kuzborskij"}
+    ids = {s.id for s in load(builtin(2)).scenario} | {s.id for s in load(builtin(3)).scenario}
+    assert len(declared) == 12 and {s.scenario for s in declared} <= ids
+    assert {s.scenario.split(".")[0] for s in declared} == {"galanti", "zangrando", "kuzborskij", "kobayashi",
+                                                           "andriushchenko"}
     read = {sid for f in scatters() for _, sid, _, _ in f.series} | {sid for _, sid in spectra_plots()}
     assert read <= ids and {f.file for f in scatters()} == {"rank_vs_nc1.png", "merging.png"}
     source = open(report.__file__).read()
