@@ -114,3 +114,17 @@ def test_attention_formed_at_its_readout_equals_the_layer_over_every_position(re
     model = build_model(spec, seed=2).double()
     torch.testing.assert_close(model(data.x_train.double()), _full_attention(model, data.x_train), rtol=1e-12,
                                atol=1e-12)
+
+
+def test_sgd_members_that_differ_only_in_a_gate_they_ignore_train_as_one_ensemble():
+    from rankbias.engine.ensemble import train_ensemble
+
+    data = make_data(dict(kind="mixture", n=40, dim=4, classes=2, std=0.5, seed=0))
+    gated = DynamicsSpec("sgd", "ce", lr=0.1, wd=1e-2, batch=8, steps=20, gate=0.1, max_steps=100, log_points=2)
+    plain = DynamicsSpec("sgd", "ce", lr=0.1, wd=0.0, batch=8, steps=20, log_points=2)
+    results = train_ensemble(NetSpec("deep_relu", (4, 6, 2)), data, [gated, plain])
+    assert [r.status for r in results] == ["done", "done"] and [r.steps for r in results] == [20, 20]
+    with pytest.raises(ValueError, match="members must share 'gate'"):  # GD reads its gate
+        train_ensemble(NetSpec("deep_relu", (4, 6, 2)), data,
+                       [DynamicsSpec("gd", "ce", lr=0.1, steps=20, gate=0.1, max_steps=100),
+                        DynamicsSpec("gd", "ce", lr=0.1, steps=20)])

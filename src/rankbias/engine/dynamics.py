@@ -191,7 +191,7 @@ class DynamicsSpec:
         """The fields this kind of dynamics uses (solver settings only for gf,
         lr and budgets only for gd/sgd): what names a run."""
         unused = {"gd": ("epochs", "batch", "flow_time", "method", "rtol", "atol", "max_flow_time"),
-                  "sgd": ("flow_time", "method", "rtol", "atol", "gate", "max_steps", "max_flow_time"),
+                  "sgd": ("flow_time", "method", "rtol", "atol", "gate", "max_steps", "max_flow_time", "gate_measure"),
                   "gf": ("lr", "steps", "epochs", "batch", "max_steps")}[self.kind]
         return {k: v for k, v in asdict(self).items() if k not in unused and v is not None}
 

@@ -56,15 +56,15 @@ from rankbias.engine.nets import MLP_ARCHS, Net, NetSpec, activate, build, init_
 
 CHECK_EVERY = 256  # steps between reads of the members' divergence flags
 SHARED = ("kind", "loss", "steps", "epochs", "batch", "log_points", "tail_logs", "gate", "max_steps", "optimizer",
-          "nesterov", "schedule", "step_every", "gamma")
+          "nesterov", "schedule", "step_every", "gamma", "gate_measure", "dtype", "log_spacing")
 
 
 def _check(specs: list[DynamicsSpec]) -> None:
     first = specs[0]
     if first.kind == "gf":
         raise ValueError("Invalid ensemble: 'kind' must be gd or sgd; got 'gf'. Train gradient-flow runs one by one.")
-    for field in SHARED:
-        values = {getattr(s, field) for s in specs}
+    for field in SHARED:  # as each kind reads them: an SGD run ignores the gate, so its value does not matter
+        values = {s.identity().get(field) for s in specs}
         if len(values) > 1:
             raise ValueError(
                 f"Invalid ensemble: members must share '{field}'; got {sorted(map(str, values))}. "
