@@ -120,7 +120,7 @@ def _attention_wd(runs: RunSet) -> list[Check]:
     qk = cell_means(fit, "wd", head_mean(fit, "qk", "effective_rank")) if len(fit) else pd.Series(dtype=float)
     return checks + [
         effect("share of runs that fit the task (train accuracy >= 0.95)", len(fit) / len(f) if len(f) else math.nan),
-        effect("effective rank of W_Q W_K^T, wd = min over wd = max",
+        effect("effective rank of W_Q W_K^T, wd = max over wd = min",
                float(qk.iloc[-1] / qk.iloc[0]) if len(qk) > 1 else math.nan),
     ]
 
