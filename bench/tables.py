@@ -104,8 +104,10 @@ def benchmark_table(saved: dict, groups) -> str:
 
 
 def version_changes(card: dict, before: dict) -> str:
-    """Claims version 3 against version 2: one row per amended claim (its verdicts in both
-    scorecards, what changed and why) and one per new claim (verdict, effect, runs and seeds)."""
+    """Claims version 3 against version 2 scored on the same runs: one row per claim whose form
+    or verdict changed (its verdicts in both, what changed and why; an unchanged form whose
+    verdict moved moved by version 3's untrained rule) and one per new claim (verdict, effect,
+    runs and seeds)."""
     from rankbias.scoring.hypotheses import claims, history
 
     old = {v["id"]: v for v in before["verdicts"]}
@@ -118,10 +120,15 @@ def version_changes(card: dict, before: dict) -> str:
         if forms[0].version == 3:
             added += [f"| {_label(new[vid])} | **{new[vid]['verdict']}** | {_effect(new[vid])} | {new[vid]['n']} / "
                       f"{len(new[vid]['seeds'])} (seeds {', '.join(map(str, new[vid]['seeds']))}) |" for vid in ids]
-        elif h.version == 3:
-            for vid in ids:
-                was = f"**{old[vid]['verdict']}**" if vid in old else "-"
-                amended.append(f"| {_label(new[vid])} | {was} | **{new[vid]['verdict']}** | {h.amendment} |")
+            continue
+        for i, vid in enumerate(ids):
+            was = old[vid]["verdict"] if vid in old else None
+            if h.version < 3 and was == new[vid]["verdict"]:
+                continue
+            why = (h.amendment if i == 0 else f"as for {h.id}") if h.version == 3 else (
+                f"version 3's untrained rule: {new[vid]['untrained']} of its runs excluded")
+            amended.append(f"| {_label(new[vid])} | {f'**{was}**' if was else '-'} | **{new[vid]['verdict']}** "
+                           f"| {why} |")
     return "\n".join([_caption(card), "", *amended, "", *added])
 
 
@@ -140,7 +147,10 @@ def _load(name: str) -> dict:
 # file -> {block name: a function of nothing that returns the block's Markdown}
 BLOCKS = {
     ROOT / "README.md": {"scorecard-v2": lambda: verdict_summary(_load("scorecard-standard-v2.json"))},
-    DOCS / "results.md": {"scorecard-v2": lambda: scorecard_table(_load("scorecard-standard-v2.json")),
+    DOCS / "results.md": {"scorecard-v3": lambda: scorecard_table(_load("scorecard-standard-v3.json")),
+                          "v3-changes": lambda: version_changes(_load("scorecard-standard-v3.json"),
+                                                                _load("scorecard-standard-v2-retrained.json")),
+                          "scorecard-v2": lambda: scorecard_table(_load("scorecard-standard-v2.json")),
                           "scorecard-v1": lambda: scorecard_table(_load("scorecard-standard-v1.json"))},
     DOCS / "benchmarks.md": {"bench-spectral": lambda: benchmark_table(_bench(), lambda g: not _engine(g))},
     DOCS / "engine.md": {"bench-engine": lambda: benchmark_table(_bench(), _engine)},
