@@ -262,6 +262,9 @@ def test_attention_balance_passes_at_rate_2wd_and_fails_off_it():
     assert fails(h, _balance(1.0, 0.1))  # not conserved at wd = 0
     rates = kobayashi.decay_rates(_balance(1.0, 0.0))
     assert rates[rates.run == "r2"].rate.to_numpy() == pytest.approx([2e-2] * 4)
+    runs = _balance(1.0, 1e-4)
+    resampled = RunSet(pd.concat([runs.final, runs.final.iloc[1:]]), runs.metrics)  # a bootstrap draw repeats runs
+    assert judged(h, resampled) == judged(h, runs)
 
 
 def _heads(slope: float) -> RunSet:

@@ -85,6 +85,7 @@ def decay_rates(runs: RunSet) -> pd.DataFrame:
     """(run, head, rate, drift): per run and head, minus the least-squares slope of ln I(t)
     against t = lr x step over the run's log points (the decay rate), and |I(T) - I(0)| / I(0)."""
     f, rows = runs.final, []
+    f = f[~f.index.duplicated()]  # a bootstrap resample repeats runs: one rate per run (max and min ignore repeats)
     for h, layer in enumerate(head_layers(f, "qk")):
         history = runs.history("imbalance", layer)
         for run, one in history.groupby("run"):
@@ -98,15 +99,16 @@ def decay_rates(runs: RunSet) -> pd.DataFrame:
 
 def _balance(runs: RunSet) -> list[Check]:
     f = runs.final
+    wds = f["wd"][~f.index.duplicated()]
     rates = decay_rates(runs)
-    wd = rates.run.map(f["wd"])
+    wd = rates.run.map(wds)
     decayed, plain = rates[wd > 0], rates[wd == 0]
-    relative = (decayed.rate / (2 * decayed.run.map(f["wd"])) - 1).abs()
+    relative = (decayed.rate / (2 * decayed.run.map(wds)) - 1).abs()
     return [
         DECAY_RATE(float(relative.max()) if len(relative) else math.nan),
         CONSERVED(float(plain.drift.max()) if len(plain) else math.nan),
         effect("median rate / (2 wd) over wd > 0 runs and heads",
-               float((decayed.rate / (2 * decayed.run.map(f["wd"]))).median()) if len(decayed) else math.nan),
+               float((decayed.rate / (2 * decayed.run.map(wds))).median()) if len(decayed) else math.nan),
     ]
 
 
