@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from test_claims_v2 import _history, planted
+from test_claims_v2 import planted
 
 from rankbias.engine import data as D
 from rankbias.engine.dynamics import DynamicsSpec
@@ -153,8 +153,8 @@ def test_zangrando_nc1_reads_only_the_layer_whose_input_is_learned():
                           "widths": ["8-16-16-4"] * 5}, index=[f"r{s}" for s in stds])
     runs = RunSet(final, pd.DataFrame(), dataset=lambda name: sets[final.loc[name, "data.std"]])
     assert fails(V2["zangrando.nc1"], runs)  # version 2 also judges W_1, here falling with its input's NC1
-    assert list(judged(V3["zangrando.nc1"], runs)) == [f"rho(sigma_K+1 / sigma_1 of W_2, NC1 of W_2's input) over "
-                                                        f"the spread cells"]
+    assert list(judged(V3["zangrando.nc1"], runs)) == ["rho(sigma_K+1 / sigma_1 of W_2, NC1 of W_2's input) over "
+                                                        "the spread cells"]
     assert passes(V3["zangrando.nc1"], runs)
 
 
