@@ -76,6 +76,15 @@ def _pooled(h: torch.Tensor) -> torch.Tensor:
     return h.flatten(3).mean(-1) if h.dim() > 3 else h
 
 
+def _stationarity(g: torch.Tensor, theta: torch.Tensor, wd: torch.Tensor, absolute: bool = False) -> torch.Tensor:
+    """||g + wd theta|| / ||g|| per member (R,) (NaN where g = 0), or ``absolute`` ||g + wd theta||."""
+    objective = (g + wd[:, None] * theta).norm(dim=1)
+    if absolute:
+        return objective
+    gnorm = g.norm(dim=1)
+    return torch.where(gnorm > 0, objective / gnorm, torch.nan)
+
+
 class ModuleTracker:
     """Measures R modules at each log point; ``wd`` (R,) is each member's weight decay."""
 
@@ -136,8 +145,7 @@ class ModuleTracker:
         fros = torch.stack([p.flatten(1).norm(dim=1) for p in stacked.params.values() if p.dim() > 2]).double()
         return {
             (-1, "alignment"): _host(torch.where(gnorm * tnorm > 0, -(g * theta).sum(1) / (gnorm * tnorm), torch.nan)),
-            (-1, "stationarity"): _host(torch.where(gnorm > 0, (g + wd[:, None] * theta).norm(dim=1) / gnorm,
-                                                    torch.nan)),
+            (-1, "stationarity"): _host(_stationarity(g, theta, wd)),
             (-1, "grad_norm"): _host(gnorm),
             (-1, "norm_ratio"): _host(fros.amax(0) / fros.amin(0)),
             (-1, "max_abs"): _host(theta.abs().amax(1)),
@@ -157,11 +165,7 @@ class ModuleTracker:
         stopping rule of gated runs (``DynamicsSpec.gate_measure``)."""
         g = self.gradient(stacked, data)
         theta = torch.cat([p.flatten(1) for p in stacked.params.values()], 1).double()
-        objective = (g + self.wd.to(theta.device)[:, None] * theta).norm(dim=1)
-        if absolute:
-            return _host(objective)
-        gnorm = g.norm(dim=1)
-        return _host(torch.where(gnorm > 0, objective / gnorm, torch.nan))
+        return _host(_stationarity(g, theta, self.wd.to(theta.device), absolute))
 
     def gradient(self, stacked: Stacked, data) -> torch.Tensor:
         """grad L(theta) over the training set, eval mode, (R, P) float64, summed over chunks of
