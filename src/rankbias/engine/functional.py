@@ -26,7 +26,7 @@ from __future__ import annotations
 import copy
 
 import torch
-from torch.func import functional_call, grad, grad_and_value, stack_module_state, vmap
+from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 
 from rankbias.engine.data import Dataset
 from rankbias.engine.losses import evaluate_members, loss_per_sample
@@ -91,6 +91,8 @@ class Stacked:
             return functional_call(self.base, (p, fixed, buffers), (xs,), {"features": features})
 
         with torch.no_grad():
+            if not features and hasattr(self.base, "wide"):  # the model's own all-members pass
+                return self.base.wide(self.state, x)
             return vmap(member)(self.params, self.fixed, self.buffers, x)
 
     def matrices(self) -> list[tuple[str, torch.Tensor]]:
@@ -135,19 +137,31 @@ class FuncEnsemble(Stacked):
         first = self.members[0]
         factor = schedule_factor(first.schedule, self.t, self.total, first.step_every, first.gamma)
         self.base.train()
-        member = self.loss_fn(loss)
-        grads, losses = vmap(grad_and_value(member))(self.params, self.fixed, self.buffers, x, y)
+        grads, losses = self._gradients(loss, self.params, self.buffers, x, y)
         finite = torch.isfinite(losses)  # (R,)
         if self.sam:
             norm = torch.sqrt(sum(g.flatten(1).pow(2).sum(1) for g in grads.values()))  # (R,)
             step = torch.where(finite & (norm > 0), self.radius / norm, 0.0)
             ascent = {n: p + _b(step, p) * grads[n] for n, p in self.params.items()}
             scratch = {n: b.clone() for n, b in self.buffers.items()}  # the perturbed pass's statistics are dropped
-            grads = vmap(grad(member))(ascent, self.fixed, scratch, x, y)
+            grads, _ = self._gradients(loss, ascent, scratch, x, y)
         grads = {n: torch.where(_b(finite, g), g, 0.0) for n, g in grads.items()}
         self.optimizer.update(self.params, grads, (lr * factor).to(losses.dtype))
         self.t += 1
         return losses
+
+
+    def _gradients(self, loss: str, params: dict, buffers: dict, x: torch.Tensor, y: torch.Tensor):
+        """Every member's gradient {name: (R, ...)} and loss (R,) at ``params`` on its batch: by
+        autograd of sum_r L_r through the model's ``wide`` pass where it has one (the members
+        are independent, so d(sum)/dp_r = dL_r/dp_r), else by vmap(grad_and_value)."""
+        if not hasattr(self.base, "wide"):
+            return vmap(grad_and_value(self.loss_fn(loss)))(params, self.fixed, buffers, x, y)
+        with torch.enable_grad():
+            leaves = {n: p.detach().requires_grad_() for n, p in params.items()}
+            losses = loss_per_sample(loss, self.base.wide({**leaves, **self.fixed, **buffers}, x), y).mean(1)  # (R,)
+            grads = torch.autograd.grad(losses.sum(), list(leaves.values()))
+        return dict(zip(leaves, grads)), losses.detach()
 
 
 def _b(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
