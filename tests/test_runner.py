@@ -7,7 +7,8 @@ from typer.testing import CliRunner
 
 from rankbias.cli import app
 from rankbias.experiments.matrix import expand
-from rankbias.experiments.runner import plan, run_matrix, run_one
+from rankbias.experiments.config import work
+from rankbias.experiments.runner import _groups, plan, run_matrix, run_one
 from rankbias.experiments.spec import parse
 from rankbias.experiments.store import RunRecord, Store
 from reference import TINY_MATRIX
@@ -171,3 +172,13 @@ def test_cli_run_trains_the_seeds_a_scenario_lists(tmp_path):
     assert result.exit_code == 0, result.output
     seeds = sorted(config["seed"] for config in Store(store).runs().config)
     assert seeds == [11, 11, 11, 12, 12, 12]  # 3 wd x the 2 listed seeds, none of the tier's 0, 1
+
+
+def test_the_groups_with_the_most_work_start_first():
+    """Longest-processing-time order: a scenario declared last but 100x longer trains first."""
+    text = TINY_MATRIX + TINY_MATRIX.replace('id = "s"', 'id = "long"').replace("steps = 30", "steps = 3000")
+    matrix = expand(parse(text, "<test>"), "quick")
+    groups = _groups(list(matrix.runs.values()))
+    assert [g[0].dynamics.steps for g in groups] == [3000, 30]
+    loads = [sum(map(work, g)) for g in groups]
+    assert loads == sorted(loads, reverse=True) and loads[0] == 100 * loads[1]

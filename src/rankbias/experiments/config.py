@@ -123,6 +123,41 @@ def group_configs(configs: list[RunConfig]) -> list[list[int]]:
     return list(groups.values())
 
 
+def work(config: RunConfig) -> float:
+    """A rough count of the multiply-adds that training ``config`` takes, to start the
+    longest groups first: budget steps x samples per step x one sample's forward pass x 3
+    (forward and backward).  A gated run counts half its cap past the budget; gradient
+    flow counts 20k steps of the whole training set (its solver's steps are not known
+    ahead).  An estimate for ordering only; nothing is scored by it."""
+    n, dim, outputs = data.shape_of(config.data)
+    spec, net = config.dynamics, config.net
+    samples = spec.batch if spec.kind == "sgd" else n
+    if spec.kind == "gf":
+        steps = 20_000
+    else:
+        steps = spec.steps if spec.steps is not None else spec.epochs * (n // spec.batch)
+        if spec.gated:
+            steps = (steps + spec.max_steps) / 2
+    return float(steps) * samples * _forward_macs(net, config.data["kind"]) * 3
+
+
+def _forward_macs(net: NetSpec, kind: str) -> float:
+    """Multiply-adds of one sample's forward pass through ``net`` on data of ``kind``."""
+    w = net.widths
+    if net.arch == "conv":
+        shape = data.SHAPES[kind]
+        positions = 1
+        for size in shape[1:]:
+            positions *= size
+        taps = (net.kernel or 3) ** (len(shape) - 1)
+        return positions * taps * sum(a * b for a, b in zip(w[:-2], w[1:-1])) + w[-2] * w[-1]
+    if net.arch == "attention":  # its circuits (models.Attention): scores and outputs per head and slot
+        length, d, out = w
+        slots = (net.vocab or 1) + length
+        return (net.heads or 1) * slots * (length + d) + d * out
+    return float(sum(a * b for a, b in zip(w[:-1], w[1:])))
+
+
 ARCH_ALIASES = {"mlp": "deep_relu"}
 
 

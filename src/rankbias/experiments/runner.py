@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from rankbias.engine.device import Placement, as_placement
-from rankbias.experiments.config import RunConfig, group_configs
+from rankbias.experiments.config import RunConfig, group_configs, work
 from rankbias.experiments.execute import blank_record, train_group
 from rankbias.experiments.matrix import Matrix
 from rankbias.experiments.store import RunRecord, Store
@@ -113,7 +113,11 @@ def _single_threaded_children():
 
 
 def _groups(todo: list[RunConfig]) -> list[list[RunConfig]]:
-    return [[todo[i] for i in members] for members in group_configs(todo)]
+    """The ensemble groups of ``todo``, the most work first (``config.work``): a long group
+    started last would leave the other workers idle at the end (Graham's longest-processing-
+    time rule)."""
+    groups = [[todo[i] for i in members] for members in group_configs(todo)]
+    return sorted(groups, key=lambda group: -sum(map(work, group)))
 
 
 def run_matrix(matrix: Matrix, store: Store, retry_failed: bool = False,
