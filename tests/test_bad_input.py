@@ -67,9 +67,9 @@ CASES = [
     ("wrong type", lambda t: ["list", _matrix(t, GOOD.replace('id = "s1"', "id = 3"))],
      "key 'id': Input should be a valid string. Got 3"),
     ("negative lr", lambda t: ["list", _matrix(t, GOOD.replace("lr = 0.1", "lr = -0.1"))],
-     "every cell is invalid, e.g. 'lr' must be a finite float > 0 for sgd; got -0.1"),
+     "key 'dynamics.lr': 'dynamics.lr' (the learning rate) must be a finite number > 0. Got -0.1"),
     ("batch above data", lambda t: ["list", _matrix(t, GOOD.replace("batch = 8", "batch = 500"))],
-     "batch 500 exceeds the 60 training samples"),
+     "batch 500 exceeds the 60 training samples; use a batch in [1, 60]"),
     ("empty grid", lambda t: ["list", _matrix(t, GOOD.replace("[0.0, 0.01]", "[]"))],
      "grid key 'dynamics.wd' has an empty list of values"),
     ("unknown data kind", lambda t: ["list", _matrix(t, GOOD.replace('"mixture"', '"imagenet"'))],
@@ -88,7 +88,7 @@ CASES = [
      "did you mean 'wd'?"),
     ("train batch above data", lambda t: ["train", "--widths", "6,8,3", "--lr", "0.1", "--steps", "5", "--batch", "400",
                                           "--n", "64", "--store", str(t / "s.sqlite")],
-     "this run does not fit its data: batch 400 exceeds the 64 training samples; use a batch <= 64."),
+     "this run does not fit its data: batch 400 exceeds the 64 training samples; use a batch in [1, 64]."),
     ("unknown tier", lambda t: ["run", "--tier", "nightly", _matrix(t, GOOD)], "'--tier' must be one of"),
     ("negative processes", lambda t: ["run", _matrix(t, GOOD), "--processes", "-2"], "'--processes' must be an int >= 0"),
     ("corrupt store", lambda t: ["run", _matrix(t, GOOD), "--store", _junk_store(t)], "is not an SQLite database"),
@@ -185,6 +185,35 @@ CASES += [
      "'nesterov' needs 'momentum' > 0"),
     ("zero seeds in a tier", lambda t: ["list", _matrix(t, "[tiers]\nquick = 0\n" + GOOD)],
      "tiers.quick: Input should be greater than or equal to 1. Got 0"),
+]
+
+
+
+def _array(tmp, name, array=None, text=None):
+    path = tmp / name
+    np.save(path, array) if text is None else path.write_text(text)
+    return str(path)
+
+
+# numbers checked for their meaning when a matrix file loads, and weight files that are not what they say
+CASES += [
+    ("zero samples", lambda t: ["list", _matrix(t, GOOD.replace("n = 60", "n = 0"))],
+     "key 'data.n': 'data.n' (training samples) must be a finite number >= 1. Got 0. Fix: use a value >= 1, e.g. n = 1."),
+    ("negative std", lambda t: ["list", _matrix(t, GOOD.replace("std = 0.5", "std = -1.0"))],
+     "'data.std' (the clusters' standard deviation) must be a finite number > 0. Got -1.0"),
+    ("one class", lambda t: ["list", _matrix(t, GOOD.replace("classes = 3", "classes = 1"))],
+     "'data.classes' (classes; a task needs two) must be a finite number >= 2. Got 1"),
+    ("more log points than steps", lambda t: ["list", _matrix(t, GOOD.replace("log_points = 2", "log_points = 50"))],
+     "log_points 50 exceeds the 10 steps of the budget; use log_points in [2, 10]"),
+    ("a budget past the cap", lambda t: ["list", _matrix(t, GOOD.replace("steps = 10", "steps = 100000000000000"))],
+     "'dynamics.steps' (optimizer steps) must be a finite number >= 1 and <= 100,000,000. Got 100000000000000"),
+    ("infinite std", lambda t: ["list", _matrix(t, GOOD.replace("std = 0.5", "std = inf"))], "Got inf"),
+    ("a negative grid value", lambda t: ["list", _matrix(t, GOOD.replace("[0.0, 0.01]", "[0.0, -0.01]"))],
+     "key 'dynamics.wd': 'dynamics.wd' (the weight decay) must be a finite number >= 0. Got -0.01"),
+    ("an empty weight matrix", lambda t: ["ranks", _array(t, "e.npy", np.zeros((0, 0), np.float32))],
+     "tensor 'e' (shape (0, 0)): The 'A' parameter of ranks must not be empty"),
+    ("a text file named .npy", lambda t: ["ranks", _array(t, "t.npy", text="hello world\n")],
+     "t.npy is not a .npy file: it does not start with NumPy's .npy header"),
 ]
 
 NOWHERE = """

@@ -37,7 +37,7 @@ def test_example_expands_with_shared_runs_and_skips():
     shared = set(standard.members["mine.wd"]) & set(standard.members["mine.batch"])
     assert len(shared) == 5 and all("batch=16" in n and "wd=0.01" in n for n in shared)
     assert standard.skipped == [("mine.batch", {"dynamics.batch": 1000},
-                                 "batch 1000 exceeds the 500 training samples; use a batch <= 500")]
+                                 "batch 1000 exceeds the 500 training samples; use a batch in [1, 500]")]
 
 
 def test_scenario_seeds_override_the_tier():
@@ -59,7 +59,7 @@ def test_cli_list_prints_runs_and_skips():
     text = " ".join(result.output.split())  # rich wraps the title
     assert "25 distinct runs" in text and "mine.batch" in text
     assert ("skipped mine.batch {'dynamics.batch': 1000}: batch 1000 exceeds the 500 training samples; use a batch "
-            "<= 500") in " ".join(result.output.split())
+            "in [1, 500]") in " ".join(result.output.split())
 
 
 @pytest.mark.parametrize(
@@ -105,7 +105,7 @@ def test_malformed_files_name_where_what_and_the_fix(text, match):
 @pytest.mark.parametrize(
     "edit,match",
     [
-        (("lr = 0.1", "lr = -0.1"), r"scenario 's1': every cell is invalid, e\.g\. 'lr' must be a finite float > 0 for sgd; got -0\.1"),
+        (("steps = 50", "steps = 50, log_points = 60"), r"scenario 's1': every cell is invalid, e\.g\. log_points 60 exceeds the 50 steps of the budget; use log_points in \[2, 50\]"),
         (("batch = 8", "batch = 500"), r"every cell is invalid, e\.g\. batch 500 exceeds the 100 training samples"),
         (("widths = [8, 16, 3]", "widths = [9, 16, 3]"), r"widths 9-16-3 do not fit the data \(8 inputs, 3 outputs\)"),
     ],

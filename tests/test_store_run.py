@@ -120,7 +120,7 @@ def test_cli_train_prints_final_ranks_and_stores_the_run(tmp_path):
         (["--widths", "8,16,3", "--lr", "-1", "--steps", "5", "--batch", "4"], "'lr' must be a finite float > 0 for sgd; got -1.0"),
         (["--widths", "8,16,3", "--arch", "cnn", "--lr", "0.1", "--steps", "5", "--batch", "4"], "'arch' must be one of"),
         (["--widths", "8,16,3", "--data", "cifar", "--lr", "0.1", "--steps", "5", "--batch", "4"], "'--data' must be one of"),
-        (["--widths", "8,16,3", "--lr", "0.1", "--steps", "5", "--batch", "400", "--n", "64"], "batch 400 exceeds the 64 training samples; use a batch <= 64"),
+        (["--widths", "8,16,3", "--lr", "0.1", "--steps", "5", "--batch", "400", "--n", "64"], "batch 400 exceeds the 64 training samples; use a batch in [1, 64]"),
     ],
 )
 def test_cli_train_bad_flags_exit_2_with_the_rule(tmp_path, args, message):

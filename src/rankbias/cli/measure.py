@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -51,13 +52,16 @@ def ranks_cmd(
         fail(f"'--heads' must be an int >= 0 (0: no split); got {heads}. Pass the attention layers' head count.")
     if heads:
         try:
-            matrices = split_heads({n: w.reshape(w.shape[0], -1) for n, w in matrices.items()}, heads)
+            matrices = split_heads({n: w.reshape(w.shape[0], math.prod(w.shape[1:])) for n, w in matrices.items()},
+                                    heads)
         except ValueError as err:
             fail(f"cannot split the attention layers into {heads} heads: {err}. Pass the layers' head count.")
-    try:
-        rows = [_measure(name, w, tol, eps) for name, w in matrices.items()]
-    except (TypeError, ValueError) as err:
-        fail(str(err))
+    rows = []
+    for name, w in matrices.items():
+        try:
+            rows.append(_measure(name, w, tol, eps))
+        except (TypeError, ValueError) as err:
+            fail(f"{path}: tensor {name!r} (shape {tuple(w.shape)}): {err}")
     if as_json:
         print(json.dumps(rows, indent=2))
         return
@@ -72,6 +76,6 @@ def ranks_cmd(
 
 
 def _measure(name: str, w: np.ndarray, tol: float, eps: float) -> dict:
-    matrix = w.reshape(w.shape[0], -1)
+    matrix = w.reshape(w.shape[0], math.prod(w.shape[1:]))  # (out, in k ...); -1 cannot size an empty tensor
     measured = ranks(matrix, COLUMNS, tol=tol, eps=eps)
     return {"layer": name, "shape": list(matrix.shape), **{k: float(v) for k, v in measured.items()}}

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import math
 import tomllib
 import types
 import typing
@@ -179,6 +180,37 @@ def _words(annotation) -> tuple[str, str]:
     return _WORDS.get(annotation, (f"a {getattr(annotation, '__name__', annotation)}", "..."))
 
 
+MAX_STEPS, MAX_EPOCHS = 100_000_000, 1_000_000  # caps on a budget: past them, a typo rather than a plan
+# what a number means, checked when a matrix loads, in a scenario's tables and its grid values:
+# "section.key" -> (lowest allowed, whether the lowest is allowed itself, highest or None, what it counts)
+LIMITS = {
+    "data.n": (1, True, None, "training samples"), "data.test": (0, True, None, "test samples"),
+    "data.dim": (1, True, None, "input dimensions"), "data.classes": (2, True, None, "classes; a task needs two"),
+    "data.std": (0, False, None, "the clusters' standard deviation"), "data.outputs": (1, True, None, "outputs"),
+    "data.k": (1, True, None, "subspace dimensions"), "data.rank": (1, True, None, "the teacher's rank"),
+    "data.units": (1, True, None, "the teacher's hidden units"), "data.length": (2, True, None, "tokens per sequence"),
+    "data.values": (2, True, None, "token values"), "data.margin": (0, True, None, "the margin"),
+    "dynamics.lr": (0, False, None, "the learning rate"), "dynamics.wd": (0, True, None, "the weight decay"),
+    "dynamics.batch": (1, True, None, "samples per step"), "dynamics.steps": (1, True, MAX_STEPS, "optimizer steps"),
+    "dynamics.max_steps": (1, True, MAX_STEPS, "optimizer steps"), "dynamics.epochs": (1, True, MAX_EPOCHS, "epochs"),
+    "dynamics.log_points": (2, True, 10_000, "log points"), "dynamics.flow_time": (0, False, None, "the flow time"),
+}
+
+
+def _limit_problem(where: str, key: str, value):
+    """A ``_problem`` when ``value`` of ``where`` ("section.key") is a number outside its ``LIMITS``, else None."""
+    if where not in LIMITS or not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    low, inclusive, high, what = LIMITS[where]
+    inside = math.isfinite(value) and (value >= low if inclusive else value > low) and (high is None or value <= high)
+    if inside:
+        return None
+    bound = f"{'>=' if inclusive else '>'} {low}" + (f" and <= {high:,}" if high is not None else "")
+    example = low if inclusive else (0.1 if isinstance(value, float) else low + 1)
+    return _problem(f"'{where}' ({what}) must be a finite number {bound}", f"use a value {bound}, e.g. {key} = "
+                    f"{example}", where, value)
+
+
 def _typed(section: str, values: dict, fields: dict, grid: bool = False) -> dict:
     """Check every key of ``values`` is a field of ``section`` and of that field's type (TOML's
     types taken strictly: "0.1" in quotes is not a number)."""
@@ -199,6 +231,9 @@ def _typed(section: str, values: dict, fields: dict, grid: bool = False) -> dict
             rule = f"{'each grid value of ' if grid else ''}'{where}' must be {words}"
             raise _problem(rule, f"write it as {words}, e.g. {key} = {example}", ("grid." if grid else "") + where,
                            value) from None
+        problem = _limit_problem(where, key, value)
+        if problem is not None:
+            raise problem
     return values
 
 

@@ -35,6 +35,7 @@ def load_matrices(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise WeightFileError(f"weight file {path} does not exist. Pass the path of a .npy, .npz or .pt file.")
     suffix = path.suffix.lower()
+    _check_magic(path, suffix)
     try:
         if suffix == ".npy":
             tensors = {path.stem: np.load(path, allow_pickle=False)}
@@ -57,6 +58,24 @@ def load_matrices(path: Path) -> dict[str, np.ndarray]:
             f"could not read {path} as a {suffix} weight file: {err}. Check that the file is complete."
         ) from err
     return {name: t for name, t in tensors.items() if t.ndim >= 2}
+
+
+# the first bytes of each format: a file without them is another kind of file, whatever its name
+# (torch files have two formats, a zip archive and the legacy pickle stream: torch.load reads both)
+MAGIC = {".npy": (b"\x93NUMPY", "NumPy's .npy header", "np.save"), ".npz": (b"PK", "a zip archive's header", "np.savez")}
+
+
+def _check_magic(path: Path, suffix: str) -> None:
+    """Refuse a file whose first bytes are not its suffix's format (a text file named .npy
+    made NumPy fall back to unpickling and say "pickled (object) data")."""
+    if suffix not in MAGIC:
+        return
+    magic, what, how = MAGIC[suffix]
+    with open(path, "rb") as f:
+        head = f.read(len(magic))
+    if head != magic:
+        raise WeightFileError(f"{path} is not a {suffix} file: it does not start with {what} (its first bytes are "
+                              f"{head!r}). Save the weights with {how}, or give the file its format's suffix.")
 
 
 STATE_KEYS = ("state_dict", "model_state_dict", "model")  # where checkpoints keep a model's weights
