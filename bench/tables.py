@@ -132,6 +132,18 @@ def version_changes(card: dict, before: dict) -> str:
     return "\n".join([_caption(card), "", *amended, "", *added])
 
 
+def schema_tables() -> str:
+    """The columns of ``rankbias export``'s three tables, from the code that writes them."""
+    from rankbias.experiments.export import METRICS_COLUMNS, RUNS_COLUMNS
+    from rankbias.experiments.tables import FINAL_COLUMNS
+
+    out = []
+    for title, columns in (("runs", RUNS_COLUMNS), ("final", FINAL_COLUMNS), ("metrics", METRICS_COLUMNS)):
+        out += [f"**{title}**", "", "| column | holds |", "| --- | --- |"]
+        out += [f"| `{name}` | {what} |" for name, what in columns] + [""]
+    return "\n".join(out).rstrip()
+
+
 def _bench() -> dict:
     return json.loads((DOCS / "bench-cpu.json").read_text())
 
@@ -154,6 +166,7 @@ BLOCKS = {
                           "scorecard-v1": lambda: scorecard_table(_load("scorecard-standard-v1.json"))},
     DOCS / "benchmarks.md": {"bench-spectral": lambda: benchmark_table(_bench(), lambda g: not _engine(g))},
     DOCS / "engine.md": {"bench-engine": lambda: benchmark_table(_bench(), _engine)},
+    DOCS / "export.md": {"export-schema": schema_tables},
 }
 
 

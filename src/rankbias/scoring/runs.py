@@ -11,23 +11,22 @@ from __future__ import annotations
 import functools
 import json
 
-import numpy as np
 import pandas as pd
 
 from rankbias.engine.data import make_data
 from rankbias.experiments.matrix import Matrix
-from rankbias.experiments.store import Store, last_step
+from rankbias.experiments.store import Store
+from rankbias.experiments.tables import code_of, final_table
 from rankbias.scoring.hypotheses.base import RunSet
 
 _NO_SPECTRA = pd.DataFrame(columns=["step", "layer", "sigma"])
 
 
 class Runs:
-    """The stored runs of a matrix, read once: ``final`` (one row per run: config
-    fields, status, horizon, ``steps`` (as far as it went; the config's budget is
-    ``budget_steps``), initial and last-step metrics as ``train_loss_0`` and
-    ``name`` / ``name@layer``) and the metric rows; spectra and data sets are read
-    read with them (one query), data sets regenerated on demand and cached.  Nothing
+    """The stored runs of a matrix, read once: ``final`` (one row per run,
+    ``experiments.tables.final_table``: config fields, status, horizon, ``steps``,
+    last-step metrics as ``name`` / ``name@layer``, ``train_loss_0``) and the metric
+    rows; spectra are read with them (one query), data sets regenerated on demand and cached.  Nothing
     reads the store after this: scoring and its bootstrap are pure functions of it.
     ``widths`` keeps its "32-100-10" form (hypothesis files read it); ``base.widths_of``
     parses it."""
@@ -36,19 +35,11 @@ class Runs:
         self.matrix, self.store_path = matrix, store.path
         runs = store.runs()
         runs = runs[runs.name.isin(matrix.runs)].set_index("name")
-        # the config's step budget (NaN for an epoch budget) is ``budget_steps``; ``steps`` is how far a run went
-        config = pd.DataFrame(list(runs.config.values), index=runs.index).rename(columns={"steps": "budget_steps"})
         metrics = store.metrics()
         self.metrics = metrics[metrics.run.isin(runs.index)]
-        last = last_step(self.metrics)
-        label = np.where(last.layer < 0, last.name, last.name + "@" + last.layer.astype(str))
-        wide = last.assign(label=label).pivot_table(index="run", columns="label", values="value", aggfunc="last")
-        loss = self.metrics[(self.metrics.name == "train_loss") & (self.metrics.layer < 0)]
-        initial = loss[loss.step == loss.groupby("run").step.transform("min")].set_index("run").value
-        self.final = pd.concat([config, runs[["status", "horizon", "steps"]], wide.reindex(runs.index),
-                                initial.rename("train_loss_0").reindex(runs.index)], axis=1)
+        self.final = final_table(runs, self.metrics)
         # the code that made each run: "version@commit" (the commit where the package sat in a git checkout)
-        self.code = runs.provenance.map(lambda p: f"{p.get('rankbias')}@{(p.get('git_commit') or 'unknown')[:10]}")
+        self.code = runs.provenance.map(code_of)
         spectra = store.spectra_of(list(runs.index))  # run -> (step, layer, sigma)
         self.spectra = lambda name: spectra.get(name, _NO_SPECTRA)
         build = functools.lru_cache(maxsize=None)(lambda spec: make_data(json.loads(spec)))
