@@ -182,3 +182,32 @@ def test_the_groups_with_the_most_work_start_first():
     assert [g[0].dynamics.steps for g in groups] == [3000, 30]
     loads = [sum(map(work, g)) for g in groups]
     assert loads == sorted(loads, reverse=True) and loads[0] == 100 * loads[1]
+
+
+def test_a_second_process_on_a_busy_store_is_refused_and_nothing_is_doubled(tmp_path):
+    """Two real `rankbias run` processes on one store: the second is refused with one line while
+    the first trains; every run is stored once, trained once."""
+    import subprocess
+    import sys
+    import time
+
+    matrix_file = tmp_path / "m.toml"
+    matrix_file.write_text(TEXT.replace("steps = 30", "steps = 4000"))
+    store = tmp_path / "s.sqlite"
+    argv = [sys.executable, "-m", "rankbias.cli", "run", str(matrix_file), "--store", str(store), "--processes", "1",
+            "--quiet", "--scorecard", ""]
+    first = subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lock = tmp_path / "s.sqlite.lock"
+    deadline = time.time() + 120
+    while not (lock.exists() and "pid" in lock.read_text()) and time.time() < deadline:
+        time.sleep(0.05)
+    second = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    out_first = first.communicate(timeout=300)[0]
+    assert first.returncode == 0, out_first
+    assert second.returncode == 2 and first.poll() is not None
+    said = " ".join((second.stdout + second.stderr).split())
+    assert f"store {store} is being trained into by another rankbias process (pid {first.pid}" in said, said
+    assert "Traceback" not in said
+    assert "6 runs trained, 0 already stored" in " ".join(out_first.split())
+    runs = Store(store).runs()
+    assert len(runs) == 6 and runs.name.is_unique and set(runs.status) == {"done"}

@@ -55,6 +55,7 @@ def run_cmd(
 ):
     """Run what is missing of a matrix tier (resuming), with progress, then score it."""
     from rankbias.experiments.runner import ExecutorError
+    from rankbias.experiments.store import StoreBusy
     from rankbias.scoring.benchmark import run_benchmark
 
     _, _, matrix = load_matrix(target, tier, claims_version)
@@ -66,7 +67,7 @@ def run_cmd(
             card = run_benchmark(matrix, store, version=claims_version, device=placement, processes=processes,
                                  scheduler=scheduler, retry_failed=retry_failed, progress=hooks, label=target,
                                  scorecard_path=scorecard or None)
-        except ExecutorError as err:
+        except (ExecutorError, StoreBusy) as err:
             fail(str(err))
     trained(card.plan, store)
     show_scorecard(card, scorecard)

@@ -112,6 +112,7 @@ def with_logged_runs(matrix, store_path: str):
 def _train(matrix, store_path: str, processes: int, device: str, quiet: bool, plain: bool):
     """Train what the store lacks of ``matrix`` with a progress bar; returns the store."""
     from rankbias.experiments.runner import ExecutorError, train_missing
+    from rankbias.experiments.store import StoreBusy
 
     placement = placed(device)
     at_least("--processes", processes, 0, "0: one per core, 1: in this process")
@@ -119,7 +120,7 @@ def _train(matrix, store_path: str, processes: int, device: str, quiet: bool, pl
     with progress_bar("runs your hypotheses read", quiet, plain) as hooks:
         try:
             plan = train_missing(matrix, store, placement, processes=processes, progress=hooks)
-        except ExecutorError as err:
+        except (ExecutorError, StoreBusy) as err:
             fail(str(err))
     trained(plan, store)
     return store

@@ -276,13 +276,15 @@ def train_missing(matrix: Matrix, store: Store, placement: Placement, *, retry_f
     workers (0: ``placement.workers``, one per core or per GPU; 1: in this process) or on
     the Dask ``scheduler`` at that address; returns the plan it followed.  What is stored
     is never redone, so an interrupted call resumes.  Raises ``ExecutorError`` for a bad
-    executor and ``ValueError`` for ``processes`` < 0."""
+    executor, ``store.StoreBusy`` while another process trains into ``store``, and
+    ``ValueError`` for ``processes`` < 0."""
     if processes < 0:
         raise ValueError(f"'processes' must be an int >= 0 (0: one per core, 1: in this process); got {processes}.")
     progress = progress or Progress()
-    before = plan(matrix, store, retry_failed)
-    progress.start(len(matrix.runs), before.done)
-    workers = processes or placement.workers
-    executor = scheduler or (f"process:{workers}" if workers > 1 else "local")
-    run_configs(before.todo, store, progress.done, executor, device=placement, on_group=progress.group)
+    with store.writing():  # one trainer per store (Store.writing); the plan is made under the lock
+        before = plan(matrix, store, retry_failed)
+        progress.start(len(matrix.runs), before.done)
+        workers = processes or placement.workers
+        executor = scheduler or (f"process:{workers}" if workers > 1 else "local")
+        run_configs(before.todo, store, progress.done, executor, device=placement, on_group=progress.group)
     return before

@@ -2,7 +2,8 @@
 
 One file (default ``rankbias.sqlite`` in the working directory), WAL mode, one
 transaction per finished group of runs, so an interrupted writer leaves whole
-groups or none.  Tables:
+groups or none; one process trains into a store at a time (``Store.writing``, a
+lock file beside it), while any number read it.  Tables:
 
 - ``runs``:    id (integer key), name (canonical, unique), hash, config JSON,
                status ("done" | "diverged" | "failed"), error, diverged_at,
@@ -20,8 +21,13 @@ Queries return pandas DataFrames.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
+import socket
 import sqlite3
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +56,10 @@ RUN_COLUMNS = ("name, hash, config, status, error, diverged_at, steps, horizon, 
 
 class StoreError(RuntimeError):
     """A store file that is not a rankbias store, or of another schema version."""
+
+
+class StoreBusy(StoreError):
+    """A store that another process is training into (``Store.writing``)."""
 
 
 @dataclass
@@ -115,6 +125,33 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+    @contextlib.contextmanager
+    def writing(self):
+        """Hold the store's writer lock while training into it: an exclusive ``fcntl.flock`` on
+        ``<store>.lock``, which says who holds it.  A second process that asks for it gets
+        ``StoreBusy`` naming the first, so two runs never train the same runs into one store
+        (each would count them as its own).  The OS releases the lock when its holder exits,
+        however it exits, so no stale lock is ever left to clear by hand."""
+        lock = self.path.with_name(self.path.name + ".lock")
+        handle = open(lock, "a+")
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "a process that wrote no details"
+                raise StoreBusy(f"store {self.path} is being trained into by another rankbias process ({holder}); "
+                                f"a second writer would train the same runs again. Wait for it to finish (it "
+                                f"resumes where it stops), or pass another --store.") from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()} on {socket.gethostname()}, since "
+                         f"{time.strftime('%Y-%m-%d %H:%M:%S')}")
+            handle.flush()
+            yield self
+        finally:
+            handle.close()  # releases the lock
 
     def status(self, name: str) -> str | None:
         """The stored status of run ``name``, or None if it never finished."""
