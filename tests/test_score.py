@@ -12,14 +12,14 @@ from typer.testing import CliRunner
 from rankbias.scoring import hypotheses
 from rankbias.cli import app
 from rankbias.engine.dynamics import DynamicsSpec
-from rankbias.scoring.hypotheses import (BASELINES, VERSIONS, Check, HypothesisError, RunSet, Trend, claims, load_entry_points,
-                                 load_file, unknown_variants)
+from rankbias.scoring.hypotheses import (BASELINES, VERSIONS, Check, HypothesisError, Predictor, RunSet, Trend,
+                                 claims, load_entry_points, load_file, unknown_variants)
 from rankbias.scoring.hypotheses import galanti, kuzborskij, nulls, zangrando
 from rankbias.experiments.matrix import Matrix
 from rankbias.engine.nets import NetSpec
 from rankbias.experiments.config import RunConfig
 from rankbias.experiments.provenance import provenance
-from rankbias.scoring.score import GATE, Runs, score, scorecard
+from rankbias.scoring.score import GATE, Runs, header, score, scorecard
 from rankbias.experiments.spec import builtin, load
 from rankbias.experiments.store import RunRecord, Store
 
@@ -142,6 +142,24 @@ def test_missing_runs_and_unscorable_hypotheses_are_inconclusive_with_a_note(tmp
                    lambda runs: [Check("x", runs.final["no_such_metric"].mean(), ">=", 0)])
     v = score(broken, Runs(store, matrix), n_boot=20)
     assert v.verdict == "inconclusive" and "KeyError" in v.note and "no_such_metric" in v.note
+
+
+def test_a_claim_with_no_stored_run_is_not_run_rather_than_inconclusive(tmp_path):
+    store, matrix = plant(tmp_path, "galanti.wd", {"wd": WDS, "seeds": [0]}, lambda wd, s: 10)
+    empty = Store(tmp_path / "empty.sqlite")
+    v = score(_galanti_wd(), Runs(empty, matrix), n_boot=20)
+    assert v.verdict == "not run" and v.missing == 5 and v.n == 0
+    assert "none of its 5 runs is in the store" in v.note
+    assert header(Runs(empty, matrix), [v], 2, "quick", "quick")["verdicts"] == {"not run": 1}
+
+
+def test_a_predictor_with_no_finite_prediction_says_why(tmp_path):
+    store, matrix = plant(tmp_path, "galanti.wd", {"wd": WDS, "seeds": [0, 1]}, lambda wd, s: 10)
+    blind = Predictor("mine.blind", "mine", ("galanti.wd",), "nothing", lambda runs: runs.final["lr"] * np.nan,
+                      lambda runs: runs.final["rank_tol@1"])
+    v = score(blind, Runs(store, matrix), n_boot=5)
+    assert v.verdict != "scored" and v.error is not None
+    assert "its predict() gave no finite value on these 10 runs" in v.note
 
 
 def _final(**columns) -> RunSet:

@@ -17,7 +17,8 @@ from rich.traceback import Traceback
 
 from rankbias.cli.app import DEBUG, console, err_console, fail
 
-VERDICT_STYLE = {"pass": "green", "fail": "red", "inconclusive": "yellow", "scored": "cyan", "not applicable": "blue"}
+VERDICT_STYLE = {"pass": "green", "fail": "red", "inconclusive": "yellow", "scored": "cyan", "not applicable": "blue",
+                 "not run": "dim"}
 
 
 def progress_line(label: str, done: int, total: int, trained: int, diverged: int, failed: int,

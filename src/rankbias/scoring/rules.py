@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from rankbias.scoring.hypotheses.base import widths_of
+from rankbias.scoring.hypotheses.base import per_run_widths
 
 CHANCE_MARGIN = 0.05
 NO_PROGRESS = 0.95  # an MSE run is untrained when its final loss is >= this share of its initial loss
@@ -31,7 +31,7 @@ HALF_CONSTANT = 0.5  # version 3: untrained above this share of the best constan
 def _chance(final: pd.DataFrame) -> np.ndarray:
     """Chance train accuracy of each classification run (1/K for cross-entropy on K
     classes, 1/2 for logistic); NaN for regression."""
-    classes = final["widths"].map(lambda w: widths_of(w)[-1])
+    classes = per_run_widths(final, lambda w: w[-1])
     return np.where(final["loss"] == "ce", 1.0 / classes, np.where(final["loss"] == "logistic", 0.5, np.nan))
 
 

@@ -14,7 +14,8 @@ Efron & Tibshirani 1993, ch. 13).  A criterion check
   reason in its note);
 
 a hypothesis passes when every criterion passes, fails when any fails, and is
-inconclusive otherwise, or when some of its runs are missing.
+inconclusive otherwise, or when some of its runs are missing; it is **not run**
+when none of its runs is in the store.
 
 The rules are those of the claims version scored (``version``).  From version 3, a
 run is untrained when it diverged or its final training loss is above
@@ -84,7 +85,7 @@ class Verdict:
     paper: str
     kind: str
     predicts: str
-    verdict: str  # pass | fail | inconclusive | not applicable | scored (predictors)
+    verdict: str  # pass | fail | inconclusive | not applicable | scored (predictors) | not run (no run stored)
     statistics: list[Statistic]
     n: int  # runs scored
     seeds: list[int]
@@ -139,6 +140,10 @@ def _status(check: Check, value: float, low: float, high: float) -> str:
 
 def _predictor_checks(h: Predictor, runs: RunSet) -> list[Check]:
     predicted, measured = h.predict(runs), h.measure(runs)
+    finite = np.isfinite(np.asarray(predicted, dtype=float))
+    if len(finite) and not finite.any():  # said, not scored as if it were a prediction
+        raise ValueError(f"its predict() gave no finite value on these {len(finite)} runs (all NaN or Inf); "
+                         f"check the columns it reads (docs: Runs as tables)")
     logs = np.log(np.clip(measured.to_numpy(float), 1e-12, None)) - np.log(np.clip(predicted.to_numpy(float), 1e-12, None))
     return [Check("rho(predicted, measured)", spearman(predicted, measured)),
             Check("mean |log measured - log predicted|", float(np.mean(np.abs(logs))) if len(logs) else math.nan)]
@@ -261,6 +266,9 @@ def score(h: Trend | Predictor, data: Runs, n_boot: int = N_BOOT, seed: int = 0,
         return verdict
     if not names:
         verdict.note = f"no runs: none of its scenarios {list(scenarios)} is in this matrix"
+        return verdict
+    if verdict.missing == len(names):  # nothing stored to read: not a verdict on the claim at all
+        verdict.verdict, verdict.note = "not run", f"none of its {len(names)} runs is in the store: train them"
         return verdict
     notes = _count_untrained(verdict, data, present, bad, used, scenarios, rules) if rules.counts_cells else []
     if used.empty:

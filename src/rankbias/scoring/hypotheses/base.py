@@ -215,6 +215,13 @@ def _parse_widths(text: str) -> tuple[int, ...]:
     return tuple(int(v) for v in text.split("-"))
 
 
+def per_run_widths(final: pd.DataFrame, pick: Callable[[tuple[int, ...]], float]) -> pd.Series:
+    """``pick(widths)`` of each run of ``final`` (e.g. ``lambda w: w[1]``, the first hidden
+    width), a float64 Series on its index.  (``final["widths"].map(...)`` keeps pandas' string
+    dtype when the frame is empty, and arithmetic on it then raises.)"""
+    return pd.Series([float(pick(widths_of(w))) for w in final["widths"]], index=final.index, dtype=float)
+
+
 def layer_shapes(widths) -> list[tuple[int, int]]:
     """(out, in) of each layer of a run's ``widths`` (a tuple, or "32-100-10")."""
     w = widths_of(widths)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from rankbias.scoring.hypotheses.base import Check, Criterion, RunSet, Trend, cell_means, effect, spearman, widths_of
+from rankbias.scoring.hypotheses.base import Check, Criterion, RunSet, Trend, cell_means, effect, per_run_widths, spearman
 
 CITE = "Huh et al. 2023, TMLR, arXiv 2103.10427"
 AT_INIT = Criterion("rho(effective rank of the product, depth) at init", "<=", -0.9)
@@ -19,7 +19,7 @@ AT_END = Criterion("rho(effective rank of the product, depth) at T", "<=", -0.9)
 
 def depth(final: pd.DataFrame) -> pd.Series:
     """Per run: the number of factors D of its factorized net."""
-    return final["widths"].map(lambda w: len(widths_of(w)) - 1)
+    return per_run_widths(final, lambda w: len(w) - 1)
 
 
 def product_erank(runs: RunSet, first: bool = False) -> pd.Series:

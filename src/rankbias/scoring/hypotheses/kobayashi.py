@@ -101,14 +101,14 @@ def _balance(runs: RunSet) -> list[Check]:
     f = runs.final
     wds = f["wd"][~f.index.duplicated()]
     rates = decay_rates(runs)
-    wd = rates.run.map(wds)
+    wd = rates.run.map(wds).astype(float)  # float even when empty (pandas keeps str for an empty map)
     decayed, plain = rates[wd > 0], rates[wd == 0]
-    relative = (decayed.rate / (2 * decayed.run.map(wds)) - 1).abs()
+    relative = (decayed.rate / (2 * wd[wd > 0]) - 1).abs()
     return [
         DECAY_RATE(float(relative.max()) if len(relative) else math.nan),
         CONSERVED(float(plain.drift.max()) if len(plain) else math.nan),
         effect("median rate / (2 wd) over wd > 0 runs and heads",
-               float((decayed.rate / (2 * decayed.run.map(wds))).median()) if len(decayed) else math.nan),
+               float((decayed.rate / (2 * wd[wd > 0])).median()) if len(decayed) else math.nan),
     ]
 
 

@@ -20,7 +20,7 @@ import math
 import pandas as pd
 
 from rankbias.scoring.hypotheses.base import (Check, Criterion, RunSet, Trend, effect, hidden_mean, hidden_square,
-                                              widths_of)
+                                              per_run_widths)
 
 LARGE_WD = 2e-2
 WIDTH_FREE = Criterion("(max - min) / min over widths of rank_tol at wd = 2e-2", "<=", 0.2)
@@ -29,7 +29,7 @@ WIDTH_FREE = Criterion("(max - min) / min over widths of rank_tol at wd = 2e-2",
 def _width_free(runs: RunSet) -> list[Check]:
     f = runs.final
     f = f[f["wd"] == LARGE_WD]  # the claim reads its wd = 2e-2 cells only, in every version
-    width = f["widths"].map(lambda w: widths_of(w)[1])
+    width = per_run_widths(f, lambda w: w[1])
     means = hidden_mean(f, "rank_tol").groupby(width).mean().sort_index()
     spread = (means.max() - means.min()) / means.min() if len(means) > 1 and means.min() > 0 else math.nan
     return [WIDTH_FREE(spread),
