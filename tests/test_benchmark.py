@@ -55,3 +55,32 @@ def test_compare_rules_live_beside_the_scorer():
     assert sorted(runs_read(mine, matrix).runs) == ["a", "b"]
     baselines = [H(id="b1", scenarios=("s1", "s9")), H(id="b2", scenarios=("s2",))]
     assert [b.id for b in rivals(mine[0], baselines)] == ["b1"]
+
+
+def test_a_scorecard_never_overwrites_another_matrixs(tmp_path, monkeypatch):
+    """`rankbias score` into the default scorecard.json: the same matrix, tier and version
+    overwrite it; another matrix's (or a tier's, or a version's) goes beside it, named by them."""
+    from typer.testing import CliRunner
+
+    from rankbias.cli import app
+    from rankbias.experiments.store import Store
+
+    monkeypatch.chdir(tmp_path)
+    Store("s.sqlite").close()
+
+    def score(*argv):
+        result = CliRunner().invoke(app, ["score", *argv, "--store", "s.sqlite", "--n-boot", "2"])
+        assert result.exit_code == 0, result.output
+        return " ".join(result.output.split())
+
+    assert "scorecard written to scorecard.json" in score("quick")
+    said = score("standard")
+    assert "scorecard written to scorecard-standard-standard-v2.json (scorecard.json holds another matrix's" in said
+    score("quick", "--claims-version", "1")
+    first = json.loads((tmp_path / "scorecard.json").read_text())["meta"]
+    assert (first["matrix"], first["tier"], first["claims_version"]) == ("quick", "quick", 2)  # kept
+    assert json.loads((tmp_path / "scorecard-quick-quick-v1.json").read_text())["meta"]["claims_version"] == 1
+    assert "scorecard written to scorecard.json" in score("quick")  # its own: updated in place
+    (tmp_path / "notes.json").write_text("my notes")
+    assert "written to notes-quick-quick-v2.json" in score("quick", "--scorecard", "notes.json")
+    assert (tmp_path / "notes.json").read_text() == "my notes"

@@ -37,3 +37,31 @@ def test_the_progress_line_gives_rate_and_eta():
     assert line == ("quick runs: 40/100 runs done (20 trained here, diverged 1, failed 2), 2.00 runs/min, "
                     "ETA 0:30:00")
     assert progress_line("q", 5, 10, 0, 0, 0, elapsed=0.0).endswith("0.00 runs/min, ETA unknown")
+
+
+def test_a_redirected_run_shows_progress_before_it_ends(tmp_path):
+    """A real process writing to a file (a batch job's log): a progress line is in the file
+    while later groups still train."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    matrix = tmp_path / "m.toml"
+    matrix.write_text(TINY_MATRIX.replace("steps = 30", "steps = 3000").replace(
+        '"dynamics.wd" = [0.0, 0.01, 0.05]', '"dynamics.wd" = [0.0, 0.01], "dynamics.batch" = [4, 8, 16]'))
+    log = tmp_path / "log.txt"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as a plain batch job runs
+    with open(log, "w") as out:
+        job = subprocess.Popen([sys.executable, "-m", "rankbias.cli", "run", str(matrix), "--processes", "1",
+                                "--store", str(tmp_path / "s.sqlite"), "--scorecard", ""], stdout=out,
+                               stderr=subprocess.STDOUT, cwd=tmp_path, env=env)
+        seen_while_running = False
+        while job.poll() is None:
+            lines = [LINE.match(line) for line in log.read_text().splitlines()]
+            if any(m and int(m.group(1)) < 12 for m in lines):
+                seen_while_running = job.poll() is None
+                break
+            time.sleep(0.05)
+        assert job.wait(timeout=300) == 0, log.read_text()
+    assert seen_while_running, log.read_text()

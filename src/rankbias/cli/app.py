@@ -23,8 +23,10 @@ if not console.is_terminal:  # piped output: rich would fall back to 80 columns
     console.width = max(console.width, 120)
 
 TARGET_HELP = "A tier of the built-in claims matrix (quick, standard, full) or a matrix TOML file."
-VERSION_HELP = ("Claims version: 2 (current), 1 (on record) or 3 (new claims; not yet run in full): the built-in "
-                "matrix and the rules that score it.")
+VERSION_HELP = ("Claims version: 2 (current), 1 (on record) or 3 (the follow-ups' claims on conv, BatchNorm, "
+                "attention, SAM, AdamW): the built-in matrix and the rules that score it.")
+SCORECARD_HELP = ("Where the scorecard JSON goes ('' for none); a file there that holds the scorecard of another "
+                  "matrix, tier or claims version is kept, and this one goes beside it, named by all three.")
 TIER_HELP = "Tier of a matrix file: quick, standard or full."
 DEVICE_HELP = ("Torch device to train on: auto (a GPU when torch sees one and numba-cuda runs there, "
                "else the CPU), cpu, cuda or cuda:N.")

@@ -9,8 +9,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from rankbias.cli.app import (DEVICE_HELP, PLAIN_HELP, PROCESSES_HELP, TARGET_HELP, TIER_HELP, VERSION_HELP, app,
-                              at_least, console, fail, load_matrix, new_store, open_store, placed, version_checked)
+from rankbias.cli.app import (DEVICE_HELP, PLAIN_HELP, PROCESSES_HELP, SCORECARD_HELP, TARGET_HELP,
+                              TIER_HELP, VERSION_HELP, app, at_least, console, fail, load_matrix, new_store,
+                              open_store, placed, version_checked)
 from rankbias.cli.views import progress_bar, show_scorecard, trained
 from rankbias.experiments.store import DEFAULT_PATH
 
@@ -49,7 +50,7 @@ def run_cmd(
     plain: bool = typer.Option(False, "--plain", help=PLAIN_HELP),
     processes: int = typer.Option(0, "--processes", help=PROCESSES_HELP),
     scheduler: str = typer.Option("", "--scheduler", help="Train on an existing Dask cluster, e.g. tcp://HOST:8786."),
-    scorecard: str = typer.Option("scorecard.json", "--scorecard", help="Where the scorecard JSON goes ('' for none)."),
+    scorecard: str = typer.Option("scorecard.json", "--scorecard", help=SCORECARD_HELP),
     claims_version: int = typer.Option(2, "--claims-version", help=VERSION_HELP),
     device: str = typer.Option("auto", "--device", help=DEVICE_HELP),
 ):

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import typer
 
-from rankbias.cli.app import (DEVICE_HELP, PLAIN_HELP, PROCESSES_HELP, TARGET_HELP, TIER_HELP, VERSION_HELP, app,
-                              at_least, check_variants, console, fail, load_matrix, new_store, open_store, placed)
+from rankbias.cli.app import (DEVICE_HELP, PLAIN_HELP, PROCESSES_HELP, SCORECARD_HELP, TARGET_HELP,
+                              TIER_HELP, VERSION_HELP, app, at_least, check_variants, console, fail,
+                              load_matrix, new_store, open_store, placed)
 from rankbias.cli.views import progress_bar, show_scorecard, trained
 from rankbias.experiments.matrix import expand
 from rankbias.experiments.store import DEFAULT_PATH
@@ -35,7 +36,7 @@ def score_cmd(
     target: str = typer.Argument("quick", help=TARGET_HELP),
     tier: str = typer.Option("quick", help=TIER_HELP),
     store_path: str = typer.Option(DEFAULT_PATH, "--store", help="SQLite store with the runs."),
-    out: str = typer.Option("scorecard.json", "--out", help="Where the scorecard JSON goes ('' for none)."),
+    out: str = typer.Option("scorecard.json", "--scorecard", "--out", help=SCORECARD_HELP),
     n_boot: int = typer.Option(0, "--n-boot", help=N_BOOT_HELP),
     claim: list[str] = typer.Option([], "--claim", help="Score only this claim id (repeatable)."),
     claims_version: int = typer.Option(2, "--claims-version", help=VERSION_HELP),
@@ -54,7 +55,8 @@ def compare_cmd(
     target: str = typer.Option("quick", "--matrix", help=TARGET_HELP),
     tier: str = typer.Option("quick", help=TIER_HELP),
     store_path: str = typer.Option(DEFAULT_PATH, "--store", help="SQLite store with the runs."),
-    out: str = typer.Option("", "--out", help="Write the comparison as JSON here."),
+    out: str = typer.Option("", "--scorecard", "--out", help="Where the scorecard JSON of the comparison goes "
+                                                             "('' for none; one of another matrix is kept)."),
     n_boot: int = typer.Option(0, "--n-boot", help=N_BOOT_HELP),
     claims_version: int = typer.Option(2, "--claims-version", help=VERSION_HELP),
     train: bool = typer.Option(True, "--train/--no-train", help="Train the runs your hypotheses read that the "

@@ -189,8 +189,9 @@ def show_scorecard(card, out: str = "", baselines: list | None = None, keep_goin
         console.print(head_to_head(card.extra, baselines or [], card.verdicts))
     versions = ", ".join(f"{code} ({n} runs)" for code, n in runs.code.value_counts().items())
     console.print(f"runs made by rankbias {escape(versions) or '-'}")
-    if out:
-        console.print(f"scorecard written to {out}")
+    if card.path is not None:
+        kept = f" ({out} holds another matrix's scorecard, kept)" if str(card.path) != str(out) else ""
+        console.print(f"scorecard written to {escape(str(card.path))}{escape(kept)}")
     _raise_unscored(card.unscored(), keep_going)
 
 

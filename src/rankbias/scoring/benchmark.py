@@ -17,6 +17,7 @@ researcher's hypotheses apply to a matrix (``unmatched``), which runs they read
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,19 +42,42 @@ class Scorecard:
     meta: dict
     plan: Plan | None = None
     extra: list = field(default_factory=list)  # the researcher's hypotheses among the verdicts
+    path: Path | None = None  # where ``write`` put the JSON, if it did
 
     def to_dict(self) -> dict:
         return {"meta": self.meta, "verdicts": [v.to_dict() for v in self.verdicts]}
 
     def write(self, path: str | Path) -> Path:
-        """The scorecard as JSON at ``path``: {"meta": header, "verdicts": [...]}."""
-        Path(path).write_text(json.dumps(self.to_dict(), indent=1, default=float))
-        return Path(path)
+        """The scorecard as JSON, {"meta": header, "verdicts": [...]}, at ``destination(path)``
+        (``path`` unless that keeps another scorecard); returns where it went."""
+        path = destination(path, self.meta)
+        path.write_text(json.dumps(self.to_dict(), indent=1, default=float))
+        self.path = path
+        return path
 
     def unscored(self) -> list[Verdict]:
         """Verdicts of the researcher's hypotheses whose code raised while scoring."""
         mine = {h.id for h in self.extra}
         return [v for v in self.verdicts if v.id.split("[")[0] in mine and v.error is not None]
+
+
+def destination(path: str | Path, meta: dict) -> Path:
+    """Where a scorecard asked to go to ``path`` goes: ``path``, unless the file there is the
+    scorecard of another matrix, tier or claims version (or no scorecard at all), which is
+    kept; then beside it, named by all three: ``scorecard-<matrix>-<tier>-v<version>.json``
+    for ``scorecard.json``."""
+    path = Path(path)
+    ours = (meta.get("matrix"), meta.get("tier"), meta.get("claims_version"))
+    try:
+        old = json.loads(path.read_text())["meta"]
+        if (old.get("matrix"), old.get("tier"), old.get("claims_version")) == ours:
+            return path
+    except FileNotFoundError:
+        return path
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # not a scorecard: kept too
+    matrix = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(str(ours[0]) or "matrix").stem) or "matrix"
+    return path.with_name(f"{path.stem}-{matrix}-{ours[1]}-v{ours[2]}{path.suffix or '.json'}")
 
 
 def unknown_claims(claims: list[str], version: int) -> list[str]:
