@@ -6,7 +6,8 @@ import json
 import pytest
 
 from rankbias.experiments.runner import Progress
-from rankbias.scoring.benchmark import load_matrix, rivals, run_benchmark, runs_read, score_matrix, unmatched
+from rankbias.scoring.benchmark import load_matrix, run_benchmark, runs_read, score_matrix, unmatched
+from rankbias.scoring.matchup import rivals
 from reference import TINY_GALANTI_WD
 
 TEXT = TINY_GALANTI_WD.replace('id = "galanti.wd"', 'id = "galanti.wd.tiny"')
@@ -41,7 +42,7 @@ def test_score_matrix_names_a_bad_claim_or_resample_count(tmp_path):
     with pytest.raises(ValueError, match="'n_boot' must be an int >= 0"):
         score_matrix(matrix, store, n_boot=-1)
     card = score_matrix(matrix, store, n_boot=5)
-    assert card.verdicts[0].note.startswith("6 of 6 runs not in the store") or card.verdicts[0].n == 0
+    assert card.verdicts[0].verdict == "not run" and card.verdicts[0].note.startswith("none of its 6 runs")
 
 
 def test_compare_rules_live_beside_the_scorer():

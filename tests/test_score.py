@@ -19,6 +19,7 @@ from rankbias.experiments.matrix import Matrix
 from rankbias.engine.nets import NetSpec
 from rankbias.experiments.config import RunConfig
 from rankbias.experiments.provenance import provenance
+from rankbias.scoring.hypotheses.base import spearman
 from rankbias.scoring.score import GATE, Runs, header, score, scorecard
 from rankbias.experiments.spec import builtin, load
 from rankbias.experiments.store import RunRecord, Store
@@ -350,3 +351,27 @@ def test_each_claims_version_scores_by_its_own_policy():
                             "loss": ["ce"] * 3, "widths": ["4-8-3"] * 3})
     assert list(V1.excluded(present)) == [False, True, False]  # v1 keeps the run at chance (1/3 + 0.05)
     assert list(V2.excluded(present)) == [False, True, True]
+
+
+def test_head_to_head_scores_each_baseline_on_the_runs_both_read(tmp_path):
+    from types import SimpleNamespace
+
+    from rankbias.scoring.matchup import pairings
+
+    ranks = {0.0: 99, 1e-3: 98, 5e-3: 70, 1e-2: 20, 2e-2: 12}
+    store, matrix = plant(tmp_path, "galanti.wd", {"wd": WDS, "seeds": [0, 1]}, lambda wd, s: ranks[wd])
+    data = Runs(store, matrix)
+    base = score(_galanti_wd(), data, n_boot=10)
+    mine = Trend("mine.small_wd", "mine", ("galanti.wd",), "rank falls with wd",
+                 lambda runs: [Check("rho", spearman(runs.final["wd"], runs.final["rank_tol@1"]), "<=", -0.9),
+                               Check("count", float(len(runs.final)), ">=", 1)])
+    few = [n for n in data.names(["galanti.wd"]) if "wd=0.02" not in n]  # yours read 8 of the 10 runs
+    card = SimpleNamespace(verdicts=[base, score(mine, data, n_boot=10, names=few)], extra=[mine], runs=data,
+                           meta={"claims_version": 2})
+    (verdict, [pair]), = pairings(card, [_galanti_wd()], n_boot=10)
+    assert verdict.n == 8 and pair.baseline == "galanti.wd" and (pair.shared, pair.alone) == (8, 10)
+    assert pair.verdict.n == 8 and set(pair.verdict.runs) == set(few)  # the baseline on exactly those
+    assert [s.name for s in verdict.statistics] == ["rho", "count"]
+    card.verdicts[1].runs = []  # read nothing the baseline reads
+    (_, [pair]), = pairings(card, [_galanti_wd()], n_boot=10)
+    assert pair.shared == 0 and pair.verdict is None

@@ -76,6 +76,7 @@ def compare_cmd(
     entry-point group 'rankbias.hypotheses' are scored too."""
     from rankbias.experiments.spec import MatrixError, extend
     from rankbias.scoring.benchmark import baselines_of, runs_read, unmatched
+    from rankbias.scoring.matchup import pairings
     from rankbias.scoring.hypotheses import HypothesisError, load_entry_points, load_user
 
     path, spec, matrix = load_matrix(target, tier, claims_version)
@@ -101,7 +102,9 @@ def compare_cmd(
     card = _scored(matrix, store, mine, n_boot, version=claims_version, target=target)
     if out:
         card.write(out)
-    show_scorecard(card, out, baselines_of(matrix, claims_version), keep_going)
+    with console.status("scoring the baselines on the runs yours read"):
+        pairs = pairings(card, baselines_of(matrix, claims_version), n_boot, claims_version)
+    show_scorecard(card, out, pairs, keep_going)
 
 
 def with_logged_runs(matrix, store_path: str):

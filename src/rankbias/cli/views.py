@@ -110,11 +110,13 @@ def _fmt(value: float) -> str:
     return "nan" if value != value else f"{value:.3g}"
 
 
-def _statistics(v) -> str:
-    """A verdict's first criterion (a predictor: both its scores) as value [95% CI] vs threshold."""
-    shown = v.statistics if v.verdict == "scored" else [v.statistic] if v.statistic else []
-    return escape("; ".join(f"{s.name}: {_fmt(s.value)} [{_fmt(s.low)}, {_fmt(s.high)}]"
-                            + (f" {s.op} {_fmt(s.threshold)}" if s.op else "") for s in shown) or "-")
+def _statistics(v, every: bool = False) -> str:
+    """A verdict's first criterion (a predictor: both its scores; ``every``: all its statistics,
+    one per line) as value [95% CI] vs threshold."""
+    shown = v.statistics if every or v.verdict == "scored" else [v.statistic] if v.statistic else []
+    return escape(("\n" if every else "; ").join(f"{s.name}: {_fmt(s.value)} [{_fmt(s.low)}, {_fmt(s.high)}]"
+                                                  + (f" {s.op} {_fmt(s.threshold)}" if s.op else "") for s in shown)
+                  or "-")
 
 
 def verdict_table(verdicts, title: str) -> Table:
@@ -140,30 +142,37 @@ def verdict_table(verdicts, title: str) -> Table:
     return table
 
 
-def head_to_head(mine: list, baselines: list, verdicts) -> Table:
-    """Each of ``mine`` beside the baselines that read any of its scenarios (``benchmark.rivals``)."""
-    from rankbias.scoring.benchmark import rivals
-
-    by_id: dict[str, list] = {}
-    for v in verdicts:
-        by_id.setdefault(v.id.split("[")[0], []).append(v)
-    table = Table(title="head to head: your hypotheses and the baselines that read the same scenarios")
-    for col in ("hypothesis", "verdict", "criterion or scores: value [95% CI]", "runs/seeds"):
+def head_to_head(pairs) -> Table:
+    """Each of the researcher's verdicts, every criterion, beside each rival baseline scored on
+    the runs both read (``matchup.pairings``), or a line saying they share none."""
+    table = Table(title="head to head: your hypotheses and the baselines that read the same scenarios, "
+                        "each baseline scored on the runs both read",
+                  caption="each reads its own measure: shared runs are not a shared quantity")
+    for col in ("hypothesis", "verdict", "criteria or scores: value [95% CI]", "runs/seeds"):
         table.add_column(col, overflow="fold")
-    for h in mine:
-        for k, hyp in enumerate([h, *rivals(h, baselines)]):
-            for v in by_id.get(hyp.id, []):
-                style = VERDICT_STYLE.get(v.verdict, "")
-                label = f"[bold]{v.id}[/bold]" if k == 0 else f"  {v.id}"
-                table.add_row(label, f"[{style}]{v.verdict}[/{style}]", _statistics(v), f"{v.n}/{len(v.seeds)}")
+    for mine, rows in pairs:
+        table.add_row(f"[bold]{escape(mine.id)}[/bold]", _styled(mine.verdict), _statistics(mine, every=True),
+                      f"{mine.n}/{len(mine.seeds)}")
+        for p in rows:
+            if p.verdict is None:
+                table.add_row(f"  {escape(p.baseline)}", "-", f"shares no run with yours (yours read {mine.n}, "
+                                                              f"it reads {p.alone})", "0")
+            else:
+                table.add_row(f"  {escape(p.baseline)}", _styled(p.verdict.verdict), _statistics(p.verdict, every=True),
+                              f"{p.verdict.n}/{len(p.verdict.seeds)} (of its {p.alone})")
         table.add_section()
     return table
 
 
-def show_scorecard(card, out: str = "", baselines: list | None = None, keep_going: bool = False) -> None:
+def _styled(verdict: str) -> str:
+    style = VERDICT_STYLE.get(verdict, "")
+    return f"[{style}]{verdict}[/{style}]" if style else verdict
+
+
+def show_scorecard(card, out: str = "", pairs: list | None = None, keep_going: bool = False) -> None:
     """Print a ``benchmark.Scorecard`` (with the researcher's hypotheses: the head-to-head view
-    beside ``baselines``), say where its JSON went (``out``), and exit 1 when one of the
-    researcher's hypotheses could not be scored, unless ``keep_going``."""
+    of ``pairs``, ``matchup.pairings``), say where its JSON went (``out``), and exit 1 when one
+    of the researcher's hypotheses could not be scored, unless ``keep_going``."""
     meta, runs = card.meta, card.runs
     claims = [v for v in card.verdicts if v.kind != "consistency"]
     checks = [v for v in card.verdicts if v.kind == "consistency"]
@@ -185,8 +194,8 @@ def show_scorecard(card, out: str = "", baselines: list | None = None, keep_goin
                 err_console.print(f"[bold red]CONSISTENCY CHECK FAILED: {escape(v.id)}[/bold red]: a metric breaks "
                                   f"the identity it must satisfy ({_statistics(v)}); the measurements of these runs "
                                   f"are suspect until it is explained.")
-    if card.extra:
-        console.print(head_to_head(card.extra, baselines or [], card.verdicts))
+    if pairs:
+        console.print(head_to_head(pairs))
     versions = ", ".join(f"{code} ({n} runs)" for code, n in runs.code.value_counts().items())
     console.print(f"runs made by rankbias {escape(versions) or '-'}")
     if card.path is not None:

@@ -6,7 +6,7 @@ all call it, and only the CLI prints.  ``score_matrix`` scores stored runs witho
 training (``rankbias score``); ``Scorecard.write`` writes the JSON that both
 produce.  The rules of ``rankbias compare`` live here too: which of a
 researcher's hypotheses apply to a matrix (``unmatched``), which runs they read
-(``runs_read``) and which baselines to set beside each (``rivals``).
+(``runs_read``); ``matchup`` sets the baselines beside each.
 
     >>> from rankbias.scoring.benchmark import run_benchmark
     >>> card = run_benchmark("quick", store="rankbias.sqlite")      # doctest: +SKIP
@@ -119,11 +119,6 @@ def score_matrix(matrix: Matrix, store: Store, extra: list | None = None, *, n_b
 def baselines_of(matrix: Matrix, version: int = CURRENT) -> list:
     """The claims of ``version`` that read some scenario of ``matrix``."""
     return [h for h in claims_of(version) if applies_to(h, matrix)]
-
-
-def rivals(h, baselines: list) -> list:
-    """The baselines that read any of ``h``'s scenarios: what a head-to-head view sets beside it."""
-    return [b for b in baselines if set(b.scenarios) & set(h.scenarios)]
 
 
 def unmatched(mine: list, matrix: Matrix) -> list[str]:
