@@ -51,7 +51,7 @@ def test_kuzborskij_reads_only_gd_runs_on_the_gate_and_is_not_applicable_without
     runs += [_kuzborskij_run("gd", 3e-3, s, 0.30, 0.5, 1.3) for s in (0, 1)]  # off the gate: not read
     runs += [_kuzborskij_run("sgd", 3e-2, s, 0.20, 0.9, 1.4) for s in (0, 1)]  # SGD: an effect size only
     runs += [_kuzborskij_run("gd", 0.0, s, 0.70, 1.0, 1.7) for s in (0, 1)]  # wd = 0: reported, no threshold
-    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir(), (tmp_path / "c").mkdir()
     store, matrix = planted(tmp_path / "a", "kuzborskij.alignment", runs)
     matrix.members["kuzborskij.norms"] = matrix.members["kuzborskij.alignment"]  # the same runs, as in the matrix
     data = Runs(store, matrix)
@@ -67,6 +67,11 @@ def test_kuzborskij_reads_only_gd_runs_on_the_gate_and_is_not_applicable_without
     v = score(V2["kuzborskij.alignment"], Runs(*planted(tmp_path / "b", "kuzborskij.alignment", off)), n_boot=20)
     assert v.verdict == "not applicable" and v.statistics[0].value == pytest.approx(0.3)
     assert v.statistics[0].status == "not applicable" and "never met the theorem's hypothesis" in v.note
+    # with runs still to come, the verdict is inconclusive, and no status cell says "not applicable" beside it
+    store, matrix = planted(tmp_path / "c", "kuzborskij.alignment", off)
+    matrix.members["kuzborskij.alignment"].append("never-trained")
+    v = score(V2["kuzborskij.alignment"], Runs(store, matrix), n_boot=20)
+    assert v.verdict == "inconclusive" and {s.status for s in v.statistics} == {"inconclusive"}
 
 
 def _history(rows: dict[str, list[tuple[float, int, float]]]) -> pd.DataFrame:

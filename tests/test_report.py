@@ -105,3 +105,48 @@ def test_the_papers_declare_their_plots_on_scenarios_of_the_claims_matrix():
     assert read <= ids and {f.file for f in scatters()} == {"rank_vs_nc1.png", "merging.png"}
     source = open(report.__file__).read()
     assert not any(f'"{paper}.' in source for paper in ("galanti", "zangrando", "kuzborskij", "lejegelka"))
+
+
+def test_each_claim_has_its_rank_over_steps_figure(report):
+    page = (report / "index.html").read_text()
+    for claim in ("galanti.wd", "kuzborskij.merge_overlap"):
+        png = report / f"steps-{claim}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"src='steps-{claim}.png'" in page
+    assert "galanti.wd: rank measures of layer 1 over training steps, one line per grid cell" in page
+
+
+def test_trajectories_draw_one_line_and_band_per_cell_for_every_measure():
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import pandas as pd
+
+    from rankbias.scoring import trajectories
+    from rankbias.scoring.hypotheses.base import RunSet
+
+    names = ["a0", "a1", "b0", "b1"]  # two cells, two seeds each
+    final = pd.DataFrame({"widths": ["8-12-12-3"] * 4}, index=names)
+    steps = [0.0, 10.0, 100.0]
+    rows = [(n, s, 1, m, 12.0 - s / 10 - (n[0] == "b") - int(n[1])) for n in names for s in steps
+            for m in trajectories.MEASURES]
+    metrics = pd.DataFrame(rows, columns=["run", "step", "layer", "name", "value"])
+    fig = plt.figure()
+    layer = trajectories.draw(fig, RunSet(final, metrics), {n: f"wd={n[0]}" for n in names}, "c")
+    assert layer == 1 and len(fig.axes) == 6
+    for ax, measure in zip(fig.axes, trajectories.MEASURES):
+        assert ax.get_title() == measure and [line.get_label() for line in ax.get_lines()] == ["wd=a", "wd=b"]
+        np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), [11.5, 10.5, 1.5])  # mean of the two seeds
+        assert len(ax.collections) == 2  # a band per cell
+    plt.close(fig)
+
+
+def test_no_axis_is_labelled_with_an_offset(tmp_path):
+    from rankbias.scoring import report
+
+    axes = []
+
+    def draw(ax):
+        ax.plot([1, 2, 3], [0.99991, 0.99995, 0.99999])
+        axes.append(ax)
+
+    report._figure(tmp_path / "p.png", draw)
+    assert axes[0].yaxis.get_major_formatter().get_offset() == ""  # not "1e-5+9.999e-1"

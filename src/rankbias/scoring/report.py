@@ -10,7 +10,9 @@ The papers' modules declare the plots they want (``hypotheses.sweeps``,
   layer over training, at the smallest and largest wd of a sweep;
 - a ``Scatter``: one dot per run (e.g. Zangrando et al.'s tail ratio against
   the NC1 of a layer's input, Kuzborskij & Abbasi Yadkori's merged against
-  individual accuracy).
+  individual accuracy);
+- for every scored claim, its rank measures over training steps, seeds as
+  bands (``trajectories``).
 
 The page marks ``<body data-rendered="yes">`` once every image has loaded, which
 the test reads from headless Chromium.
@@ -29,6 +31,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from rankbias.scoring import trajectories  # noqa: E402
 from rankbias.scoring.hypotheses import scatters, spectra_plots, sweeps  # noqa: E402
 from rankbias.scoring.hypotheses.base import RunSet, Scatter, Sweep, hidden_square  # noqa: E402
 
@@ -74,12 +77,35 @@ def _subset(data, scenario: str) -> RunSet | None:
     return data.runset(final) if len(final) else None
 
 
-def _figure(path: Path, draw) -> None:
-    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=100)
-    draw(ax)
-    fig.tight_layout()
-    fig.savefig(path, bbox_inches="tight")  # the outside legend stays in the file
-    plt.close(fig)
+def _figure(path: Path, draw, size=(6.4, 3.6)) -> None:
+    """One PNG: ``draw(ax)``; plain tick labels (no "1e-5+9.999e-1" offset), the legend kept."""
+    with plt.rc_context({"axes.formatter.useoffset": False}):
+        fig, ax = plt.subplots(figsize=size, dpi=100)
+        draw(ax)
+        fig.tight_layout()
+        fig.savefig(path, bbox_inches="tight")  # the outside legend stays in the file
+        plt.close(fig)
+
+
+def _trajectories(out: Path, data, verdicts) -> list[tuple[str, str]]:
+    """One figure per scored claim: its rank measures over training (``trajectories``)."""
+    made = []
+    for v in verdicts:
+        names = [n for n in v.runs if n in data.final.index]
+        if not names:
+            continue
+        runs = data.runset(data.final.loc[names])
+        if len(trajectories.steps_logged(runs)) < 2:
+            continue
+        file = f"steps-{v.id}.png"
+        with plt.rc_context({"axes.formatter.useoffset": False}):
+            fig = plt.figure(figsize=(9.0, 4.8), dpi=100)
+            layer = trajectories.draw(fig, runs, trajectories.cells_of(data, names), v.id)
+            fig.savefig(out / file, bbox_inches="tight")
+            plt.close(fig)
+        made.append((file, f"{v.id}: rank measures of layer {layer} over training steps, one line per grid cell "
+                           f"(mean over its {len(v.seeds)} seeds, band min-max)"))
+    return made
 
 
 def _spectra(ax, data, runs: RunSet) -> None:
@@ -123,8 +149,9 @@ def _scatter(ax, data, figure: Scatter) -> None:
     _legend_outside(ax)
 
 
-def plots(out: Path, data) -> list[tuple[str, str]]:
-    """Write the PNGs into ``out``; returns (file name, caption) of each."""
+def plots(out: Path, data, verdicts=()) -> list[tuple[str, str]]:
+    """Write the PNGs into ``out`` (the sweeps, spectra and scatters the papers ask for, then
+    each of ``verdicts``' rank trajectories); returns (file name, caption) of each."""
     made = []
     for sweep in sweeps():
         runs = _subset(data, sweep.scenario)
@@ -142,7 +169,7 @@ def plots(out: Path, data) -> list[tuple[str, str]]:
         if any(_subset(data, scenario) is not None for _, scenario, _, _ in figure.series):
             _figure(out / figure.file, lambda ax: _scatter(ax, data, figure))
             made.append((figure.file, figure.caption))
-    return made
+    return made + _trajectories(out, data, verdicts)
 
 
 def _cell(value: float) -> str:
@@ -202,7 +229,7 @@ def write(out: str | Path, verdicts, data, title: str) -> Path:
     """Write ``index.html`` and the plots into ``out`` (created); returns the page's path."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    made = plots(out, data)
+    made = plots(out, data, verdicts)
     counts = pd.Series([v.verdict for v in verdicts]).value_counts().to_dict()
     summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) + f"; {len(data.final)} stored runs."
     figures = "\n".join(f"<figure><img src='{html.escape(n)}' alt='{html.escape(c)}'><figcaption>{html.escape(c)}"

@@ -241,6 +241,9 @@ def _annotated(verdict: Verdict, used, names: list[str], rules: Policy, notes: l
     if verdict.missing:
         verdict.verdict = "inconclusive" if verdict.verdict != "scored" else "scored"
         notes.insert(0, f"{verdict.missing} of {len(names)} runs not in the store yet")
+        for stat in verdict.statistics:  # the runs to come may meet the theorem's test: no status says otherwise
+            if stat.status == "not applicable":
+                stat.status = "inconclusive"
     if rules.notes_chance:
         verdict.untrained = _at_chance(used)
         if verdict.untrained:
