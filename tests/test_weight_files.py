@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import torch
@@ -78,3 +79,19 @@ def test_a_whole_pickled_module_is_refused_in_one_line(tmp_path):
     assert result.exit_code == 2 and "Traceback" not in result.output and "\x1b[" not in result.output
     assert "holds pickled Python objects (e.g. a whole module saved with torch.save(model))" in flat
     assert "Save model.state_dict() instead" in flat
+
+
+def test_a_large_matrix_is_announced_while_it_is_measured(tmp_path, monkeypatch):
+    """In a log (not a terminal), measuring a matrix of BIG_MATRIX entries or more prints a
+    timestamped start line and a line with its time; small ones print nothing extra."""
+    from rankbias.cli import views
+
+    monkeypatch.setattr(views, "BIG_MATRIX", 64 * 64)
+    np.savez(tmp_path / "w.npz", big=np.random.default_rng(0).standard_normal((64, 64)).astype(np.float32),
+             small=np.ones((3, 4), np.float32))
+    result = CliRunner().invoke(app, ["ranks", str(tmp_path / "w.npz")])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert any(re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d measuring big \(64x64\), matrix 1 of 2$", x) for x in lines)
+    assert any(re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d measured big in [\d.]+ s$", x) for x in lines)
+    assert "measuring small" not in result.output

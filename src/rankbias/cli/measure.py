@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from rankbias.cli.app import app, console, fail
+from rankbias.cli.views import measuring
 from rankbias.linalg.measures import explain
 from rankbias.linalg.spectral import ranks
 from rankbias.linalg.weights import WeightFileError, load_matrices, split_heads
@@ -57,9 +58,10 @@ def ranks_cmd(
         except ValueError as err:
             fail(f"cannot split the attention layers into {heads} heads: {err}. Pass the layers' head count.")
     rows = []
-    for name, w in matrices.items():
+    for i, (name, w) in enumerate(matrices.items()):
         try:
-            rows.append(_measure(name, w, tol, eps))
+            with measuring(name, (w.shape[0], math.prod(w.shape[1:])), i + 1, len(matrices)):
+                rows.append(_measure(name, w, tol, eps))
         except (TypeError, ValueError) as err:
             fail(f"{path}: tensor {name!r} (shape {tuple(w.shape)}): {err}")
     if as_json:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import math
 import time
 
 from rich.markup import escape
@@ -34,6 +35,27 @@ def progress_line(label: str, done: int, total: int, trained: int, diverged: int
 def _stamped(text: str) -> None:
     now = datetime.datetime.now().isoformat(sep=" ", timespec="seconds")
     console.print(f"{now} {escape(text)}", highlight=False, soft_wrap=True)
+
+
+BIG_MATRIX = 2**22  # entries (2048 x 2048) from which measuring one matrix takes seconds: shown as it runs
+
+
+@contextlib.contextmanager
+def measuring(name: str, shape: tuple[int, ...], index: int, count: int):
+    """Around measuring matrix ``index`` of ``count`` in a weight file: for one of ``BIG_MATRIX``
+    entries or more, a spinner on a terminal, or timestamped start and end lines in a log."""
+    if math.prod(shape) < BIG_MATRIX:
+        yield
+        return
+    text = f"measuring {name} ({'x'.join(map(str, shape))}), matrix {index} of {count}"
+    if console.is_terminal:
+        with console.status(escape(text)):
+            yield
+        return
+    _stamped(text)
+    started = time.monotonic()
+    yield
+    _stamped(f"measured {name} in {time.monotonic() - started:.1f} s")
 
 
 @contextlib.contextmanager
