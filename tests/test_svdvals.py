@@ -54,3 +54,18 @@ def test_half_precision_is_measured_in_float32():
     assert out.dtype == torch.float32
     exact = lapack_svdvals(torch.from_numpy(A).to(torch.bfloat16).float().numpy())
     np.testing.assert_allclose(out.numpy(), exact, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(2300, 1900), (1900, 2300)])
+def test_a_large_float32_matrix_is_widened_block_by_block_to_the_same_accuracy(shape):
+    """Past BLOCKED entries a float32 matrix's Gram is summed over float64 blocks (half the
+    memory of a whole float64 copy): the same accuracy bound against float64 LAPACK."""
+    from rankbias.kernels import svdvals_cpu
+
+    A = np.random.default_rng(3).standard_normal(shape, dtype=np.float32)
+    assert A.size > svdvals_cpu.BLOCKED
+    s = rb.svdvals(A)
+    exact = np.linalg.svd(A.astype(np.float64), compute_uv=False)
+    r = min(shape)
+    bound = 4 * r * 2**-53 * (exact[0] / exact) ** 2 / 2  # c r u (sigma_1 / sigma_i)^2 / 2, c = 4
+    assert np.all(np.abs(s - exact) / exact <= np.maximum(bound, 1e-6))

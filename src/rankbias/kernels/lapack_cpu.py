@@ -26,6 +26,14 @@ address, and stays cacheable.
   int32, ``alpha``, ``beta``, ``a``, ``c`` to float64.  Reference: BLAS
   Technical Forum / Dongarra et al., "A set of level 3 basic linear algebra
   subprograms", ACM TOMS 16(1), 1990.
+- ``dsyevd(jobz, uplo, n, a, lda, w, work, lwork, iwork, liwork, info)``: the
+  eigenvalues (``jobz`` "N") of the symmetric n x n matrix ``a`` (column-major,
+  the ``uplo`` triangle read, ``a`` destroyed) into ``w`` (n,) ascending, by
+  Householder tridiagonalization (dsytrd) and dsterf: the driver
+  ``np.linalg.eigvalsh`` calls, here without its copy of ``a``.  ``lwork = -1``
+  (and ``liwork = -1``) asks for the optimal workspace sizes in ``work[0]`` and
+  ``iwork[0]``.  Pointers as above; ``info[0] != 0`` on failure.  Reference:
+  LAPACK Users' Guide, 3rd ed., §2.4.4 (the divide-and-conquer driver).
 """
 
 from llvmlite import binding
@@ -34,6 +42,7 @@ from numba.extending import get_cython_function_address
 
 binding.add_symbol("rankbias_dsterf", get_cython_function_address("scipy.linalg.cython_lapack", "dsterf"))
 binding.add_symbol("rankbias_dsyrk", get_cython_function_address("scipy.linalg.cython_blas", "dsyrk"))
+binding.add_symbol("rankbias_dsyevd", get_cython_function_address("scipy.linalg.cython_lapack", "dsyevd"))
 
 _int_p = types.CPointer(types.int32)
 _double_p = types.CPointer(types.float64)
@@ -41,3 +50,5 @@ _char_p = types.CPointer(types.int8)
 dsterf = types.ExternalFunction("rankbias_dsterf", types.void(_int_p, _double_p, _double_p, _int_p))
 dsyrk = types.ExternalFunction("rankbias_dsyrk", types.void(_char_p, _char_p, _int_p, _int_p, _double_p, _double_p,
                                                              _int_p, _double_p, _double_p, _int_p))
+dsyevd = types.ExternalFunction("rankbias_dsyevd", types.void(_char_p, _char_p, _int_p, _double_p, _int_p, _double_p,
+                                                               _double_p, _int_p, _int_p, _int_p, _int_p))

@@ -31,12 +31,13 @@ accurate only to ~u_32 sigma_1 absolute.
 import numpy as np
 from numba import njit, prange
 
-from .lapack_cpu import dsterf, dsyrk
+from .lapack_cpu import dsterf, dsyevd, dsyrk
 from .ql_cpu import GROUP, tridiagonal_eigvals_lanes
 
 SYRK_MIN = 112  # r from which dsyrk's Gram beats GEMM's (1 thread, per 32: 1.50 vs 1.97 ms; 1.15 vs 0.90 at 96)
 SMALL = 512  # largest r reduced by ``tridiagonalize``: 1.44x eigvalsh at 256, 1.11x at 512, 0.85x at 640
 LANES = 8  # float64 lanes of an AVX-512 register: rows are padded to a multiple
+BLOCKED, BLOCK = 1 << 22, 256  # a float32 matrix past 2048 x 2048 entries is widened 256 rows at a time
 FAST = {"reassoc", "contract", "nsz", "arcp"}  # reassociation lets the row loops vectorize
 
 
@@ -161,20 +162,59 @@ def tridiagonal_form(G):
 def _gram(A):
     """The float64 Gram matrix (r, r), both triangles, of A (m, n): A^T A if m >= n, else
     A A^T.  From r = ``SYRK_MIN`` on by BLAS dsyrk, which forms one triangle (half a GEMM's
-    flops; the other is mirrored); below it GEMM, whose small-size overhead is lower."""
-    A64 = A.astype(np.float64)  # C-contiguous: to BLAS, the column-major n x m matrix A^T
+    flops; the other is mirrored); below it GEMM, whose small-size overhead is lower.  A
+    float32 A of more than ``BLOCKED`` entries is widened to float64 ``BLOCK`` rows (or
+    columns) at a time, its Gram summed block by block, instead of copied whole: the float64
+    copy was twice the input's memory (8000 x 8000: 512 MB for a 256 MB matrix)."""
     m, n = A.shape
     r = min(m, n)
+    if r >= SYRK_MIN and A.itemsize == 4 and m * n > BLOCKED:
+        return _gram_blocked(A)
+    A64 = A.astype(np.float64)  # C-contiguous: to BLAS, the column-major n x m matrix A^T
     if r < SYRK_MIN:
         return A64.T @ A64 if m >= n else A64 @ A64.T
     G = np.empty((r, r))
     # column-major A^T (n x m, lda n): A^T A = (A^T)(A^T)^T is trans "N" with k = m; A A^T is "T" with k = n
-    codes = np.array([ord("U"), ord("N") if m >= n else ord("T")], np.int8)
-    sizes = np.array([r, max(m, n), n, r], np.int32)  # n, k, lda, ldc of dsyrk
-    scalars = np.array([1.0, 0.0])  # alpha, beta
-    dsyrk(codes.ctypes, codes[1:].ctypes, sizes.ctypes, sizes[1:].ctypes, scalars.ctypes, A64.ctypes,
+    _syrk(G, A64, m >= n, max(m, n), n, 0.0)
+    return _mirrored(G)
+
+
+@njit(cache=True)
+def _gram_blocked(A):
+    """``_gram`` of a large float32 A, as a sum over blocks of ``BLOCK`` rows (m >= n: A^T A =
+    sum_b A_b^T A_b) or columns (m < n: A A^T = sum_b A_b A_b^T), each widened to float64."""
+    m, n = A.shape
+    r = min(m, n)
+    G = np.zeros((r, r))
+    for lo in range(0, max(m, n), BLOCK):
+        if m >= n:
+            hi = min(lo + BLOCK, m)
+            B = A[lo:hi].astype(np.float64)  # (k, n): column-major B^T, lda n; B^T B is trans "N"
+            _syrk(G, B, True, hi - lo, n, 1.0)
+        else:
+            hi = min(lo + BLOCK, n)
+            B = np.ascontiguousarray(A[:, lo:hi]).astype(np.float64)  # (m, k): column-major B^T, lda k
+            _syrk(G, B, False, hi - lo, hi - lo, 1.0)  # B B^T = (B^T)^T (B^T) is trans "T"
+    return _mirrored(G)
+
+
+@njit(cache=True)
+def _syrk(G, B, trans_n, k, lda, beta):
+    """G's upper (column-major) triangle <- beta G + the product by dsyrk of B (C-contiguous
+    float64, read column-major as B^T): trans "N" (``trans_n``) (B^T)(B^T)^T, else (B^T)^T (B^T)."""
+    r = G.shape[0]
+    codes = np.array([ord("U"), ord("N") if trans_n else ord("T")], np.int8)
+    sizes = np.array([r, k, lda, r], np.int32)  # n, k, lda, ldc of dsyrk
+    scalars = np.array([1.0, beta])  # alpha, beta
+    dsyrk(codes.ctypes, codes[1:].ctypes, sizes.ctypes, sizes[1:].ctypes, scalars.ctypes, B.ctypes,
           sizes[2:].ctypes, scalars[1:].ctypes, G.ctypes, sizes[3:].ctypes)
-    for i in range(r):  # column-major upper = row-major lower: mirror it up
+
+
+@njit(cache=True)
+def _mirrored(G):
+    """G with its lower row-major triangle (dsyrk's column-major upper) mirrored up."""
+    r = G.shape[0]
+    for i in range(r):
         for j in range(i + 1, r):
             G[i, j] = G[j, i]
     return G
@@ -240,8 +280,30 @@ def svdvals_group(A, out):
 @njit(cache=True)
 def svdvals_lapack(A, out):
     """Singular values of A (m, n) into out (r,): eigenvalues of the Gram matrix
-    by LAPACK's blocked dsytrd + dsterf (``np.linalg.eigvalsh``), for r > ``SMALL``."""
-    _from_eigvals(np.linalg.eigvalsh(_gram(A)), out)
+    by LAPACK's blocked dsytrd + dsterf (dsyevd, ``np.linalg.eigvalsh``'s driver, on
+    the Gram matrix in place), for r > ``SMALL``."""
+    _from_eigvals(_eigvalsh_in_place(_gram(A)), out)
+
+
+@njit(cache=True)
+def _eigvalsh_in_place(G):
+    """Eigenvalues (r,) ascending of the symmetric G (r, r), which is destroyed: LAPACK dsyevd
+    with jobz "N" and uplo "L" after a workspace query, as ``np.linalg.eigvalsh`` calls it,
+    without its copy of G (an 8000 x 8000 Gram matrix is 512 MB)."""
+    n = G.shape[0]
+    codes = np.array([ord("N"), ord("L")], np.int8)
+    size = np.array([n], np.int32)
+    lwork, liwork, info = np.array([-1], np.int32), np.array([-1], np.int32), np.zeros(1, np.int32)
+    w, query, iquery = np.empty(n), np.empty(1), np.empty(1, np.int32)
+    dsyevd(codes.ctypes, codes[1:].ctypes, size.ctypes, G.ctypes, size.ctypes, w.ctypes, query.ctypes,
+           lwork.ctypes, iquery.ctypes, liwork.ctypes, info.ctypes)
+    lwork[0], liwork[0] = np.int32(query[0]), iquery[0]
+    work, iwork = np.empty(lwork[0]), np.empty(liwork[0], np.int32)
+    dsyevd(codes.ctypes, codes[1:].ctypes, size.ctypes, G.ctypes, size.ctypes, w.ctypes, work.ctypes,
+           lwork.ctypes, iwork.ctypes, liwork.ctypes, info.ctypes)
+    if info[0] != 0:
+        raise np.linalg.LinAlgError("dsyevd did not converge")
+    return w
 
 
 @njit(parallel=True, cache=True)
