@@ -150,3 +150,18 @@ def test_no_axis_is_labelled_with_an_offset(tmp_path):
 
     report._figure(tmp_path / "p.png", draw)
     assert axes[0].yaxis.get_major_formatter().get_offset() == ""  # not "1e-5+9.999e-1"
+
+
+def test_no_saved_figure_is_cut_at_its_border(report):
+    """A legend, title or tick label that runs past the saved image leaves ink on its last
+    rows or columns (a clipped legend's frame ends at the edge); every figure keeps a white
+    margin on all four sides instead."""
+    import matplotlib.image as mpimg
+    import numpy as np
+
+    pngs = sorted(report.glob("*.png"))
+    assert len(pngs) >= 5
+    for png in pngs:
+        rgb = mpimg.imread(png)[..., :3]
+        for edge in (rgb[:3], rgb[-3:], rgb[:, :3], rgb[:, -3:]):
+            assert np.all(edge > 0.95), f"{png.name} has ink at its border: a clipped artist"
