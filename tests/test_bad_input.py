@@ -195,21 +195,26 @@ def _array(tmp, name, array=None, text=None):
     return str(path)
 
 
-# numbers checked for their meaning when a matrix file loads, and weight files that are not what they say
-CASES += [
-    ("zero samples", lambda t: ["list", _matrix(t, GOOD.replace("n = 60", "n = 0"))],
-     "key 'data.n': 'data.n' (training samples) must be a finite number >= 1. Got 0. Fix: use a value >= 1, e.g. n = 1."),
-    ("negative std", lambda t: ["list", _matrix(t, GOOD.replace("std = 0.5", "std = -1.0"))],
-     "'data.std' (the clusters' standard deviation) must be a finite number > 0. Got -1.0"),
-    ("one class", lambda t: ["list", _matrix(t, GOOD.replace("classes = 3", "classes = 1"))],
-     "'data.classes' (classes; a task needs two) must be a finite number >= 2. Got 1"),
-    ("more log points than steps", lambda t: ["list", _matrix(t, GOOD.replace("log_points = 2", "log_points = 50"))],
+# numbers checked for their meaning when a matrix file loads: (id, the edit of GOOD, the line's fragment)
+MEANINGS = [
+    ("zero samples", ("n = 60", "n = 0"), "key 'data.n': 'data.n' (training samples) must be a finite number >= 1. "
+                                          "Got 0. Fix: use a value >= 1, e.g. n = 1."),
+    ("negative std", ("std = 0.5", "std = -1.0"), "'data.std' (the clusters' standard deviation) must be a finite "
+                                                  "number > 0. Got -1.0"),
+    ("one class", ("classes = 3", "classes = 1"), "'data.classes' (classes; a task needs two) must be a finite number "
+                                                  ">= 2. Got 1"),
+    ("more log points than steps", ("log_points = 2", "log_points = 50"),
      "log_points 50 exceeds the 10 steps of the budget; use log_points in [2, 10]"),
-    ("a budget past the cap", lambda t: ["list", _matrix(t, GOOD.replace("steps = 10", "steps = 100000000000000"))],
+    ("a budget past the cap", ("steps = 10", "steps = 100000000000000"),
      "'dynamics.steps' (optimizer steps) must be a finite number >= 1 and <= 100,000,000. Got 100000000000000"),
-    ("infinite std", lambda t: ["list", _matrix(t, GOOD.replace("std = 0.5", "std = inf"))], "Got inf"),
-    ("a negative grid value", lambda t: ["list", _matrix(t, GOOD.replace("[0.0, 0.01]", "[0.0, -0.01]"))],
+    ("infinite std", ("std = 0.5", "std = inf"), "Got inf"),
+    ("a negative grid value", ("[0.0, 0.01]", "[0.0, -0.01]"),
      "key 'dynamics.wd': 'dynamics.wd' (the weight decay) must be a finite number >= 0. Got -0.01"),
+]
+CASES += [(name, lambda t, edit=edit: ["list", _matrix(t, GOOD.replace(*edit))], fragment)
+          for name, edit, fragment in MEANINGS]
+# weight files that are not what they say
+CASES += [
     ("an empty weight matrix", lambda t: ["ranks", _array(t, "e.npy", np.zeros((0, 0), np.float32))],
      "tensor 'e' (shape (0, 0)): The 'A' parameter of ranks must not be empty"),
     ("a text file named .npy", lambda t: ["ranks", _array(t, "t.npy", text="hello world\n")],
