@@ -91,10 +91,12 @@ def benchmark_table(saved: dict, groups) -> str:
     for group, cases in by_group.items():
         ours = [b for b in cases if "rankbias" in (b.get("param") or b["name"])] or cases[:1]
         reference = ours[0]["stats"]["median"]
-        for b in cases:
+        params = [b.get("param") for b in cases]
+        for b in cases:  # a case by its parameter, or by its test's name where cases share one
+            label = b.get("param") if b.get("param") and params.count(b.get("param")) == 1 else b["name"]
             accuracy = ", ".join(f"{k} {v:.2g}" for k, v in b.get("extra_info", {}).items() if isinstance(v, float))
             median = b["stats"]["median"]
-            rows.append(f"| {group} | {b.get('param') or b['name']} | {median * 1e3:.1f} ms | "
+            rows.append(f"| {group} | {label} | {median * 1e3:.1f} ms | "
                         f"{median / reference:.2f} | {accuracy or '-'} |")
     info = saved.get("machine_info", {})
     cpu = info.get("cpu", {}).get("brand_raw", "?")
