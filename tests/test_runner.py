@@ -192,7 +192,7 @@ def test_a_second_process_on_a_busy_store_is_refused_and_nothing_is_doubled(tmp_
     import time
 
     matrix_file = tmp_path / "m.toml"
-    matrix_file.write_text(TEXT.replace("steps = 30", "steps = 4000"))
+    matrix_file.write_text(TEXT.replace("steps = 30", "steps = 60000"))  # seconds of training: the second comes in
     store = tmp_path / "s.sqlite"
     argv = [sys.executable, "-m", "rankbias.cli", "run", str(matrix_file), "--store", str(store), "--processes", "1",
             "--quiet", "--scorecard", ""]
@@ -202,9 +202,11 @@ def test_a_second_process_on_a_busy_store_is_refused_and_nothing_is_doubled(tmp_
     while not (lock.exists() and "pid" in lock.read_text()) and time.time() < deadline:
         time.sleep(0.05)
     second = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    overlapped = first.poll() is None  # the first still training when the second was answered
     out_first = first.communicate(timeout=300)[0]
     assert first.returncode == 0, out_first
-    assert second.returncode == 2 and first.poll() is not None
+    assert overlapped, "the first run ended before the second started: give it more steps"
+    assert second.returncode == 2
     said = " ".join((second.stdout + second.stderr).split())
     assert f"store {store} is being trained into by another rankbias process (pid {first.pid}" in said, said
     assert "Traceback" not in said

@@ -93,7 +93,8 @@ def fit_problem(config: RunConfig) -> str | None:
     if spec.kind == "sgd" and spec.batch > n:
         return f"batch {spec.batch} exceeds the {n} training samples; use a batch in [1, {n}]"
     steps = spec.steps if spec.steps is not None else (spec.epochs * (n // spec.batch) if spec.epochs else None)
-    if spec.kind != "gf" and steps is not None and spec.log_points > steps:
+    asked = spec.log_points != DynamicsSpec.log_points  # the default 20 stays usable on a short budget
+    if spec.kind != "gf" and steps is not None and asked and spec.log_points > steps:
         return (f"log_points {spec.log_points} exceeds the {steps} steps of the budget; use log_points in "
                 f"[2, {steps}]" if steps >= 2 else f"a budget of {steps} step cannot hold 2 log points; use steps >= 2")
     return None
