@@ -116,6 +116,16 @@ def test_attention_formed_at_its_readout_equals_the_layer_over_every_position(re
                                atol=1e-12)
 
 
+def test_the_wide_attention_pass_gives_each_members_own_logits():
+    spec = NetSpec("attention", (5, 8, 6), heads=2, d_head=4, vocab=6, readout=2, bias=True)
+    data = make_data(dict(kind="pointer", n=40, seed=0, length=5, values=6))
+    models = [build_model(spec, seed=s).double() for s in (1, 2, 3)]
+    stacked = Stacked(models, spec, data.shape)
+    x = torch.stack([data.x_train.double()[i::3][:13] for i in range(3)])  # (3, 13, 5): each member its own inputs
+    wide = stacked.base.wide(stacked.state, x)
+    torch.testing.assert_close(wide, torch.stack([m(xs) for m, xs in zip(models, x)]), rtol=1e-12, atol=1e-12)
+
+
 def test_sgd_members_that_differ_only_in_a_gate_they_ignore_train_as_one_ensemble():
     from rankbias.engine.ensemble import train_ensemble
 

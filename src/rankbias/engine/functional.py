@@ -8,7 +8,7 @@ The members' parameters and buffers are stacked, (R, ...)
     [SAM]  g = vmap(grad(L_r))(p + r g / ||g||, ...)         # ||g|| over each member's parameters
     p <- optimizer(p, g)                                     # rankbias.engine.optim, per-member lr, wd, ...
 
-(a model with a ``wide(state, x)`` pass, ``models``' conv and bn_mlp, gets g by
+(a model with a ``wide(state, x)`` pass, ``models``' conv, bn_mlp and attention, gets g by
 autograd of sum_r L_r through it instead: the members are independent, so
 d(sum)/dp_r = dL_r/dp_r, without vmap's cost around BatchNorm), with f =
 ``torch.func.functional_call`` of one stateless copy of the module

@@ -29,11 +29,15 @@ position there; ``RunRecord.solver["layers"]`` names them):
   the full keys and values (measured); tests/test_v3_engine.py holds the logits
   equal to the layer over every position.
 
-``conv`` and ``bn_mlp`` also have ``wide(state, x)``: all R members in one pass with the
-members folded into the channels (a grouped convolution with groups = R, a batched
-matmul, one BatchNorm over R C channels), the same function of each member's state
-as ``forward`` without vmap; ``functional.FuncEnsemble`` trains them through it
-(under vmap, torch's BatchNorm made a digits-CNN step 1.9x slower).
+``conv``, ``bn_mlp`` and ``attention`` also have ``wide(state, x)``: all R members in one
+pass, the same function of each member's state as ``forward`` without vmap;
+``functional.FuncEnsemble`` trains them through it.  Conv and BatchNorm nets fold the
+members into the channels (a grouped convolution with groups = R, a batched matmul,
+one BatchNorm over R C channels; under vmap, torch's BatchNorm made a digits-CNN step
+1.9x slower).  The attention net batches its circuits over a leading member axis and
+reads the slots out through the unembedding (Z U^T, Z W_V^h W_O^h U^T: the full OV
+circuit, outputs wide instead of d_model): a full-batch step of 15 members (N = 2000,
+one thread) took 31-33 ms against 54-57 ms under vmap (measured).
 
 Init: weights and biases U(-b, b), b = init_scale / sqrt(fan_in) (PyTorch's
 default for Linear and Conv; fan_in = in k [k]; W_O's fan_in is heads d_head),
@@ -214,22 +218,42 @@ class Attention(nn.Module):
         self.unembed = nn.Linear(d, outputs, bias=spec.bias)
 
     def forward(self, x: torch.Tensor, features: bool = False):
-        V, L, H = self.spec.vocab, self.position.shape[0], self.query.shape[0]
-        r, ids = self.readout, x.long().T  # (L, N) token ids, position-major: softmax runs over a strided dim
-        N = ids.shape[1]
-        Z = torch.cat([self.embed, self.position])  # (V + L, d): h_l = Z[x_l] + Z[V + l]
-        qk = Z @ (self.query @ self.key.transpose(-1, -2)) @ Z.T / math.sqrt(self.spec.d_head)  # (H, V+L, V+L)
-        query = qk[:, :V] + qk[:, V + r, None]  # (H, b, V+L): the query h_r of a sequence with x_r = b
-        table = query[:, :, None, :V] + query[:, :, V:, None]  # (H, b, l, a): its score of key h_l, x_l = a
-        cell = (ids[r] * L + torch.arange(L, device=x.device)[:, None]) * V + ids  # (L, N): flat (b, l, a)
-        att = torch.softmax(torch.gather(table.flatten(1), 1, cell.flatten().expand(H, L * N)).view(H, L, N), 1)
-        # (H, V, N): the attention a head puts on each token value, summed over the positions holding it
-        mass = torch.zeros(H, V, N, dtype=att.dtype, device=x.device).scatter_add(1, ids.expand(H, L, N), att)
-        ov = Z @ (self.value @ self.out)  # (H, V+L, d): a slot's output through head h
-        read = (Z[ids[r]] + Z[V + r] + mass.flatten(0, 1).T @ ov[:, :V].flatten(0, 1)  # (N, d): h_r + heads
-                + att.flatten(0, 1).T @ ov[:, V:].flatten(0, 1))
+        weights = {n: getattr(self, n)[None] for n in ("embed", "position", "query", "key", "value", "out")}
+        read = self._read(weights, x[None])[0]  # (N, d)
         out = self.unembed(read)
         return (out, {"attention": read}) if features else out
+
+    def wide(self, state: dict, x: torch.Tensor) -> torch.Tensor:
+        """Every member at once: x (R, N, L) -> logits (R, N, outputs), the circuits of
+        ``_read`` batched over the members without vmap, read out through the unembedding
+        (Z U^T and Z W_V W_O U^T: the full OV circuit, outputs wide rather than d_model)."""
+        out = self._read(state, x, state["unembed.weight"].transpose(1, 2))
+        return out + state["unembed.bias"][:, None] if "unembed.bias" in state else out
+
+    def _read(self, p: dict, x: torch.Tensor, through: torch.Tensor | None = None) -> torch.Tensor:
+        """The residual stream at the readout of R members {embed: (R, V, d), position: (R, L, d),
+        query, key, value: (R, H, d, e), out: (R, H, e, d)} on token ids x (R, N, L) -> (R, N, d),
+        computed as its circuits (module docstring); with ``through`` (R, d, k), that stream
+        times ``through`` (R, N, k), formed from the slots' images under it."""
+        V, L, r = self.spec.vocab, p["position"].shape[1], self.readout
+        ids = x.long().transpose(1, 2)  # (R, L, N) token ids, position-major: softmax runs over a strided dim
+        (R, _, N), H = ids.shape, p["query"].shape[1]
+        Z = torch.cat([p["embed"], p["position"]], 1)  # (R, V + L, d): h_l = Z[x_l] + Z[V + l]
+        slots = Z[:, None]  # (R, 1, V + L, d), against the heads
+        qk = slots @ (p["query"] @ p["key"].transpose(-1, -2)) @ slots.transpose(-1, -2) / math.sqrt(self.spec.d_head)
+        query = qk[:, :, :V] + qk[:, :, V + r, None]  # (R, H, b, V+L): the query h_r of a sequence with x_r = b
+        table = query[..., None, :V] + query[..., V:, None]  # (R, H, b, l, a): its score of key h_l, x_l = a
+        cell = (ids[:, r, None] * L + torch.arange(L, device=x.device)[:, None]) * V + ids  # (R, L, N): flat (b, l, a)
+        scores = torch.gather(table.flatten(2), 2, cell.flatten(1)[:, None].expand(R, H, L * N))
+        att = torch.softmax(scores.view(R, H, L, N), 2)
+        # (R, H, V, N): the attention a head puts on each token value, summed over the positions holding it
+        mass = torch.zeros(R, H, V, N, dtype=att.dtype, device=x.device).scatter_add(2, ids[:, None].expand(R, H, L, N), att)
+        ov = slots @ (p["value"] @ p["out"])  # (R, H, V+L, d): a slot's output through head h
+        if through is not None:
+            Z, ov = Z @ through, ov @ through[:, None]  # the slots' images, (R, V+L, k) and (R, H, V+L, k)
+        own = torch.gather(Z, 1, ids[:, r, :, None].expand(R, N, Z.shape[-1])) + Z[:, V + r, None]  # (R, N, d): h_r
+        return (own + mass.flatten(1, 2).transpose(1, 2) @ ov[:, :, :V].flatten(1, 2)  # (R, N, d): h_r + heads
+                + att.flatten(1, 2).transpose(1, 2) @ ov[:, :, V:].flatten(1, 2))
 
     def matrices(self, state):
         q, k, v, o = (state[n] for n in ("query", "key", "value", "out"))  # (R, H, d, e), W_O (R, H, e, d)
