@@ -101,3 +101,22 @@ def test_float32_updates_round_once_per_step():
     train(solo, data, member)
     for wa, wb in zip(nets[0].weights(), solo.weights()):
         assert float((wa - wb).detach().norm() / wb.detach().norm()) < 2e-6  # biased rounding: 1.5e-5 on the last
+
+
+def test_the_fused_update_is_taken_only_where_it_equals_the_product_added_once():
+    """Where ``_rounds_once`` lets a layer use ``baddbmm_``, V after a step is bit for bit what
+    bmm then add_ gives on the step's own data (wide layers, narrow ones, a full batch)."""
+    from rankbias.engine.ensemble import Ensemble
+
+    data = D.make_data({"kind": "mixture", "n": 400, "dim": 32, "classes": 4, "std": 1.0, "seed": 0})
+    spec = NetSpec("deep_relu", (32, 100, 100, 4))
+    for batch in (16, 400):  # a wide layer fuses at B = 16 on MKL, not at B = 400
+        x, y = data.x_train[:batch].expand(8, batch, 32), data.y_train[:batch].expand(8, batch)
+        lr, wd = torch.full((8,), 0.1), torch.full((8,), 1e-3)
+        probed, plain = Ensemble(spec, list(range(8))), Ensemble(spec, list(range(8)))
+        plain._rounds_once = lambda k, b: False
+        for _ in range(3):
+            probed.step("ce", x, y, lr, wd, 1 - 1e-4)
+            plain.step("ce", x, y, lr, wd, 1 - 1e-4)
+        assert all(torch.equal(a, b) for a, b in zip(probed.V, plain.V))
+        assert len(probed._once) == 3  # every layer was probed at this batch size

@@ -12,17 +12,23 @@ per-member scalar s_r that carries the weight decay:
     g_k = -(lr / s_k') dL/dh_k                  # the backward pass in units of V_k's update
     e_k = g_k * [z_k > 0 if ReLU]               #   = -(lr / s_k') dL/dz_k
     g_{k-1} = (s_k' / s_{k-1}') (s_k e_k @ V_k^T [+ g_k if residual])
-    V_k <- V_k + h_{k-1}^T e_k                  # the whole update: torch.bmm, then one add_
+    V_k <- V_k + h_{k-1}^T e_k                  # the whole update, V rounded once (below)
 
 with L = sum_r mean_b loss (members are independent) and dL/dh_L in closed
 form (``losses.loss_and_grad``).  The backward pass is written out instead
 of asked of autograd: it needs only the e_k, builds no graph, and measured 25%
 faster per step; carrying it in units of the update saves a pass per layer.
-The update is one pass over V instead of three, and V is rounded once per step:
-the fused ``V.baddbmm_(h^T, e)`` rounds V several times per step on a CPU
-(per sample for a narrow layer, per block of samples for a wide one), and a
-one-column layer lost about 1% of each small update to that biased rounding (Le & Jegelka's conserved quantity drifted 50x too far in 40k
-float32 steps; tests/test_ensemble.py holds the member to its solo run).
+The update is one pass over V instead of three, and V is rounded once per step.
+The fused ``V.baddbmm_(h^T, e)`` does that in one pass where the BLAS adds the whole
+product to V at once, but MKL rounds V several times per step for a narrow layer
+(<= 10 outputs, per sample) and for a large batch (>= 400 samples, per block of
+them); a one-column layer lost about 1% of each small update to that biased
+rounding (Le & Jegelka's conserved quantity drifted 50x too far in 40k float32
+steps; tests/test_ensemble.py holds the member to its solo run).  So each layer's
+update takes the fused call only where it is bitwise the product added once, as
+measured on a random probe of that layer's shapes when a batch size is first seen
+(``_rounds_once``), and ``torch.bmm`` then ``add_`` elsewhere (the fused call saved
+10% of a 64-member, B = 16 SGD benchmark; measured).
 s_k is folded back into V when it falls below 1e-3.
 
 Member r draws its init from ``nets.init_params(spec, seed_r)``, as
@@ -89,7 +95,8 @@ class Ensemble:
         self._floor = 1.0  # a lower bound of every |s_k|, kept on the host: no device sync per step
         self.bias = [torch.stack([p[k][1] for p in params]).to(device) for k in range(spec.depth)] if spec.bias else None
         self.trainable = [k for k in range(spec.depth) if not (spec.fixed_outer and k == spec.depth - 1)]
-        self._delta = [torch.empty_like(v) for v in self.V]  # h^T e_k, rounded once into V_k (module docstring)
+        self._delta: dict[int, torch.Tensor] = {}  # h^T e_k, rounded once into V_k where baddbmm_ would not be
+        self._once: dict[tuple[int, int], bool] = {}  # (layer, batch) -> whether baddbmm_ rounds V_k once
 
     def forward(self, x: torch.Tensor, keep: list | None = None) -> torch.Tensor:
         """x (R, B, d_in) -> (R, B, d_out); appends (h_{k-1}, z_k) of each layer to ``keep``."""
@@ -132,10 +139,29 @@ class Ensemble:
                 if k in self.trainable:
                     if self.bias is not None:  # b <- (1 - lr wd) b - lr dL/db, and -lr dL/dz_k = s_k' e_k
                         self.bias[k].mul_(decay[:, :, 0]).add_(self.scale[k][:, :, 0] * e.sum(1))
-                    self.V[k].add_(torch.bmm(h.transpose(1, 2), e, out=self._delta[k]))  # V_k += h^T e_k
+                    if self._rounds_once(k, h.shape[1]):  # V_k += h^T e_k, V_k rounded once
+                        self.V[k].baddbmm_(h.transpose(1, 2), e)
+                    else:
+                        if k not in self._delta:
+                            self._delta[k] = torch.empty_like(self.V[k])
+                        self.V[k].add_(torch.bmm(h.transpose(1, 2), e, out=self._delta[k]))
             if self._floor < 1e-3:
                 self._fold_scales()
         return losses
+
+    def _rounds_once(self, k: int, batch: int) -> bool:
+        """Whether ``V_k.baddbmm_(h^T, e)`` for a batch of ``batch`` samples gives, bit for bit,
+        ``V_k + (h^T e)`` rounded once (module docstring), on a random probe of these shapes,
+        dtype and device, drawn once from a fixed CPU seed (the runs' generators are untouched)."""
+        if (k, batch) not in self._once:
+            R, n_in, n_out = self.V[k].shape
+            g = torch.Generator("cpu").manual_seed(k)
+            h, e, v = (torch.randn(shape, generator=g, device="cpu").to(self.V[k]) for shape in
+                       ((R, batch, n_in), (R, batch, n_out), (R, n_in, n_out)))
+            e.mul_(1e-3)  # an update small against V, as a step's is
+            fused = v.clone().baddbmm_(h.transpose(1, 2), e)
+            self._once[(k, batch)] = torch.equal(fused, v.add_(torch.bmm(h.transpose(1, 2), e)))
+        return self._once[(k, batch)]
 
     def _fold_scales(self) -> None:
         """Fold every s_k with |s_k| < 1e-3 back into V_k (W = s V is unchanged) before s_k
