@@ -7,7 +7,7 @@ import re
 from typer.testing import CliRunner
 
 from rankbias.cli import app
-from rankbias.cli.views import progress_line
+from rankbias.cli.views import eta, progress_line
 from reference import TINY_MATRIX
 
 LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d quick runs: (\d+)/(\d+) runs done \((\d+) trained here, "
@@ -37,6 +37,44 @@ def test_the_progress_line_gives_rate_and_eta():
     assert line == ("quick runs: 40/100 runs done (20 trained here, diverged 1, failed 2), 2.00 runs/min, "
                     "ETA 0:30:00")
     assert progress_line("q", 5, 10, 0, 0, 0, elapsed=0.0).endswith("0.00 runs/min, ETA unknown")
+    # with the planned work known, the ETA follows its share done, not the run count:
+    # 10 of 100 runs in 10 min, but they were 80% of the work
+    assert progress_line("q", 10, 100, 10, 0, 0, elapsed=600.0, worked=0.8).endswith("ETA 0:02:30")
+    assert eta(600.0, 0.0) == "unknown"
+
+
+def test_the_eta_weighs_each_stored_run_by_its_planned_work(monkeypatch, capsys):
+    """After the longest group (started first), the ETA is the time the rest needs at that
+    pace, not the run count's (2:23:23 after 6 min of an 18-min v3 quick tier)."""
+    from types import SimpleNamespace
+
+    from rankbias.cli import views
+
+    clock = iter([0.0, 0.0, 600.0])  # made, start, the group stored
+    monkeypatch.setattr(views.time, "monotonic", lambda: next(clock))
+    hooks = views._line_hooks("q")
+    hooks.start(4, 0)
+    hooks.planned({"long": 8.0, "a": 1.0, "b": 0.5, "c": 0.5})
+    hooks.group([SimpleNamespace(name="long", status="done")])  # 1 run of 4 in 10 min, 80% of the work
+    assert capsys.readouterr().out.strip().endswith("1/4 runs done (1 trained here, diverged 0, failed 0), "
+                                                    "0.10 runs/min, ETA 0:02:30")
+
+
+def test_training_plans_each_runs_work_for_the_progress_hooks(tmp_path):
+    from rankbias.engine.device import place
+    from rankbias.experiments.config import work
+    from rankbias.experiments.matrix import expand
+    from rankbias.experiments.runner import Progress, train_missing
+    from rankbias.experiments.spec import load
+    from rankbias.experiments.store import Store
+
+    matrix_file = tmp_path / "m.toml"
+    matrix_file.write_text(TINY_MATRIX)
+    matrix, planned = expand(load(matrix_file), "quick"), []
+    train_missing(matrix, Store(tmp_path / "s.sqlite"), place("cpu"), processes=1,
+                  progress=Progress(planned=planned.append))
+    assert planned == [{name: work(config) for name, config in matrix.runs.items()}]
+    assert len(planned[0]) == 6 and all(w > 0 for w in planned[0].values())
 
 
 def test_a_redirected_run_shows_progress_before_it_ends(tmp_path):

@@ -12,7 +12,7 @@ import math
 import time
 
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.traceback import Traceback
 
@@ -23,13 +23,43 @@ VERDICT_STYLE = {"pass": "green", "fail": "red", "inconclusive": "yellow", "scor
 
 
 def progress_line(label: str, done: int, total: int, trained: int, diverged: int, failed: int,
-                  elapsed: float) -> str:
+                  elapsed: float, worked: float | None = None) -> str:
     """One plain line of progress: done / total runs, what this call trained, the diverged and
-    failed counts, the rate of this call's training (runs per minute) and the ETA at it."""
+    failed counts, the rate of this call's training (runs per minute) and the ETA (``eta``)."""
     rate = trained / elapsed * 60 if elapsed > 0 and trained else 0.0
-    eta = datetime.timedelta(seconds=round((total - done) / rate * 60)) if rate else "unknown"
     return (f"{label}: {done}/{total} runs done ({trained} trained here, diverged {diverged}, failed {failed}), "
-            f"{rate:.2f} runs/min, ETA {eta}")
+            f"{rate:.2f} runs/min, ETA {eta(elapsed, worked, total - done, rate)}")
+
+
+def eta(elapsed: float, worked: float | None, left: int = 0, rate: float = 0.0) -> str:
+    """Time left: elapsed x (1 - worked) / worked, where ``worked`` is the share of this call's
+    planned work stored so far (``experiments.config.work``: runs differ in cost by orders of
+    magnitude, so the run rate misleads while the longest groups, started first, train);
+    without it, ``left`` runs at ``rate`` runs per minute; "unknown" before anything is done."""
+    if worked is not None and worked > 0 and elapsed > 0:
+        return str(datetime.timedelta(seconds=round(elapsed * (1 - worked) / worked)))
+    if worked is None and rate > 0:
+        return str(datetime.timedelta(seconds=round(left / rate * 60)))
+    return "unknown"
+
+
+class _Work:
+    """The share of a call's planned work done, from ``runner.Progress.planned``'s estimates."""
+
+    def __init__(self):
+        self.left: dict[str, float] = {}
+        self.total = self.done = 0.0
+        self.known = False
+
+    def plan(self, work: dict[str, float]) -> None:
+        self.left, self.total, self.done, self.known = dict(work), sum(work.values()), 0.0, True
+
+    def stored(self, name: str) -> None:
+        self.done += self.left.pop(name, 0.0)
+
+    @property
+    def share(self) -> float | None:
+        return self.done / self.total if self.known and self.total > 0 else None
 
 
 def _stamped(text: str) -> None:
@@ -79,6 +109,7 @@ def _line_hooks(label: str):
     from rankbias.experiments.runner import Progress as Hooks
 
     state = {"total": 0, "done": 0, "trained": 0, "diverged": 0, "failed": 0, "since": time.monotonic()}
+    work = _Work()
 
     def start(total: int, done: int) -> None:
         state.update(total=total, done=done, since=time.monotonic())
@@ -88,12 +119,14 @@ def _line_hooks(label: str):
         for rec in records:
             state["done"] += 1
             state["trained"] += 1
+            work.stored(rec.name)
             if rec.status in ("diverged", "failed"):
                 state[rec.status] += 1
         _stamped(progress_line(label, state["done"], state["total"], state["trained"], state["diverged"],
-                               state["failed"], time.monotonic() - state["since"]))
+                               state["failed"], time.monotonic() - state["since"], work.share))
 
-    return Hooks(start=start, group=group, scoring=lambda: _stamped("scoring (bootstrap over seeds)"))
+    return Hooks(start=start, group=group, scoring=lambda: _stamped("scoring (bootstrap over seeds)"),
+                 planned=work.plan)
 
 
 @contextlib.contextmanager
@@ -101,25 +134,27 @@ def _bar_hooks(label: str):
     from rankbias.experiments.runner import Progress as Hooks
 
     counts = {"diverged": 0, "failed": 0}
+    work, since = _Work(), time.monotonic()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("diverged {task.fields[diverged]} failed {task.fields[failed]}"),
-               TimeElapsedColumn(), TimeRemainingColumn())
+               TimeElapsedColumn(), TextColumn("ETA {task.fields[eta]}"))
     with Progress(*columns, console=console) as bar:
         task: dict = {}
 
         def start(total: int, done: int) -> None:
-            task["id"] = bar.add_task(label, total=total, completed=done, **counts)
+            task["id"] = bar.add_task(label, total=total, completed=done, eta="unknown", **counts)
 
         def done(rec) -> None:
             if rec.status in counts:
                 counts[rec.status] += 1
-            bar.update(task["id"], advance=1, **counts)
+            work.stored(rec.name)
+            bar.update(task["id"], advance=1, eta=eta(time.monotonic() - since, work.share), **counts)
 
         def scoring() -> None:
             if "id" in task:
                 bar.update(task["id"], description="scoring (bootstrap over seeds)")
 
-        yield Hooks(start, done, scoring)
+        yield Hooks(start, done, scoring, planned=work.plan)
 
 
 def trained(plan, store) -> None:

@@ -260,14 +260,16 @@ def _run_dask(executor, groups, deliver, retries: int, task, device: str) -> Non
 @dataclass
 class Progress:
     """Hooks a caller gives ``train_missing`` to show progress: ``start(total, done)`` once
-    with the matrix's run count and how many the store holds, ``done(record)`` per trained
-    run, ``group(records)`` once per ensemble group stored; ``scoring()`` when a workflow
-    moves on to scoring (``benchmark.run_benchmark``)."""
+    with the matrix's run count and how many the store holds, ``planned(work)`` once with
+    the estimated work of each run to train {name: ``config.work``}, ``done(record)`` per
+    trained run, ``group(records)`` once per ensemble group stored; ``scoring()`` when a
+    workflow moves on to scoring (``benchmark.run_benchmark``)."""
 
     start: Callable[[int, int], None] = lambda total, done: None
     done: Callable[[RunRecord], None] = lambda record: None
     scoring: Callable[[], None] = lambda: None
     group: Callable[[list[RunRecord]], None] = lambda records: None
+    planned: Callable[[dict[str, float]], None] = lambda work: None
 
 
 def train_missing(matrix: Matrix, store: Store, placement: Placement, *, retry_failed: bool = False,
@@ -284,6 +286,7 @@ def train_missing(matrix: Matrix, store: Store, placement: Placement, *, retry_f
     with store.writing():  # one trainer per store (Store.writing); the plan is made under the lock
         before = plan(matrix, store, retry_failed)
         progress.start(len(matrix.runs), before.done)
+        progress.planned({config.name(): work(config) for config in before.todo})
         workers = processes or placement.workers
         executor = scheduler or (f"process:{workers}" if workers > 1 else "local")
         run_configs(before.todo, store, progress.done, executor, device=placement, on_group=progress.group)
