@@ -62,7 +62,7 @@ def test_the_eta_weighs_each_stored_run_by_its_planned_work(monkeypatch, capsys)
 
 def test_training_plans_each_runs_work_for_the_progress_hooks(tmp_path):
     from rankbias.engine.device import place
-    from rankbias.experiments.config import work
+    from rankbias.experiments.config import group_work
     from rankbias.experiments.matrix import expand
     from rankbias.experiments.runner import Progress, train_missing
     from rankbias.experiments.spec import load
@@ -73,8 +73,8 @@ def test_training_plans_each_runs_work_for_the_progress_hooks(tmp_path):
     matrix, planned = expand(load(matrix_file), "quick"), []
     train_missing(matrix, Store(tmp_path / "s.sqlite"), place("cpu"), processes=1,
                   progress=Progress(planned=planned.append))
-    assert planned == [{name: work(config) for name, config in matrix.runs.items()}]
-    assert len(planned[0]) == 6 and all(w > 0 for w in planned[0].values())
+    group = list(matrix.runs.values())  # 3 wd x 2 seeds: one ensemble
+    assert planned == [{name: group_work(group) / 6 for name in matrix.runs}] and len(planned[0]) == 6
 
 
 def test_a_redirected_run_shows_progress_before_it_ends(tmp_path):

@@ -3,11 +3,12 @@
 import json
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from rankbias.cli import app
 from rankbias.experiments.matrix import expand
-from rankbias.experiments.config import work
+from rankbias.experiments.config import STEP_COST, group_work, steps, work
 from rankbias.experiments.runner import _groups, plan, run_matrix, run_one
 from rankbias.experiments.spec import parse
 from rankbias.experiments.store import RunRecord, Store
@@ -180,8 +181,10 @@ def test_the_groups_with_the_most_work_start_first():
     matrix = expand(parse(text, "<test>"), "quick")
     groups = _groups(list(matrix.runs.values()))
     assert [g[0].dynamics.steps for g in groups] == [3000, 30]
-    loads = [sum(map(work, g)) for g in groups]
-    assert loads == sorted(loads, reverse=True) and loads[0] == 100 * loads[1]
+    loads = [group_work(g) for g in groups]
+    assert loads == sorted(loads, reverse=True) and loads[0] == pytest.approx(100 * loads[1])
+    # a group's cost is its runs' arithmetic plus a fixed cost per step, once per group
+    assert loads[1] == pytest.approx(sum(map(work, groups[1])) + STEP_COST * steps(groups[1][0]))
 
 
 def test_a_second_process_on_a_busy_store_is_refused_and_nothing_is_doubled(tmp_path):

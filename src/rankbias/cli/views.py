@@ -33,7 +33,7 @@ def progress_line(label: str, done: int, total: int, trained: int, diverged: int
 
 def eta(elapsed: float, worked: float | None, left: int = 0, rate: float = 0.0) -> str:
     """Time left: elapsed x (1 - worked) / worked, where ``worked`` is the share of this call's
-    planned work stored so far (``experiments.config.work``: runs differ in cost by orders of
+    planned work stored so far (``experiments.config.group_work``: runs differ in cost by orders of
     magnitude, so the run rate misleads while the longest groups, started first, train);
     without it, ``left`` runs at ``rate`` runs per minute; "unknown" before anything is done."""
     if worked is not None and worked > 0 and elapsed > 0:

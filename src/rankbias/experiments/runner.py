@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from rankbias.engine.device import Placement, as_placement
-from rankbias.experiments.config import RunConfig, group_configs, work
+from rankbias.experiments.config import RunConfig, group_configs, group_work
 from rankbias.experiments.execute import blank_record, train_group
 from rankbias.experiments.matrix import Matrix
 from rankbias.experiments.store import RunRecord, Store
@@ -113,11 +113,11 @@ def _single_threaded_children():
 
 
 def _groups(todo: list[RunConfig]) -> list[list[RunConfig]]:
-    """The ensemble groups of ``todo``, the most work first (``config.work``): a long group
-    started last would leave the other workers idle at the end (Graham's longest-processing-
-    time rule)."""
+    """The ensemble groups of ``todo``, the most work first (``config.group_work``): a long
+    group started last would leave the other workers idle at the end (Graham's longest-
+    processing-time rule)."""
     groups = [[todo[i] for i in members] for members in group_configs(todo)]
-    return sorted(groups, key=lambda group: -sum(map(work, group)))
+    return sorted(groups, key=lambda group: -group_work(group))
 
 
 def run_matrix(matrix: Matrix, store: Store, retry_failed: bool = False,
@@ -261,7 +261,8 @@ def _run_dask(executor, groups, deliver, retries: int, task, device: str) -> Non
 class Progress:
     """Hooks a caller gives ``train_missing`` to show progress: ``start(total, done)`` once
     with the matrix's run count and how many the store holds, ``planned(work)`` once with
-    the estimated work of each run to train {name: ``config.work``}, ``done(record)`` per
+    the estimated work of each run to train {name: its group's ``config.group_work`` shared
+    evenly by its runs}, ``done(record)`` per
     trained run, ``group(records)`` once per ensemble group stored; ``scoring()`` when a
     workflow moves on to scoring (``benchmark.run_benchmark``)."""
 
@@ -286,7 +287,8 @@ def train_missing(matrix: Matrix, store: Store, placement: Placement, *, retry_f
     with store.writing():  # one trainer per store (Store.writing); the plan is made under the lock
         before = plan(matrix, store, retry_failed)
         progress.start(len(matrix.runs), before.done)
-        progress.planned({config.name(): work(config) for config in before.todo})
+        progress.planned({config.name(): group_work(group) / len(group) for group in _groups(before.todo)
+                          for config in group})
         workers = processes or placement.workers
         executor = scheduler or (f"process:{workers}" if workers > 1 else "local")
         run_configs(before.todo, store, progress.done, executor, device=placement, on_group=progress.group)
