@@ -80,13 +80,12 @@ def verdict_summary(card: dict) -> str:
     return "\n".join([_caption(card), "", *rows])
 
 
-def benchmark_table(saved: dict, groups) -> str:
-    """The cases of a pytest-benchmark JSON whose group ``groups(group)`` keeps: median, the
-    ratio to the group's rankbias case (its first case where it has none), accuracy."""
+def benchmark_table(saved: dict) -> str:
+    """The cases of a pytest-benchmark JSON: median, the ratio to the group's rankbias case (its
+    first case where it has none), accuracy."""
     by_group: dict[str, list] = {}
     for b in saved["benchmarks"]:
-        if groups(b["group"] or ""):
-            by_group.setdefault(b["group"] or "", []).append(b)
+        by_group.setdefault(b["group"] or "", []).append(b)
     rows = ["| group | case | median | ratio | accuracy |", "| --- | --- | --- | --- | --- |"]
     for group, cases in by_group.items():
         ours = [b for b in cases if "rankbias" in (b.get("param") or b["name"])] or cases[:1]
@@ -146,12 +145,8 @@ def schema_tables() -> str:
     return "\n".join(out).rstrip()
 
 
-def _bench() -> dict:
-    return json.loads((DOCS / "bench-cpu.json").read_text())
-
-
-def _engine(group: str) -> bool:
-    return "SGD" in group  # the engine groups name their SGD steps; the kernel groups do not
+def _bench(name: str) -> dict:
+    return json.loads((DOCS / name).read_text())
 
 
 def _load(name: str) -> dict:
@@ -166,8 +161,8 @@ BLOCKS = {
                                                                 _load("scorecard-standard-v2-retrained.json")),
                           "scorecard-v2": lambda: scorecard_table(_load("scorecard-standard-v2.json")),
                           "scorecard-v1": lambda: scorecard_table(_load("scorecard-standard-v1.json"))},
-    DOCS / "benchmarks.md": {"bench-spectral": lambda: benchmark_table(_bench(), lambda g: not _engine(g))},
-    DOCS / "engine.md": {"bench-engine": lambda: benchmark_table(_bench(), _engine)},
+    DOCS / "benchmarks.md": {"bench-spectral": lambda: benchmark_table(_bench("bench-cpu.json"))},
+    DOCS / "engine.md": {"bench-engine": lambda: benchmark_table(_bench("bench-engine.json"))},
     DOCS / "export.md": {"export-schema": schema_tables},
 }
 

@@ -58,6 +58,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from rankbias.engine.allocator import retain_freed_memory
 from rankbias.engine.data import Dataset
 from rankbias.engine.dynamics import GATE_CHECKS, DynamicsSpec, RunResult, budget, log_steps
 from rankbias.engine.losses import evaluate_members, loss_and_grad
@@ -207,6 +208,7 @@ def train_ensemble(
     ``stationarity(ensemble) -> (R,)`` array; a member that passes the gate after
     its budget is logged at that step and stops there."""
     _check(members)
+    retain_freed_memory()  # no page faults for the tensors each step frees (engine.allocator)
     first = members[0]
     device = data.x_train.device
     n = len(data.x_train)

@@ -25,6 +25,7 @@ import time
 import torch
 
 from rankbias.engine import ensemble, geometry, probes
+from rankbias.engine.allocator import retain_freed_memory
 from rankbias.engine.data import Dataset, make_data
 from rankbias.engine.device import resolve
 from rankbias.engine.dynamics import as_float64, flow
@@ -51,6 +52,7 @@ def train_group(group: list[RunConfig], device="auto") -> list[RunRecord]:
     A group that runs out of GPU memory is split in half and retried; a single run that
     still does not fit is recorded as failed with a line saying how to make it fit."""
     where = device if isinstance(device, torch.device) else resolve(device)
+    retain_freed_memory()  # gradient flow too (engine.allocator)
     try:
         if group[0].dynamics.kind == "gf":
             return [_train_flow(config, where) for config in group]
