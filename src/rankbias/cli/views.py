@@ -48,18 +48,17 @@ class _Work:
 
     def __init__(self):
         self.left: dict[str, float] = {}
-        self.total = self.done = 0.0
-        self.known = False
+        self.total = self.done = 0.0  # total stays 0 until planned: no share
 
     def plan(self, work: dict[str, float]) -> None:
-        self.left, self.total, self.done, self.known = dict(work), sum(work.values()), 0.0, True
+        self.left, self.total, self.done = dict(work), sum(work.values()), 0.0
 
     def stored(self, name: str) -> None:
         self.done += self.left.pop(name, 0.0)
 
     @property
     def share(self) -> float | None:
-        return self.done / self.total if self.known and self.total > 0 else None
+        return self.done / self.total if self.total > 0 else None
 
 
 def _stamped(text: str) -> None:
