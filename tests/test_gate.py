@@ -4,6 +4,7 @@
 import math
 
 import numpy as np
+import torch
 import pytest
 
 from rankbias.engine import data as D
@@ -84,3 +85,30 @@ def test_an_ungated_flow_logs_the_same_geometric_times_as_before():
     expected = np.unique(np.concatenate([[0.0], np.geomspace(5.0 / 1e3, 5.0, 4)]))
     np.testing.assert_allclose([row["at"] for row in result.log], expected)
     assert result.steps == 5.0 and result.gate_step is None and result.solver["nfe"] > 0
+
+
+def test_members_past_the_gate_are_retired_and_the_others_step_exactly_as_before(monkeypatch):
+    from rankbias.engine import ensemble as E
+
+    members = [gd(0.3, 0), gd(0.01, 1), gd(0.0, 2)]
+    wds = [m.wd for m in members]
+
+    def train(stepping):
+        live, weights = [], []
+
+        def on_log(at, ens, alive):
+            live.append(len(ens.live))
+            weights.append([w.clone() for w in ens.effective()[0]])
+
+        results = train_ensemble(NET, DATA, members, on_log=on_log,
+                                 stationarity=lambda ens: stationarity(NET, "ce", *ens.effective(), DATA, wds))
+        return results, live, weights
+
+    retired = train(True)
+    monkeypatch.setattr(E.Ensemble, "retire", lambda self, live: None)  # every member steps to the end
+    full = train(False)
+    assert retired[1][-1] == 1 and set(full[1]) == {3}  # two stopped early: the last logs stepped one member
+    assert [r.steps for r in retired[0]] == [r.steps for r in full[0]] == [400, 624, 3000]
+    assert [r.log for r in retired[0]] == [r.log for r in full[0]]  # losses and accuracies, bit for bit
+    for a, b in zip(retired[2], full[2]):
+        assert all(torch.equal(x, y) for x, y in zip(a, b))  # every member's weights, stopped ones included

@@ -30,6 +30,10 @@ measured on a random probe of that layer's shapes when a batch size is first see
 (``_rounds_once``), and ``torch.bmm`` then ``add_`` elsewhere (the fused call saved
 10% of a 64-member, B = 16 SGD benchmark; measured).
 s_k is folded back into V when it falls below 1e-3.
+A member that stops early (at a gate, or diverged) is retired from the stacks that
+step (``Ensemble.retire``): its V, s and bias are kept as they stopped, and the
+steps go on over the others only (a gated group whose members pass the gate at
+45k and 100k steps did half its arithmetic after the first ones stopped).
 
 Member r draws its init from ``nets.init_params(spec, seed_r)``, as
 ``nets.build`` does, and, each epoch, the permutation ``torch.randperm(n)`` that a
@@ -97,19 +101,49 @@ class Ensemble:
         self.bias = [torch.stack([p[k][1] for p in params]).to(device) for k in range(spec.depth)] if spec.bias else None
         self.trainable = [k for k in range(spec.depth) if not (spec.fixed_outer and k == spec.depth - 1)]
         self._delta: dict[int, torch.Tensor] = {}  # h^T e_k, rounded once into V_k where baddbmm_ would not be
-        self._once: dict[tuple[int, int], bool] = {}  # (layer, batch) -> whether baddbmm_ rounds V_k once
+        self._once: dict[tuple[int, int, int], bool] = {}  # (layer, batch, R) -> whether baddbmm_ rounds V_k once
+        self.live = list(range(R))  # the members that step, in the order of the stacks' rows
+        self._all: tuple | None = None  # (V, scale, bias) of every member once some are retired
 
     def forward(self, x: torch.Tensor, keep: list | None = None) -> torch.Tensor:
-        """x (R, B, d_in) -> (R, B, d_out); appends (h_{k-1}, z_k) of each layer to ``keep``."""
+        """x (R, B, d_in) -> (R, B, d_out) for the members that step (``live``); appends (h_{k-1}, z_k)
+        of each layer to ``keep``."""
+        return self._forward(x, self.V, self.scale, self.bias, keep)
+
+    def _forward(self, x: torch.Tensor, V: list, scale: list, bias: list | None, keep: list | None = None):
         h = x
-        for k, v in enumerate(self.V):
-            z = torch.bmm(h, v).mul_(self.scale[k])  # (R, B, n_k)
-            if self.bias is not None:
-                z.add_(self.bias[k][:, None, :])
+        for k, v in enumerate(V):
+            z = torch.bmm(h, v).mul_(scale[k])  # (R, B, n_k)
+            if bias is not None:
+                z.add_(bias[k][:, None, :])
             if keep is not None:
                 keep.append((h, z))
             h = activate(self.spec, k, h, z, inplace=keep is None)  # nothing keeps z: overwrite it
         return h
+
+    def retire(self, live: list[int]) -> None:
+        """Step only the members ``live`` (a subset of ``self.live``) from now on: the others'
+        V, s and bias stay as they are, outside the stacks that step.  Each member's arithmetic
+        is its own (a batched product per member), so the ones left step exactly as before."""
+        rows = torch.tensor([self.live.index(r) for r in live], device=self.V[0].device)
+        self._all = self._stacks()  # the retiring members' state, written back
+        self.V = [v.index_select(0, rows) for v in self.V]
+        self.scale = [s.index_select(0, rows) for s in self.scale]
+        if self.bias is not None:
+            self.bias = [b.index_select(0, rows) for b in self.bias]
+        self.live, self._delta = list(live), {}
+
+    def _stacks(self) -> tuple[list, list, list | None]:
+        """(V, scale, bias) of every member: the live ones' current state, the retired ones' as they stopped."""
+        if self._all is None:
+            return self.V, self.scale, self.bias
+        rows = torch.tensor(self.live, device=self.V[0].device)
+
+        def merged(every, live):
+            return [a.index_copy(0, rows, b) for a, b in zip(every, live)]
+
+        bias = merged(self._all[2], self.bias) if self.bias is not None else None
+        return merged(self._all[0], self.V), merged(self._all[1], self.scale), bias
 
     def step(self, loss: str, x: torch.Tensor, y: torch.Tensor, lr: torch.Tensor, wd: torch.Tensor,
              smallest_decay: float) -> torch.Tensor:
@@ -154,15 +188,15 @@ class Ensemble:
         """Whether ``V_k.baddbmm_(h^T, e)`` for a batch of ``batch`` samples gives, bit for bit,
         ``V_k + (h^T e)`` rounded once (module docstring), on a random probe of these shapes,
         dtype and device, drawn once from a fixed CPU seed (the runs' generators are untouched)."""
-        if (k, batch) not in self._once:
-            R, n_in, n_out = self.V[k].shape
+        R, n_in, n_out = self.V[k].shape
+        if (k, batch, R) not in self._once:
             g = torch.Generator("cpu").manual_seed(k)
             h, e, v = (torch.randn(shape, generator=g, device="cpu").to(self.V[k]) for shape in
                        ((R, batch, n_in), (R, batch, n_out), (R, n_in, n_out)))
             e.mul_(1e-3)  # an update small against V, as a step's is
             fused = v.clone().baddbmm_(h.transpose(1, 2), e)
-            self._once[(k, batch)] = torch.equal(fused, v.add_(torch.bmm(h.transpose(1, 2), e)))
-        return self._once[(k, batch)]
+            self._once[(k, batch, R)] = torch.equal(fused, v.add_(torch.bmm(h.transpose(1, 2), e)))
+        return self._once[(k, batch, R)]
 
     def _fold_scales(self) -> None:
         """Fold every s_k with |s_k| < 1e-3 back into V_k (W = s V is unchanged) before s_k
@@ -175,23 +209,26 @@ class Ensemble:
 
     def effective(self) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
         """Every member's weights W = s V^T, [(R, n_k, n_{k-1})], and biases."""
+        V, scale, bias = self._stacks()
         with torch.no_grad():
-            weights = [(v * s).transpose(1, 2).contiguous() for v, s in zip(self.V, self.scale)]
-        return weights, self.bias
+            weights = [(v * s).transpose(1, 2).contiguous() for v, s in zip(V, scale)]
+        return weights, bias
 
     def member(self, r: int) -> Net:
         """Member r as a standalone ``Net`` on the ensemble's device (a copy of its current weights)."""
         net = build(self.spec, 0, self.V[0].device)  # the architecture; its weights are overwritten below
+        V, scale, bias = self._stacks()
         with torch.no_grad():
             for k, layer in enumerate(net.layers):
-                layer.weight.copy_((self.V[k][r] * self.scale[k][r]).T)
-                if self.bias is not None:
-                    layer.bias.copy_(self.bias[k][r])
+                layer.weight.copy_((V[k][r] * scale[k][r]).T)
+                if bias is not None:
+                    layer.bias.copy_(bias[k][r])
         return net
 
     def evaluate(self, data: Dataset, loss: str) -> list[dict]:
         """Every member's train (and test) loss and accuracy (``losses.evaluate_members``)."""
-        return evaluate_members(self.forward, self.V[0].shape[0], data, loss)
+        stacks = self._stacks()
+        return evaluate_members(lambda x: self._forward(x, *stacks), stacks[0][0].shape[0], data, loss)
 
 
 def train_ensemble(
@@ -223,6 +260,8 @@ def train_ensemble(
     run = _Members(members, lr, rates, decays, device)
     batches = _Batches(data, members, batch)
     logs = set(log_steps(cap, first.log_points, first.tail_logs, first.log_spacing))
+    live = torch.arange(len(members), device=device)  # the members the ensemble steps, their lr and wd
+    step_lr, step_wd = lr, wd
 
     def log(step: int, who: list[int]) -> None:
         rows = ens.evaluate(data, first.loss)
@@ -248,7 +287,12 @@ def train_ensemble(
                     run.stop(r, step)
         if step == cap or not run.alive:
             break
-        run.note_losses(step, ens.step(first.loss, *batches.at(step), lr, wd, run.smallest_decay))
+        if len(run.alive) < len(live) and isinstance(ens, Ensemble):  # step only the members still training
+            ens.retire(list(run.alive))
+            live = torch.tensor(ens.live, device=device)
+            step_lr, step_wd = lr[live], wd[live]
+        losses = ens.step(first.loss, *batches.at(step, live), step_lr, step_wd, run.smallest_decay)
+        run.note_losses(step, losses, live)
     run.read_divergence()
     for r in list(run.alive):  # trained to the end of the budget (gated: to the cap, off the gate)
         run.stop(r, cap)
@@ -280,29 +324,33 @@ class _Batches:
         self.gens = [torch.Generator().manual_seed(m.seed) for m in members]
         self.per_epoch = self.n // batch
 
-    def at(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(inputs (R, B, d), targets (R, B) or (R, B, k)) of step ``step``; steps come in order."""
+    def at(self, step: int, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(inputs (R', B, d), targets (R', B) or (R', B, k)) of step ``step`` for the members
+        ``rows`` (R',); steps come in order."""
         x, y = self.data.x_train, self.data.y_train
         if self.batch == self.n:
-            return x.expand(self.R, -1, -1), y.expand(self.R, *y.shape)
+            return x.expand(len(rows), -1, -1), y.expand(len(rows), *y.shape)
         if step % self.per_epoch == 0:  # each member's permutation of this epoch, (R, n)
             perms = [torch.randperm(self.n, generator=g, device="cpu") for g in self.gens]
             self.perms = torch.stack(perms).to(x.device)
         start = (step % self.per_epoch) * self.batch
-        idx = self.perms[:, start : start + self.batch]  # (R, B)
-        return x[idx], y[idx]
+        idx = self.perms[rows, start : start + self.batch] if len(rows) < self.R else self.perms[:, start : start + self.batch]
+        return x[idx], y[idx]  # (R', B, ...)
 
 
 class _Members:
     """Which members still train, and each one's ``RunResult``: the host's side of
-    ``train_ensemble``.  A member's first non-finite loss is noted on the device
-    (``first_bad``, -1 while none) and read only by ``read_divergence``."""
+    ``train_ensemble``.  The losses of the steps since the last read are kept on the
+    device, one row per step (a copy, no test per step), and searched for each
+    member's first non-finite loss only by ``read_divergence``."""
 
     def __init__(self, members: list[DynamicsSpec], lr: torch.Tensor, rates: np.ndarray, decays: np.ndarray, device):
         self.members, self.lr, self.rates, self.decays = members, lr, rates, decays
         self.alive = list(range(len(members)))  # on the host: no device read per step
         self.results = [RunResult("done", 0, 0.0) for _ in members]
         self.first_bad = torch.full((len(members),), -1, dtype=torch.long, device=device)
+        self.recent: torch.Tensor | None = None  # (CHECK_EVERY, R): the losses of steps since, since + 1, ...
+        self.since, self.pending = 0, 0
         self.smallest_decay = self._decay()
 
     def _decay(self) -> float:
@@ -310,13 +358,31 @@ class _Members:
         by at most this factor per step (a member with lr wd > 1 flips its sign)."""
         return float(np.min(np.abs(np.float32(1) - self.rates * self.decays)))
 
-    def note_losses(self, step: int, losses: torch.Tensor) -> None:
-        """Keep ``step`` as the first bad step of each member whose loss (R,) is not finite."""
-        bad = ~torch.isfinite(losses) & (self.first_bad < 0)
-        self.first_bad.masked_fill_(bad, step)
+    def note_losses(self, step: int, losses: torch.Tensor, rows: torch.Tensor) -> None:
+        """Keep the losses (R',) of step ``step`` of the members ``rows`` (R',) that stepped."""
+        R = len(self.members)
+        if self.recent is None:
+            self.recent = torch.full((CHECK_EVERY, R), 0.0, dtype=losses.dtype, device=losses.device)
+        if self.pending == CHECK_EVERY:
+            self._fold()
+        if self.pending == 0:
+            self.since = step
+        row = self.recent.select(0, self.pending)
+        row.copy_(losses) if rows.shape[0] == R else row.index_copy_(0, rows, losses)  # the others' stay finite
+        self.pending += 1
+
+    def _fold(self) -> None:
+        """Note each member's first non-finite loss among the kept steps in ``first_bad``, on the device."""
+        if self.pending:
+            bad = ~torch.isfinite(self.recent[: self.pending])  # (steps, R)
+            first = torch.where(bad.any(0), bad.to(torch.uint8).argmax(0) + self.since, -1)  # argmax: the first
+            self.first_bad.copy_(torch.where(self.first_bad < 0, first, self.first_bad))
+            self.recent[: self.pending].zero_()
+            self.pending = 0
 
     def read_divergence(self) -> None:
         """Freeze every member whose loss has turned non-finite, at the step it did."""
+        self._fold()
         for r, step in enumerate(self.first_bad.tolist()):
             if step >= 0 and r in self.alive:
                 self.freeze(r, step)
