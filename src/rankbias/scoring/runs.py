@@ -61,10 +61,12 @@ class Runs:
                 return ", ".join(f"{_short(k)}={_value(v)}" for k, v in values.items()) or "(the one cell)"
         return "(outside the grid)"
 
-    def runset(self, final: pd.DataFrame, metrics: pd.DataFrame | None = None) -> RunSet:
-        """``final``'s runs as a ``RunSet``; ``metrics``: their rows, if already selected."""
-        metrics = self.metrics[self.metrics.run.isin(final.index)] if metrics is None else metrics
-        return RunSet(final, metrics, self.spectra, self.dataset)
+    def runset(self, final: pd.DataFrame, like: RunSet | None = None) -> RunSet:
+        """``final``'s runs as a ``RunSet``; ``like``: a RunSet whose metric rows (and their
+        histories, picked out once) hold these runs' (a bootstrap resample of it)."""
+        if like is not None:
+            return RunSet(final, like.metrics, self.spectra, self.dataset, like.histories)
+        return RunSet(final, self.metrics[self.metrics.run.isin(final.index)], self.spectra, self.dataset)
 
 
 def _data_of(matrix: Matrix, name: str) -> dict:

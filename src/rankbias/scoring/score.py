@@ -123,10 +123,10 @@ class Verdict:
 def _resamples(final: pd.DataFrame, n_boot: int, seed: int):
     seeds = np.array(sorted(final["seed"].unique()))
     rng = np.random.default_rng(seed)
-    by_seed = {s: final[final["seed"] == s] for s in seeds}
+    by_seed = {s: np.flatnonzero(final["seed"].to_numpy() == s) for s in seeds}  # each seed's rows, in order
     for _ in range(n_boot):
         drawn = rng.choice(seeds, size=len(seeds), replace=True)
-        yield pd.concat([by_seed[s] for s in drawn])
+        yield final.iloc[np.concatenate([by_seed[s] for s in drawn])]  # the seeds' rows, one block per draw
 
 
 def _status(check: Check, value: float, low: float, high: float) -> str:
@@ -278,7 +278,7 @@ def score(h: Trend | Predictor, data: Runs, n_boot: int = N_BOOT, seed: int = 0,
         verdict.note = "; ".join(notes + ["no trained done runs in the store; run the matrix first"])
         return verdict
     runs = data.runset(used)
-    resamples = (data.runset(sample, runs.metrics) for sample in _resamples(used, n_boot, seed))
+    resamples = (data.runset(sample, runs) for sample in _resamples(used, n_boot, seed))
     try:
         _judged(h, verdict, runs, resamples, rules, notes)
     except Exception as err:  # a hypothesis that cannot read these runs is reported, not raised

@@ -91,21 +91,29 @@ class RunSet:
     metrics: pd.DataFrame  # (run, step, layer, name, value) rows of these runs
     spectra: Callable[[str], pd.DataFrame] = field(repr=False, default=None)  # run -> (step, layer, sigma)
     dataset: Callable[[str], object] = field(repr=False, default=None)  # run -> its training data (data.Dataset)
+    # (name, layer) -> that metric's rows of ``metrics``, sorted: shared by the RunSets (bootstrap resamples,
+    # subsets) that read the same ``metrics``, so each metric is picked out of the table once
+    histories: dict = field(repr=False, default_factory=dict)
 
     def history(self, name: str, layer: int = -1) -> pd.DataFrame:
         """(run, step, value) of metric ``name`` at ``layer`` for every run here, by step."""
-        m = self.metrics
-        rows = m[(m.name == name) & (m.layer == layer) & m.run.isin(self.final.index)]
-        return rows[["run", "step", "value"]].sort_values(["run", "step"])
+        rows = self.histories.get((name, layer))
+        if rows is None:
+            m = self.metrics
+            rows = m[(m.name == name) & (m.layer == layer)][["run", "step", "value"]].sort_values(["run", "step"])
+            self.histories[(name, layer)] = rows
+        return rows[rows.run.isin(self.final.index)]
 
     def spectrum(self, run: str, layer: int) -> np.ndarray:
         """Singular values of ``layer`` of ``run`` at its last step."""
-        df = self.spectra(run)
-        df = df[df.layer == layer]
-        return df.sigma.iloc[-1]
+        key = ("spectrum", run, layer)  # the spectra are the same for every RunSet that shares ``histories``
+        if key not in self.histories:
+            df = self.spectra(run)
+            self.histories[key] = df[df.layer == layer].sigma.iloc[-1]
+        return self.histories[key]
 
     def subset(self, mask) -> "RunSet":
-        return RunSet(self.final[mask], self.metrics, self.spectra, self.dataset)
+        return RunSet(self.final[mask], self.metrics, self.spectra, self.dataset, self.histories)
 
 
 @dataclass
@@ -235,11 +243,16 @@ def hidden_square(widths) -> list[int]:
 
 
 def hidden_mean(final: pd.DataFrame, metric: str) -> pd.Series:
-    """Per run: the mean of ``metric`` over its hidden square layers."""
-    def one(row):
-        layers = hidden_square(row["widths"])
-        return float(np.mean([row[f"{metric}@{k}"] for k in layers])) if layers else math.nan
-    return final.apply(one, axis=1)
+    """Per run: the mean of ``metric`` over its hidden square layers (NaN for a net without one)."""
+    out = np.full(len(final), math.nan)
+    nets: dict[tuple[int, ...], list[int]] = {}
+    for i, widths in enumerate(final["widths"]):
+        nets.setdefault(widths_of(widths), []).append(i)
+    for widths, rows in nets.items():
+        layers = hidden_square(widths)
+        if layers:  # one net's rows at once; np.mean per row, as over a list of the row's values
+            out[rows] = np.mean(final[[f"{metric}@{k}" for k in layers]].to_numpy(float)[rows], axis=1)
+    return pd.Series(out, index=final.index)
 
 
 def rank_spread(final: pd.DataFrame, by: list[str]) -> float:
