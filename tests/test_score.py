@@ -375,3 +375,25 @@ def test_head_to_head_scores_each_baseline_on_the_runs_both_read(tmp_path):
     card.verdicts[1].runs = []  # read nothing the baseline reads
     (_, [pair]), = pairings(card, [_galanti_wd()], n_boot=10)
     assert pair.shared == 0 and pair.verdict is None
+
+
+def test_a_scorecard_on_worker_processes_equals_the_serial_one(tmp_path):
+    from rankbias.scoring import pool
+
+    ranks = {0.0: 99, 1e-3: 98, 5e-3: 70, 1e-2: 20, 2e-2: 12}
+    store, matrix = plant(tmp_path, "galanti.wd", {"wd": WDS, "seeds": [0, 1, 2]}, lambda wd, s: ranks[wd] + (s % 2))
+    runs = Runs(store, matrix)
+
+    def broken(r):
+        raise KeyError("no such column")
+
+    mine = Trend("my.flat", "me", ("galanti.wd",), "flat", lambda r: [Check("n", float(len(r.final)), ">=", 1)])
+    raising = Trend("my.broken", "me", ("galanti.wd",), "raises", broken)
+    hypotheses = [_galanti_wd(), next(h for h in BASELINES if h.id == "null.wd_flat"), mine, raising]
+    serial = scorecard(hypotheses, runs, n_boot=40)
+    tasks = [(h, None, None, None) for h in hypotheses]
+    assert pool.sendable(tasks, 2) == [0, 1]  # the researcher's stay here
+    parallel = scorecard(hypotheses, runs, n_boot=40, processes=2)
+    assert [v.to_dict() for v in parallel] == [v.to_dict() for v in serial]
+    assert serial[0].verdict == "pass" and serial[2].statistics[0].value == 15
+    assert parallel[3].error is not None and parallel[3].error.__traceback__ is not None  # kept for --debug

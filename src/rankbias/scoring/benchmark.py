@@ -17,6 +17,7 @@ researcher's hypotheses apply to a matrix (``unmatched``), which runs they read
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,11 +88,12 @@ def unknown_claims(claims: list[str], version: int) -> list[str]:
 
 
 def score_matrix(matrix: Matrix, store: Store, extra: list | None = None, *, n_boot: int = 0,
-                 claims: list[str] | None = None, version: int = CURRENT, target: str = "") -> Scorecard:
+                 claims: list[str] | None = None, version: int = CURRENT, target: str = "",
+                 processes: int = 1) -> Scorecard:
     """Score the claims of ``version`` that read ``matrix`` (only those in ``claims``, if given)
     and the researcher's ``extra`` hypotheses on the runs ``store`` holds (``n_boot``
-    bootstrap resamples over seeds; 0: ``score.N_BOOT``).  Raises ``ValueError`` naming an
-    unknown claim id or a negative ``n_boot``."""
+    bootstrap resamples over seeds; 0: ``score.N_BOOT``), on ``processes`` local processes
+    (1: this one).  Raises ``ValueError`` naming an unknown claim id or a negative ``n_boot``."""
     if n_boot < 0:
         raise ValueError(f"'n_boot' must be an int >= 0 (0: the default {N_BOOT}); got {n_boot}.")
     unknown = unknown_claims(claims or [], version)
@@ -106,7 +108,7 @@ def score_matrix(matrix: Matrix, store: Store, extra: list | None = None, *, n_b
     matrix = with_logged(matrix, store)  # the runs of users' own models, beside the matrix's
     runs = Runs(store, matrix)
     baselines = [h for h in baselines_of(matrix, version) if not claims or h.id in claims]
-    verdicts = scorecard([*baselines, *extra], runs, n_boot or N_BOOT, version=version)
+    verdicts = scorecard([*baselines, *extra], runs, n_boot or N_BOOT, version=version, processes=processes)
     meta = header(runs, verdicts, version, target, matrix.tier)
     if not verdicts:
         meta["note"] = (f"nothing to score: no scenario of {target or 'this matrix'} is a claim of claims version "
@@ -179,7 +181,8 @@ def run_benchmark(target: str | Matrix = "quick", store: str | Path | Store = "r
     device : str or Placement
         auto, cpu, cuda or cuda:N, placed once (``device.place``).
     processes : int
-        Local workers: 0 for one per core (or per GPU), 1 for this process.
+        Local workers: 0 for one per core (or per GPU), 1 for this process.  Scoring
+        then runs on as many processes (0: one per core, at most 8).
     scheduler : str
         The address of a Dask scheduler to train on instead, e.g. tcp://HOST:8786.
     retry_failed : bool
@@ -207,7 +210,9 @@ def run_benchmark(target: str | Matrix = "quick", store: str | Path | Store = "r
                          scheduler=scheduler, progress=progress)
     progress.scoring()
     label = label if label is not None else target if isinstance(target, str) else ""
-    card = score_matrix(matrix, store, n_boot=n_boot, version=version, target=label)
+    # scored on as many local processes as trained (one per core for 0), none when a cluster trained
+    scorers = 1 if scheduler else processes or min(8, os.cpu_count() or 1)
+    card = score_matrix(matrix, store, n_boot=n_boot, version=version, target=label, processes=scorers)
     card.plan = plan
     if scorecard_path:
         card.write(scorecard_path)

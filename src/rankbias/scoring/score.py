@@ -316,17 +316,24 @@ def applies_to(h, matrix: Matrix) -> bool:
     return any(sid in h.scenarios or sid.startswith(h.id + ".") for sid in matrix.members)
 
 
-def scorecard(hypotheses, data: Runs, n_boot: int = N_BOOT, seed: int = 0, version: int = CURRENT) -> list[Verdict]:
+def scorecard(hypotheses, data: Runs, n_boot: int = N_BOOT, seed: int = 0, version: int = CURRENT,
+              processes: int = 1) -> list[Verdict]:
     """Verdicts of ``hypotheses`` on ``data`` by claims version ``version``'s rules, in order,
     each followed by those of its claim's variants in the matrix (``variant_sets``); a claim
-    whose own scenarios are absent but whose variants are present gets its variants' only."""
-    out = []
+    whose own scenarios are absent but whose variants are present gets its variants' only.
+    ``processes`` > 1 scores them on that many local workers (``pool.score_on_workers``),
+    with the same verdicts."""
+    tasks = []  # (hypothesis, names, as_id, scenarios) of each verdict, as score() takes them
     for h in hypotheses:
         variants = variant_sets(h, data)
         if not variants or any(sid in data.matrix.members for sid in h.scenarios):
-            out.append(score(h, data, n_boot, seed, version=version))
-        out.extend(score(h, data, n_boot, seed, names, vid, version, scenarios=(sid,)) for vid, sid, names in variants)
-    return out
+            tasks.append((h, None, None, None))
+        tasks.extend((h, names, vid, (sid,)) for vid, sid, names in variants)
+    if processes > 1 and len(tasks) > 1:
+        from rankbias.scoring.pool import score_on_workers
+
+        return score_on_workers(tasks, data, n_boot, seed, version, processes)
+    return [score(h, data, n_boot, seed, names, as_id, version, scenarios) for h, names, as_id, scenarios in tasks]
 
 
 def header(data: Runs, verdicts: list[Verdict], version: int, target: str, tier: str) -> dict:
