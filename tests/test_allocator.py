@@ -40,5 +40,5 @@ def _faults(mode: str) -> int:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
 def test_a_training_step_reuses_freed_memory_without_page_faults():
     default, retained = _faults("default"), _faults("retain")
-    assert default > 10_000  # glibc hands freed pages back: measured 41k faults in 10 steps
+    assert default > 2_000  # glibc hands freed pages back: measured 9.6k-41k faults in 10 steps
     assert retained < default / 20  # measured: 1
