@@ -66,10 +66,10 @@ from rankbias.engine.allocator import retain_freed_memory
 from rankbias.engine.data import Dataset
 from rankbias.engine.dynamics import GATE_CHECKS, DynamicsSpec, RunResult, budget, log_steps
 from rankbias.engine.losses import evaluate_members, loss_and_grad
+from rankbias.engine.members import CHECK_EVERY, Members
 from rankbias.engine.functional import FuncEnsemble
 from rankbias.engine.nets import MLP_ARCHS, Net, NetSpec, activate, build, init_params
 
-CHECK_EVERY = 256  # steps between reads of the members' divergence flags
 SHARED = ("kind", "loss", "steps", "epochs", "batch", "log_points", "tail_logs", "gate", "max_steps", "optimizer",
           "nesterov", "schedule", "step_every", "gamma", "gate_measure", "dtype", "log_spacing")
 
@@ -231,10 +231,8 @@ class Ensemble:
         return evaluate_members(lambda x: self._forward(x, *stacks), stacks[0][0].shape[0], data, loss)
 
 
-def train_ensemble(
-    spec: NetSpec, data: Dataset, members: list[DynamicsSpec], on_log: Callable | None = None,
-    stationarity: Callable | None = None,
-) -> list[RunResult]:
+def train_ensemble(spec: NetSpec, data: Dataset, members: list[DynamicsSpec], on_log: Callable | None = None,
+                   stationarity: Callable | None = None) -> list[RunResult]:
     """Train one member per ``DynamicsSpec`` (seed, lr, wd its own) at once, on the
     device ``data`` lives on.
 
@@ -246,22 +244,18 @@ def train_ensemble(
     its budget is logged at that step and stops there."""
     _check(members)
     retain_freed_memory()  # no page faults for the tensors each step frees (engine.allocator)
-    first = members[0]
-    device = data.x_train.device
-    n = len(data.x_train)
-    batch, total = budget(first, n)
+    first, device = members[0], data.x_train.device
+    batch, total = budget(first, len(data.x_train))
     gate = Gate(first, total, stationarity) if first.gated else None
     cap = gate.cap if gate else total
     ens = make_ensemble(spec, members, data, total)
     real = np.float64 if data.x_train.dtype == torch.float64 else np.float32
-    rates = np.array([m.lr for m in members], dtype=real)  # the host's copy of lr, in the data's precision
-    decays = np.array([m.wd for m in members], dtype=real)
+    rates, decays = (np.array([getattr(m, f) for m in members], dtype=real) for f in ("lr", "wd"))  # host copies
     lr, wd = torch.from_numpy(rates).to(device), torch.from_numpy(decays).to(device)  # (R,)
-    run = _Members(members, lr, rates, decays, device)
+    run = Members(members, lr, rates, decays, device)
     batches = _Batches(data, members, batch)
     logs = set(log_steps(cap, first.log_points, first.tail_logs, first.log_spacing))
-    live = torch.arange(len(members), device=device)  # the members the ensemble steps, their lr and wd
-    step_lr, step_wd = lr, wd
+    live, step_lr, step_wd = torch.arange(len(members), device=device), lr, wd  # the members that step
 
     def log(step: int, who: list[int]) -> None:
         rows = ens.evaluate(data, first.loss)
@@ -336,70 +330,6 @@ class _Batches:
         start = (step % self.per_epoch) * self.batch
         idx = self.perms[rows, start : start + self.batch] if len(rows) < self.R else self.perms[:, start : start + self.batch]
         return x[idx], y[idx]  # (R', B, ...)
-
-
-class _Members:
-    """Which members still train, and each one's ``RunResult``: the host's side of
-    ``train_ensemble``.  The losses of the steps since the last read are kept on the
-    device, one row per step (a copy, no test per step), and searched for each
-    member's first non-finite loss only by ``read_divergence``."""
-
-    def __init__(self, members: list[DynamicsSpec], lr: torch.Tensor, rates: np.ndarray, decays: np.ndarray, device):
-        self.members, self.lr, self.rates, self.decays = members, lr, rates, decays
-        self.alive = list(range(len(members)))  # on the host: no device read per step
-        self.results = [RunResult("done", 0, 0.0) for _ in members]
-        self.first_bad = torch.full((len(members),), -1, dtype=torch.long, device=device)
-        self.recent: torch.Tensor | None = None  # (CHECK_EVERY, R): the losses of steps since, since + 1, ...
-        self.since, self.pending = 0, 0
-        self.smallest_decay = self._decay()
-
-    def _decay(self) -> float:
-        """min_r |1 - lr_r wd_r|, rounded as the device's float32 computes it: |s_k| shrinks
-        by at most this factor per step (a member with lr wd > 1 flips its sign)."""
-        return float(np.min(np.abs(np.float32(1) - self.rates * self.decays)))
-
-    def note_losses(self, step: int, losses: torch.Tensor, rows: torch.Tensor) -> None:
-        """Keep the losses (R',) of step ``step`` of the members ``rows`` (R',) that stepped."""
-        R = len(self.members)
-        if self.recent is None:
-            self.recent = torch.full((CHECK_EVERY, R), 0.0, dtype=losses.dtype, device=losses.device)
-        if self.pending == CHECK_EVERY:
-            self._fold()
-        if self.pending == 0:
-            self.since = step
-        row = self.recent.select(0, self.pending)
-        row.copy_(losses) if rows.shape[0] == R else row.index_copy_(0, rows, losses)  # the others' stay finite
-        self.pending += 1
-
-    def _fold(self) -> None:
-        """Note each member's first non-finite loss among the kept steps in ``first_bad``, on the device."""
-        if self.pending:
-            bad = ~torch.isfinite(self.recent[: self.pending])  # (steps, R)
-            first = torch.where(bad.any(0), bad.to(torch.uint8).argmax(0) + self.since, -1)  # argmax: the first
-            self.first_bad.copy_(torch.where(self.first_bad < 0, first, self.first_bad))
-            self.recent[: self.pending].zero_()
-            self.pending = 0
-
-    def read_divergence(self) -> None:
-        """Freeze every member whose loss has turned non-finite, at the step it did."""
-        self._fold()
-        for r, step in enumerate(self.first_bad.tolist()):
-            if step >= 0 and r in self.alive:
-                self.freeze(r, step)
-
-    def freeze(self, r: int, step: int) -> None:
-        """Member r diverged at ``step``: it stops there, and its lr becomes 0."""
-        self.results[r].status, self.results[r].diverged_at = "diverged", step
-        self.stop(r, step)
-
-    def stop(self, r: int, step: int) -> None:
-        """Member r stops at ``step`` (end of budget, gate, divergence): its weights stay as they are."""
-        member = self.members[r]
-        self.results[r].steps, self.results[r].horizon = step, member.lr * member.wd * step
-        self.alive.remove(r)
-        self.lr[r] = 0.0
-        self.rates[r] = 0.0
-        self.smallest_decay = self._decay()
 
 
 class Gate:

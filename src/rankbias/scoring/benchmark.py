@@ -210,8 +210,7 @@ def run_benchmark(target: str | Matrix = "quick", store: str | Path | Store = "r
                          scheduler=scheduler, progress=progress)
     progress.scoring()
     label = label if label is not None else target if isinstance(target, str) else ""
-    # scored on as many local processes as trained (one per core for 0), none when a cluster trained
-    scorers = 1 if scheduler else processes or min(8, os.cpu_count() or 1)
+    scorers = 1 if scheduler else processes or min(8, os.cpu_count() or 1)  # as many as trained
     card = score_matrix(matrix, store, n_boot=n_boot, version=version, target=label, processes=scorers)
     card.plan = plan
     if scorecard_path:

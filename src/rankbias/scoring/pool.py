@@ -33,9 +33,7 @@ def _start(store_path, matrix, version: int) -> None:
     _known = {h.id: h for h in claims(version)}
 
 
-def _verdict(claim_id: str, names, as_id, scenarios, n_boot: int, seed: int, version: int):
-    from rankbias.scoring.score import score
-
+def _verdict(score, claim_id: str, names, as_id, scenarios, n_boot: int, seed: int, version: int):
     return score(_known[claim_id], _runs, n_boot, seed, names, as_id, version, scenarios)
 
 
@@ -53,11 +51,10 @@ def spawnable() -> bool:
     return path is None or os.path.exists(path)
 
 
-def score_on_workers(tasks: list[tuple], data: Runs, n_boot: int, seed: int, version: int, processes: int) -> list:
-    """The verdicts of ``tasks`` ((hypothesis, names, as_id, scenarios), as ``score.score`` takes
-    them), in order, scored on ``processes`` spawned workers where they can be."""
-    from rankbias.scoring.score import score
-
+def score_on_workers(score, tasks: list[tuple], data: Runs, n_boot: int, seed: int, version: int,
+                     processes: int) -> list:
+    """The verdicts of ``tasks`` ((hypothesis, names, as_id, scenarios), as ``score`` (``score.score``)
+    takes them), in order, scored on ``processes`` spawned workers where they can be."""
     sent = sendable(tasks, version)
     out: list = [None] * len(tasks)
     if not sent:
@@ -66,7 +63,7 @@ def score_on_workers(tasks: list[tuple], data: Runs, n_boot: int, seed: int, ver
     try:
         with concurrent.futures.ProcessPoolExecutor(processes, mp_context=context, initializer=_start,
                                                     initargs=(data.store_path, data.matrix, version)) as pool:
-            futures = {pool.submit(_verdict, tasks[i][0].id, *tasks[i][1:], n_boot, seed, version): i for i in sent}
+            futures = {pool.submit(_verdict, score, tasks[i][0].id, *tasks[i][1:], n_boot, seed, version): i for i in sent}
             for i in set(range(len(tasks))) - set(sent):
                 out[i] = score(*_args(tasks[i], data, n_boot, seed, version))
             for future in concurrent.futures.as_completed(futures):

@@ -332,7 +332,7 @@ def scorecard(hypotheses, data: Runs, n_boot: int = N_BOOT, seed: int = 0, versi
     if processes > 1 and len(tasks) > 1:
         from rankbias.scoring.pool import score_on_workers
 
-        return score_on_workers(tasks, data, n_boot, seed, version, processes)
+        return score_on_workers(score, tasks, data, n_boot, seed, version, processes)
     return [score(h, data, n_boot, seed, names, as_id, version, scenarios) for h, names, as_id, scenarios in tasks]
 
 
