@@ -57,19 +57,19 @@ def score_on_workers(score, tasks: list[tuple], data: Runs, n_boot: int, seed: i
     takes them), in order, scored on ``processes`` spawned workers where they can be."""
     sent = sendable(tasks, version)
     out: list = [None] * len(tasks)
-    if not sent:
-        return [score(*_args(task, data, n_boot, seed, version)) for task in tasks]
-    context = multiprocessing.get_context("spawn")
-    try:
-        with concurrent.futures.ProcessPoolExecutor(processes, mp_context=context, initializer=_start,
-                                                    initargs=(data.store_path, data.matrix, version)) as pool:
-            futures = {pool.submit(_verdict, score, tasks[i][0].id, *tasks[i][1:], n_boot, seed, version): i for i in sent}
-            for i in set(range(len(tasks))) - set(sent):
-                out[i] = score(*_args(tasks[i], data, n_boot, seed, version))
-            for future in concurrent.futures.as_completed(futures):
-                out[futures[future]] = future.result()
-    except concurrent.futures.process.BrokenProcessPool:  # no worker could start (e.g. a script read from stdin)
-        pass
+    if sent:
+        context = multiprocessing.get_context("spawn")
+        try:
+            with concurrent.futures.ProcessPoolExecutor(processes, mp_context=context, initializer=_start,
+                                                        initargs=(data.store_path, data.matrix, version)) as pool:
+                futures = {pool.submit(_verdict, score, tasks[i][0].id, *tasks[i][1:], n_boot, seed, version): i
+                           for i in sent}
+                for i in set(range(len(tasks))) - set(sent):
+                    out[i] = score(*_args(tasks[i], data, n_boot, seed, version))
+                for future in concurrent.futures.as_completed(futures):
+                    out[futures[future]] = future.result()
+        except concurrent.futures.process.BrokenProcessPool:  # no worker could start
+            pass
     for i, task in enumerate(tasks):  # what no worker scored, and each verdict that raised (its traceback kept)
         if out[i] is None or out[i].error is not None:
             out[i] = score(*_args(task, data, n_boot, seed, version))
