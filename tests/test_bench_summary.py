@@ -28,7 +28,10 @@ def test_benchmark_only_deselects_the_other_tests_instead_of_listing_them_as_ski
     import sys
     from pathlib import Path
 
+    import os
+
     root = Path(__file__).parent.parent
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}  # a worker of `pytest -n` is not one
     done = subprocess.run([sys.executable, "-m", "pytest", "--benchmark-only", "-ra", "-q", "-p", "no:cacheprovider",
-                           "tests/test_bench_summary.py"], cwd=root, capture_output=True, text=True, timeout=300)
+                           "tests/test_bench_summary.py"], cwd=root, env=env, capture_output=True, text=True, timeout=300)
     assert "deselected" in done.stdout and "Skipping non-benchmark" not in done.stdout, done.stdout
