@@ -7,8 +7,8 @@ from rankbias.engine.dynamics import DynamicsSpec
 from rankbias.engine.ensemble import train_ensemble
 from rankbias.engine.nets import NetSpec
 
-from .cases import (ENGINE_WIDTHS, engine_data, engine_members, large_members, module_case, module_plain_loop,
-                    plain_loop, tracked_ensemble)
+from .cases import (ENGINE_WIDTHS, engine_data, engine_members, gradient_ensemble, large_members, module_case,
+                    module_plain_loop, plain_loop, tracked_ensemble)
 
 STEPS = 200
 
@@ -70,7 +70,8 @@ class MetricsSuite:
 
 
 class EnsembleMetricsSuite:
-    """64 SGD runs x 2000 steps (B = 16, N = 1000) with and without every metric at 20 log points."""
+    """64 SGD runs x 2000 steps (B = 16, N = 1000) without metrics, with the full-batch
+    gradient only, and with every metric, at 20 log points."""
 
     timeout = 600
     number = 1
@@ -82,6 +83,9 @@ class EnsembleMetricsSuite:
 
     def time_ensemble(self):
         train_ensemble(NetSpec("deep_relu", ENGINE_WIDTHS), self.data, self.members)
+
+    def time_ensemble_with_gradient_only(self):
+        gradient_ensemble(self.data, self.members)
 
     def time_ensemble_with_metrics(self):
         tracked_ensemble(self.data, self.members)

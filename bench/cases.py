@@ -102,6 +102,24 @@ def tracked_ensemble(data, members) -> int:
     return count[0]
 
 
+def gradient_ensemble(data, members) -> int:
+    """An ensemble that computes, at every log point, only the full-batch gradient every
+    metric set starts from (``metrics.gradients``: theta, grad L, features, deltas): the
+    floor under ``tracked_ensemble``.  Returns how many log points it measured."""
+    from rankbias.engine.ensemble import train_ensemble
+    from rankbias.engine.metrics import gradients
+    from rankbias.engine.nets import NetSpec
+
+    spec, count = NetSpec("deep_relu", ENGINE_WIDTHS), [0]
+
+    def on_log(at, ens, alive):
+        gradients(spec, members[0].loss, *ens.effective(), data)
+        count[0] += 1
+
+    train_ensemble(spec, data, members, on_log=on_log)
+    return count[0]
+
+
 def plain_loop(data, members) -> list[list[tuple]]:
     """What a researcher writes without rankbias: one nn.Sequential and optimizer per run,
     logging the train loss and accuracy at the ensemble's log steps (the same work)."""
