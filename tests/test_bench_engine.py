@@ -85,7 +85,8 @@ def test_ensemble_without_metrics(benchmark):
 
 def test_ensemble_with_the_gradient_only(benchmark):
     """The full-batch gradient alone (N = 1000 samples at 21 log points, against 2000 steps
-    of B = 16): the part of every metric's cost that no metric can skip."""
+    of B = 16): the pass that alignment, stationarity, collapse_bound and the feature
+    metrics all start from, so the floor of their share."""
     benchmark.group = TRACKED_GROUP
     assert benchmark.pedantic(gradient_ensemble, args=(DATA, TRACKED), rounds=2, iterations=1) == len(log_steps(2000, 20))
 
