@@ -90,6 +90,34 @@ def test_member_equals_its_torch_optim_run(arch, opt):
         assert any(not torch.equal(moved[n], v) for n, v in want.items() if v.is_floating_point()), "nothing trained"
 
 
+@pytest.mark.parametrize("spec", [NetSpec("deep_relu", (6, 8, 8, 3)), NetSpec("residual_relu", (6, 8, 8, 3), bias=True),
+                                  NetSpec("shallow_relu", (6, 8, 1), fixed_outer=True), NetSpec("deep_linear", (6, 1)),
+                                  NetSpec("factorized", (6, 5, 5, 3))], ids=lambda s: s.arch)
+def test_the_wide_pass_gives_vmaps_losses_and_gradients_bit_for_bit(spec):
+    """MLPs and factorized maps train through their ``wide`` pass (autograd of the summed
+    losses), which replaced vmap(grad) for them: the same numbers, in a quarter of the time
+    for the small nets of the claims (measured)."""
+    from torch.func import functional_call, grad_and_value, vmap
+
+    from rankbias.engine.functional import FuncEnsemble
+
+    data = DATA["tabular"]()
+    if spec.widths[-1] == 1:  # one output: +-1 labels for the logistic loss
+        sign = (2.0 * (data.y_train > 0) - 1).double()
+        data = Dataset(data.spec, "binary", data.x_train, sign, data.x_test, sign[:0])
+    loss = "ce" if data.task == "classes" else "logistic"
+    members = [dataclasses.replace(m, optimizer="adam", loss=loss) for m in _members({})]
+    ens = FuncEnsemble(spec, members, data, STEPS)
+    assert hasattr(ens.base, "wide")  # the route under test
+    x, y = data.x_train[:8].expand(2, -1, -1), data.y_train[:8].expand(2, -1)
+    grads, losses = ens._gradients(loss, ens.params, ens.buffers, x, y)
+    want, want_losses = vmap(grad_and_value(ens.loss_fn(loss)))(ens.params, ens.fixed, ens.buffers, x, y)
+    assert torch.equal(losses, want_losses) and grads.keys() == want.keys()
+    assert all(torch.equal(grads[n], want[n]) for n in want)
+    outputs = vmap(lambda p, f, b, xs: functional_call(ens.base, (p, f, b), (xs,)))(ens.params, ens.fixed, ens.buffers, x)
+    assert torch.equal(ens.forward(x), outputs)
+
+
 def test_plain_sgd_on_an_mlp_keeps_the_written_out_trainer():
     spec, members = ARCHS["mlp"][0], _members({})
     assert written_out(spec, members)

@@ -29,7 +29,7 @@ position there; ``RunRecord.solver["layers"]`` names them):
   the full keys and values (measured); tests/test_v3_engine.py holds the logits
   equal to the layer over every position.
 
-``conv``, ``bn_mlp`` and ``attention`` also have ``wide(state, x)``: all R members in one
+Each also has ``wide(state, x)`` (as the MLP archs' ``nets.Net`` has): all R members in one
 pass, the same function of each member's state as ``forward`` without vmap;
 ``functional.FuncEnsemble`` trains them through it.  Conv and BatchNorm nets fold the
 members into the channels (a grouped convolution with groups = R, a batched matmul,
@@ -54,7 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rankbias.engine.nets import MLP_ARCHS, Net, NetSpec
+from rankbias.engine.nets import MLP_ARCHS, Net, NetSpec, stacked_linear
 
 
 class _EvalByHand:
@@ -138,7 +138,7 @@ class ConvNet(nn.Module):
             a = torch.relu(z)
             h = h + a if self.spec.residual and a.shape == h.shape else a
         pooled = h.flatten(2).mean(-1).view(B, R, -1).transpose(0, 1)  # (R, B, c_k): global average pooling
-        return _linear(pooled, state, "head")
+        return stacked_linear(pooled, state, "head")
 
     def matrices(self, state):
         kernels = [(f"conv{i}", state[f"convs.{i}.weight"].flatten(2)) for i in range(len(self.convs))]  # (R, out, in k k)
@@ -167,18 +167,12 @@ class BatchNormMLP(nn.Module):
         R, B = x.shape[:2]
         h = x
         for i, norm in enumerate(self.norms):
-            z = _linear(h, state, f"layers.{i}").transpose(0, 1).reshape(B, -1)  # (B, R n_i)
+            z = stacked_linear(h, state, f"layers.{i}").transpose(0, 1).reshape(B, -1)  # (B, R n_i)
             h = torch.relu(_folded_norm(norm, state, f"norms.{i}", z)).view(B, R, -1).transpose(0, 1)  # (R, B, n_i)
-        return _linear(h, state, f"layers.{len(self.norms)}")
+        return stacked_linear(h, state, f"layers.{len(self.norms)}")
 
     def matrices(self, state):
         return [(f"layer{k}", state[f"layers.{k}.weight"]) for k in range(len(self.layers))]
-
-
-def _linear(h: torch.Tensor, state: dict, name: str) -> torch.Tensor:
-    """R stacked Linear layers {name.weight: (R, out, in)[, name.bias: (R, out)]} on h (R, B, in) -> (R, B, out)."""
-    out = torch.bmm(h, state[f"{name}.weight"].transpose(1, 2))
-    return out + state[f"{name}.bias"][:, None] if f"{name}.bias" in state else out
 
 
 class Factorized(nn.Module):
@@ -194,6 +188,13 @@ class Factorized(nn.Module):
         for layer in self.layers:
             h = layer(h)
         return (h, {}) if features else h
+
+    def wide(self, state: dict, x: torch.Tensor) -> torch.Tensor:
+        """Every member at once: x (R, B, d_in) -> (R, B, d_out), W_D ... W_1 x per member."""
+        h = x
+        for k in range(len(self.layers)):
+            h = stacked_linear(h, state, f"layers.{k}")
+        return h
 
     def matrices(self, state):
         factors = [state[f"layers.{k}.weight"] for k in range(len(self.layers))]  # (R, n_k, n_{k-1})

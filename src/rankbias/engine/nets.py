@@ -172,6 +172,15 @@ class Net(nn.Module):
                 kept[f"layer{i}"] = h
         return (h, kept) if features else h
 
+    def wide(self, state: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """Every member of a stacked state {layers.<k>.weight: (R, n_k, n_{k-1}), ...} at once on
+        its inputs x (R, B, d_in) -> (R, B, d_out): the same function of each member's state as
+        ``forward``, without vmap (``functional.FuncEnsemble`` trains through it)."""
+        h = x
+        for k in range(len(self.layers)):
+            h = activate(self.spec, k, h, stacked_linear(h, state, f"layers.{k}"))
+        return h
+
     def matrices(self, state: dict[str, torch.Tensor]) -> list[tuple[str, torch.Tensor]]:
         """The measured matrices of stacked members: each layer's weight (R, n_k, n_{k-1})."""
         return [(f"layer{k}", state[f"layers.{k}.weight"]) for k in range(len(self.layers))]
@@ -185,3 +194,9 @@ def build(spec: NetSpec, seed: int, device="cpu") -> Net:
     """A freshly initialized ``Net`` for ``spec`` on ``device``, deterministic in ``seed``
     (the same weights on every device)."""
     return Net(spec, seed, device)
+
+
+def stacked_linear(h: torch.Tensor, state: dict, name: str) -> torch.Tensor:
+    """R stacked Linear layers {name.weight: (R, out, in)[, name.bias: (R, out)]} on h (R, B, in) -> (R, B, out)."""
+    out = torch.bmm(h, state[f"{name}.weight"].transpose(1, 2))
+    return out + state[f"{name}.bias"][:, None] if f"{name}.bias" in state else out
