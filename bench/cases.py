@@ -88,35 +88,43 @@ def large_members(members: int = 1024, steps: int = 2000):
 def tracked_ensemble(data, members) -> int:
     """An ensemble measured by ``metrics.Tracker`` at every log point, as a matrix run is;
     returns how many (member, log point) measurements it made."""
-    from rankbias.engine.ensemble import train_ensemble
     from rankbias.engine.metrics import Tracker
-    from rankbias.engine.nets import NetSpec
 
-    spec = NetSpec("deep_relu", ENGINE_WIDTHS)
-    tracker, count = Tracker(spec, members[0].loss, [m.wd for m in members]), [0]
-
-    def on_log(at, ens, alive):
-        count[0] += len(tracker(*ens.effective(), data))
-
-    train_ensemble(spec, data, members, on_log=on_log)
-    return count[0]
+    tracker = Tracker(engine_net(), members[0].loss, [m.wd for m in members])
+    return _measured_ensemble(data, members, lambda ens: len(tracker(*ens.effective(), data)))
 
 
 def gradient_ensemble(data, members) -> int:
     """An ensemble that computes, at every log point, only the full-batch gradient every
     metric set starts from (``metrics.gradients``: theta, grad L, features, deltas): the
     floor under ``tracked_ensemble``.  Returns how many log points it measured."""
-    from rankbias.engine.ensemble import train_ensemble
     from rankbias.engine.metrics import gradients
+
+    def measure(ens) -> int:
+        gradients(engine_net(), members[0].loss, *ens.effective(), data)
+        return 1
+
+    return _measured_ensemble(data, members, measure)
+
+
+def engine_net():
+    """The engine benchmarks' MLP, deep ReLU of ``ENGINE_WIDTHS``."""
     from rankbias.engine.nets import NetSpec
 
-    spec, count = NetSpec("deep_relu", ENGINE_WIDTHS), [0]
+    return NetSpec("deep_relu", ENGINE_WIDTHS)
+
+
+def _measured_ensemble(data, members, measure) -> int:
+    """Train the engine benchmark's MLP ensemble, calling ``measure(ensemble) -> count`` at
+    every log point; returns the counts' sum."""
+    from rankbias.engine.ensemble import train_ensemble
+
+    count = [0]
 
     def on_log(at, ens, alive):
-        gradients(spec, members[0].loss, *ens.effective(), data)
-        count[0] += 1
+        count[0] += measure(ens)
 
-    train_ensemble(spec, data, members, on_log=on_log)
+    train_ensemble(engine_net(), data, members, on_log=on_log)
     return count[0]
 
 
